@@ -1,0 +1,82 @@
+"""Gated recurrent unit (Cho et al. 2014), as in the notes.
+
+    r(t)  = sigma(U_r x(t) + W_r h(t-1) + b_r)            reset gate
+    z(t)  = sigma(U_z x(t) + W_z h(t-1) + b_z)            update gate
+    h~(t) = tanh (U_n x(t) + W_n (r(t) * h(t-1)) + b_n)   candidate
+    h(t)  = z(t) * h(t-1) + (1 - z(t)) * h~(t)
+
+Naming: across rnn_jax `U` multiplies the input and `W` the previous state (the vanilla RNN's
+convention in the notes); the notes' GRU slide writes these the other way round.
+Fused layout, gate order (r, z, n): U: [in, 3*hidden], b: [3*hidden], W: [hidden, 2*hidden]
+for (r, z), W_n: [hidden, hidden].
+
+Relation to PyTorch's nn.GRU: same gate order and the same update convention (z keeps the old
+state), but PyTorch applies the reset gate *after* the matmul, `n = tanh(U_n x + b_in +
+r * (W_n h + b_hn))`, and has a second bias b_hn. The two agree exactly only when r = 1.
+"""
+
+from typing import NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rnn_jax import initializers
+from rnn_jax.cells.base import Cell, zeros_carry
+
+
+class GRUParams(NamedTuple):
+    U: jax.Array  # [in, 3*hidden], gates (r, z, n)
+    W: jax.Array  # [hidden, 2*hidden], gates (r, z)
+    W_n: jax.Array  # [hidden, hidden], candidate
+    b: jax.Array  # [3*hidden]
+
+
+def init(
+    key: jax.Array,
+    input_size: int,
+    hidden_size: int,
+    *,
+    dtype=jnp.float32,
+    recurrent_init: str = "orthogonal",
+) -> GRUParams:
+    """Glorot U, per-gate orthogonal recurrent matrices, zero biases."""
+    key_u, key_r, key_z, key_n = jax.random.split(key, 4)
+    w_init = initializers.recurrent_init(recurrent_init)
+    shape = (hidden_size, hidden_size)
+    return GRUParams(
+        U=initializers.glorot_uniform(key_u, (input_size, 3 * hidden_size), dtype),
+        W=jnp.concatenate([w_init(key_r, shape, dtype), w_init(key_z, shape, dtype)], axis=-1),
+        W_n=w_init(key_n, shape, dtype),
+        b=jnp.zeros((3 * hidden_size,), dtype),
+    )
+
+
+def initial_carry(params: GRUParams, batch_shape: tuple[int, ...] = ()) -> jax.Array:
+    return zeros_carry(params.W_n.shape[0], batch_shape, params.W_n.dtype)
+
+
+def project_inputs(params: GRUParams, xs: jax.Array) -> jax.Array:
+    """`U x(t) + b` for all steps and gates: `[..., time, in] -> [..., time, 3*hidden]`."""
+    return xs @ params.U + params.b
+
+
+def step(params: GRUParams, h_prev: jax.Array, x_proj: jax.Array) -> tuple[jax.Array, jax.Array]:
+    x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
+    rz = jax.nn.sigmoid(jnp.concatenate([x_r, x_z], axis=-1) + h_prev @ params.W)
+    r, z = jnp.split(rz, 2, axis=-1)
+    candidate = jnp.tanh(x_n + (r * h_prev) @ params.W_n)
+    h = z * h_prev + (1.0 - z) * candidate
+    return h, h
+
+
+def input_size(params: GRUParams) -> int:
+    return params.U.shape[0]
+
+
+def make_cell(**init_options) -> Cell:
+    """The GRU cell; `init_options` become init defaults."""
+
+    def cell_init(key, input_size, hidden_size, **options):
+        return init(key, input_size, hidden_size, **{**init_options, **options})
+
+    return Cell("gru", cell_init, initial_carry, project_inputs, step, input_size)

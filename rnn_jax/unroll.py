@@ -1,0 +1,257 @@
+"""Unrolling cells over time with `jax.lax.scan`: lengths/masks, reverse, bidirectional, stacks.
+
+Public arrays are batch-major, `xs: [batch, time, features]` (or unbatched `[time, features]`);
+inside, one transpose makes them time-major for the scan. The input projection for all steps
+is one matmul before the scan; only the recurrent part runs inside it.
+
+Padding: with `lengths: [batch]`, steps `t >= lengths[b]` keep the carry unchanged and emit
+zeros, so the final carry is the state after each sequence's last real step.
+"""
+
+from typing import Any, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnn_jax.cells.base import Cell
+
+
+def _check_inputs(cell: Cell, params: Any, xs: jax.Array) -> None:
+    if not jnp.issubdtype(xs.dtype, jnp.floating):
+        raise ValueError(
+            f"{cell.name}: expected floating-point inputs xs, received dtype {xs.dtype}; "
+            "one-hot encode or embed integer tokens first"
+        )
+    if xs.ndim not in (2, 3):
+        raise ValueError(
+            f"{cell.name}: expected xs of rank 3 [batch, time, features] or rank 2 "
+            f"[time, features], received shape {xs.shape}"
+        )
+    expected = cell.input_size(params)
+    if xs.shape[-1] != expected:
+        raise ValueError(
+            f"{cell.name}: expected {expected} input features (params), received xs with "
+            f"shape {xs.shape} ({xs.shape[-1]} features)"
+        )
+
+
+def _check_lengths(lengths: jax.Array, batch: int, time: int) -> None:
+    if not jnp.issubdtype(jnp.asarray(lengths).dtype, jnp.integer):
+        raise ValueError(f"expected integer lengths, received dtype {jnp.asarray(lengths).dtype}")
+    if jnp.shape(lengths) != (batch,):
+        raise ValueError(f"expected lengths of shape ({batch},), received {jnp.shape(lengths)}")
+    if not isinstance(lengths, jax.core.Tracer):
+        values = np.asarray(lengths)
+        if values.min(initial=0) < 0 or values.max(initial=0) > time:
+            raise ValueError(
+                f"expected lengths in [0, {time}] (the time axis), received min {values.min()} "
+                f"and max {values.max()}"
+            )
+
+
+def _check_carry(carry: Any, batch: int) -> None:
+    for leaf in jax.tree.leaves(carry):
+        if leaf.ndim < 2 or leaf.shape[0] != batch:
+            raise ValueError(
+                f"carry batch mismatch: xs has batch size {batch}, received a carry leaf of "
+                f"shape {leaf.shape} (expected [{batch}, ...])"
+            )
+
+
+def sequence_mask(lengths: jax.Array, time: int) -> jax.Array:
+    """`[batch, time]` boolean mask, True on each sequence's valid steps `t < lengths[b]`."""
+    return jnp.arange(time)[None, :] < lengths[:, None]
+
+
+def reverse_padded(xs: jax.Array, lengths: jax.Array | None) -> jax.Array:
+    """Reverses the valid prefix of each sequence; padded steps are set to zero.
+
+    `[batch, time, ...] -> [batch, time, ...]`, with out[b, t] = xs[b, lengths[b] - 1 - t].
+    Applying it twice restores the valid prefix.
+    """
+    time = xs.shape[1]
+    if lengths is None:
+        return jnp.flip(xs, axis=1)
+    index = lengths[:, None] - 1 - jnp.arange(time)[None, :]  # [batch, time]
+    valid = index >= 0
+    index = jnp.where(valid, index, 0).reshape(index.shape + (1,) * (xs.ndim - 2))
+    gathered = jnp.take_along_axis(xs, index, axis=1)
+    return jnp.where(valid.reshape(valid.shape + (1,) * (xs.ndim - 2)), gathered, 0)
+
+
+def unroll(
+    cell: Cell,
+    params: Any,
+    xs: jax.Array,
+    *,
+    carry: Any = None,
+    lengths: jax.Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    remat: bool = False,
+) -> tuple[jax.Array, Any]:
+    """Runs `cell` over the time axis of `xs`.
+
+    Args:
+      cell: a `Cell`.
+      params: that cell's params.
+      xs: `[batch, time, features]`, or `[time, features]` for one unbatched sequence.
+      carry: initial carry (batch leading); zeros from `cell.initial_carry` when None.
+      lengths: `[batch]` ints in [0, time]; steps past a sequence's length are padding.
+      reverse: run each sequence from its last valid step back to its first; outputs are
+        returned in the original time order.
+      unroll: `jax.lax.scan`'s unroll factor.
+      remat: rematerialise each step in the backward pass (`jax.checkpoint`) to save memory.
+    Returns:
+      `(ys, final_carry)`: ys `[batch, time, hidden]` (zeros at padded steps), and the carry
+      after each sequence's last valid step.
+    """
+    _check_inputs(cell, params, xs)
+    if xs.ndim == 2:  # one unbatched sequence: add and remove a batch axis
+        carry = None if carry is None else jax.tree.map(lambda a: a[None], carry)
+        lengths = None if lengths is None else jnp.reshape(lengths, (1,))
+        ys, carry = _unroll_batched(cell, params, xs[None], carry, lengths, reverse, unroll, remat)
+        return ys[0], jax.tree.map(lambda a: a[0], carry)
+    return _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll, remat)
+
+
+def _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll_factor, remat):
+    batch, time = xs.shape[:2]
+    if carry is None:
+        carry = cell.initial_carry(params, (batch,))
+    _check_carry(carry, batch)
+    if lengths is not None:
+        _check_lengths(lengths, batch, time)
+    if reverse:
+        xs = reverse_padded(xs, lengths)
+
+    xs_proj = jnp.swapaxes(cell.project_inputs(params, xs), 0, 1)  # [time, batch, gates]
+    step = jax.checkpoint(cell.step) if remat else cell.step
+
+    if lengths is None:
+
+        def body(carry, x_proj):
+            return step(params, carry, x_proj)
+
+        carry, ys = jax.lax.scan(body, carry, xs_proj, unroll=unroll_factor)
+    else:
+        mask = jnp.swapaxes(sequence_mask(lengths, time), 0, 1)  # [time, batch]
+
+        def body(carry, inputs):
+            x_proj, valid = inputs
+            new_carry, h = step(params, carry, x_proj)
+            keep = lambda new, old: jnp.where(valid.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
+            return jax.tree.map(keep, new_carry, carry), keep(h, jnp.zeros_like(h))
+
+        carry, ys = jax.lax.scan(body, carry, (xs_proj, mask), unroll=unroll_factor)
+
+    ys = jnp.swapaxes(ys, 0, 1)  # [batch, time, hidden]
+    if reverse:
+        ys = reverse_padded(ys, lengths)
+    return ys, carry
+
+
+class BidirectionalParams(NamedTuple):
+    forward: Any
+    backward: Any
+
+
+def init_bidirectional(cell: Cell, key: jax.Array, input_size: int, hidden_size: int, **options):
+    """Independent params for the forward and the backward direction."""
+    key_fw, key_bw = jax.random.split(key)
+    return BidirectionalParams(
+        forward=cell.init(key_fw, input_size, hidden_size, **options),
+        backward=cell.init(key_bw, input_size, hidden_size, **options),
+    )
+
+
+def unroll_bidirectional(
+    cell: Cell,
+    params: BidirectionalParams,
+    xs: jax.Array,
+    *,
+    carry: tuple[Any, Any] | None = None,
+    lengths: jax.Array | None = None,
+    **unroll_options,
+) -> tuple[jax.Array, tuple[Any, Any]]:
+    """Forward and reversed unroll, outputs concatenated: `[batch, time, 2*hidden]`.
+
+    At step t the forward half summarises x(1..t) and the backward half x(t..length); under
+    padding the backward pass starts at each sequence's last valid step.
+    """
+    carry_fw, carry_bw = (None, None) if carry is None else carry
+    ys_fw, carry_fw = unroll(
+        cell, params.forward, xs, carry=carry_fw, lengths=lengths, **unroll_options
+    )
+    ys_bw, carry_bw = unroll(
+        cell, params.backward, xs, carry=carry_bw, lengths=lengths, reverse=True, **unroll_options
+    )
+    return jnp.concatenate([ys_fw, ys_bw], axis=-1), (carry_fw, carry_bw)
+
+
+def output_size(cell: Cell, params: Any) -> int:
+    """Width of the outputs `ys` that `cell` emits with `params` (shape inference, no compute)."""
+    xs = jax.ShapeDtypeStruct((1, 1, cell.input_size(params)), jnp.float32)
+    ys = jax.eval_shape(lambda p, x: unroll(cell, p, x)[0], params, xs)
+    return ys.shape[-1]
+
+
+def init_stack(
+    key: jax.Array,
+    cells: Sequence[Cell],
+    input_size: int,
+    hidden_sizes: Sequence[int],
+    *,
+    bidirectional: bool = False,
+    **options,
+) -> tuple[Any, ...]:
+    """Params for a deep RNN: layer l is `cells[l]` with `hidden_sizes[l]` units, fed by the
+    outputs of layer l-1 (the inputs for l = 0)."""
+    if len(cells) != len(hidden_sizes):
+        raise ValueError(
+            f"expected one hidden size per cell, received {len(cells)} cells and "
+            f"{len(hidden_sizes)} hidden sizes"
+        )
+    layers = []
+    for cell, hidden_size, layer_key in zip(cells, hidden_sizes, jax.random.split(key, len(cells))):
+        if bidirectional:
+            params = init_bidirectional(cell, layer_key, input_size, hidden_size, **options)
+            input_size = 2 * output_size(cell, params.forward)
+        else:
+            params = cell.init(layer_key, input_size, hidden_size, **options)
+            input_size = output_size(cell, params)
+        layers.append(params)
+    return tuple(layers)
+
+
+def unroll_stack(
+    cells: Sequence[Cell],
+    params: Sequence[Any],
+    xs: jax.Array,
+    *,
+    carries: Sequence[Any] | None = None,
+    lengths: jax.Array | None = None,
+    bidirectional: bool = False,
+    residual: bool = False,
+    **unroll_options,
+) -> tuple[jax.Array, tuple[Any, ...]]:
+    """Runs a deep RNN: `[batch, time, in] -> [batch, time, out of the last layer]`.
+
+    With `residual=True`, a layer whose output width equals its input width adds its input to
+    its output (a skip connection); layers that change width are left as they are.
+    Returns the last layer's outputs and a tuple of every layer's final carry.
+    """
+    if len(cells) != len(params):
+        raise ValueError(f"expected one params per cell, received {len(cells)} and {len(params)}")
+    carries = (None,) * len(cells) if carries is None else carries
+    run = unroll_bidirectional if bidirectional else unroll
+    final_carries = []
+    for cell, layer_params, carry in zip(cells, params, carries):
+        ys, carry = run(cell, layer_params, xs, carry=carry, lengths=lengths, **unroll_options)
+        if residual and ys.shape[-1] == xs.shape[-1]:
+            skip = xs if lengths is None else xs * sequence_mask(lengths, xs.shape[1])[..., None]
+            ys = ys + skip  # padded steps stay zero
+        xs = ys
+        final_carries.append(carry)
+    return xs, tuple(final_carries)
