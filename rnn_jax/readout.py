@@ -9,7 +9,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax import initializers
-from rnn_jax.cells.base import Cell
+from rnn_jax.cells.base import Cell, affine
 
 
 class LinearParams(NamedTuple):
@@ -27,7 +27,7 @@ def init_linear(key: jax.Array, hidden_size: int, output_size: int, *, dtype=jnp
 
 def linear(params: LinearParams, hs: jax.Array) -> jax.Array:
     """Many-to-many readout `o(t) = c + V s(t)`: `[..., hidden] -> [..., out]`."""
-    return hs @ params.V + params.c
+    return affine(hs, params.V, params.c)
 
 
 def last_valid(ys: jax.Array, lengths: jax.Array | None = None) -> jax.Array:

@@ -47,3 +47,12 @@ def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
 def zeros_carry(hidden_size: int, batch_shape: tuple[int, ...], dtype) -> jax.Array:
     """A zero state `[*batch_shape, hidden_size]`."""
     return jnp.zeros((*batch_shape, hidden_size), dtype)
+
+
+def affine(x: jax.Array, M: jax.Array, bias: jax.Array) -> jax.Array:
+    """`x @ M + bias` with the bias broadcast explicitly (safe under strict rank promotion).
+
+    x: `[..., in]`, M: `[in, out]`, bias: `[out]` -> `[..., out]`.
+    """
+    z = x @ M
+    return z + jnp.broadcast_to(bias, z.shape)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax import initializers
-from rnn_jax.cells.base import Cell, zeros_carry
+from rnn_jax.cells.base import Cell, affine, zeros_carry
 
 
 class GRUParams(NamedTuple):
@@ -57,7 +57,7 @@ def initial_carry(params: GRUParams, batch_shape: tuple[int, ...] = ()) -> jax.A
 
 def project_inputs(params: GRUParams, xs: jax.Array) -> jax.Array:
     """`U x(t) + b` for all steps and gates: `[..., time, in] -> [..., time, 3*hidden]`."""
-    return xs @ params.U + params.b
+    return affine(xs, params.U, params.b)
 
 
 def step(params: GRUParams, h_prev: jax.Array, x_proj: jax.Array) -> tuple[jax.Array, jax.Array]:

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax import initializers
-from rnn_jax.cells.base import Cell, zeros_carry
+from rnn_jax.cells.base import Cell, affine, zeros_carry
 
 GATE_ORDER = ("i", "f", "g", "o")
 
@@ -70,7 +70,7 @@ def initial_carry(params: LSTMParams, batch_shape: tuple[int, ...] = ()) -> LSTM
 
 def project_inputs(params: LSTMParams, xs: jax.Array) -> jax.Array:
     """`U x(t) + b` for all steps and gates: `[..., time, in] -> [..., time, 4*hidden]`."""
-    return xs @ params.U + params.b
+    return affine(xs, params.U, params.b)
 
 
 def step(params: LSTMParams, carry: LSTMState, x_proj: jax.Array) -> tuple[LSTMState, jax.Array]:

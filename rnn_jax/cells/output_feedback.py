@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax import initializers
-from rnn_jax.cells.base import Cell, get_activation, zeros_carry
+from rnn_jax.cells.base import Cell, affine, get_activation, zeros_carry
 
 
 class OutputFeedbackParams(NamedTuple):
@@ -56,7 +56,7 @@ def initial_carry(params: OutputFeedbackParams, batch_shape: tuple[int, ...] = (
 
 def project_inputs(params: OutputFeedbackParams, xs: jax.Array) -> jax.Array:
     """`b + U x(t)` for every step: `[..., time, in] -> [..., time, hidden]`."""
-    return xs @ params.U + params.b
+    return affine(xs, params.U, params.b)
 
 
 def input_size(params: OutputFeedbackParams) -> int:
@@ -75,7 +75,7 @@ def teacher_forced(
       `[..., time, out]` outputs o(t).
     """
     s = get_activation(activation)(project_inputs(params, xs) + previous_targets @ params.W)
-    return s @ params.V + params.c
+    return affine(s, params.V, params.c)
 
 
 def make_cell(activation: str = "tanh", **init_options) -> Cell:
@@ -84,7 +84,7 @@ def make_cell(activation: str = "tanh", **init_options) -> Cell:
 
     def step(params: OutputFeedbackParams, o_prev: jax.Array, x_proj: jax.Array):
         s = phi(x_proj + o_prev @ params.W)  # s(t) = phi(b + W o(t-1) + U x(t))
-        o = s @ params.V + params.c  # o(t) = c + V s(t)
+        o = affine(s, params.V, params.c)  # o(t) = c + V s(t)
         return o, o
 
     def cell_init(key, input_size, hidden_size, **options):

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax import initializers
-from rnn_jax.cells.base import Cell, get_activation, zeros_carry
+from rnn_jax.cells.base import Cell, affine, get_activation, zeros_carry
 
 
 class VanillaParams(NamedTuple):
@@ -50,7 +50,7 @@ def initial_carry(params: VanillaParams, batch_shape: tuple[int, ...] = ()) -> j
 
 def project_inputs(params: VanillaParams, xs: jax.Array) -> jax.Array:
     """`b + U x(t)` for every step at once: `[..., time, in] -> [..., time, hidden]`."""
-    return xs @ params.U + params.b
+    return affine(xs, params.U, params.b)
 
 
 def input_size(params: VanillaParams) -> int:
