@@ -1,0 +1,136 @@
+"""Checkpoints of a `TrainState` with orbax: save, find the latest, restore against a template.
+
+The state is stored as its flat list of leaves (PRNG keys as their raw key data) plus a JSON
+description of every leaf (tree path, shape, dtype). Restoring checks that description against
+the template state first, so a checkpoint written by a different model or optimiser gives a
+`ValueError` naming the first leaf that differs, and an unreadable (corrupt, half-written)
+checkpoint gives a `ValueError` naming its directory, instead of an orbax traceback.
+"""
+
+from pathlib import Path
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+
+def _is_key(leaf: Any) -> bool:
+    return jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key)
+
+
+def _describe(tree: Any) -> list[dict]:
+    """One `{path, shape, dtype}` per leaf, in `jax.tree` order."""
+    paths_leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return [
+        {
+            "path": jax.tree_util.keystr(path),
+            "shape": list(np.shape(leaf)),
+            "dtype": _dtype_name(leaf),
+        }
+        for path, leaf in paths_leaves
+    ]
+
+
+def _dtype_name(leaf: Any) -> str:
+    if _is_key(leaf):
+        return f"key<{jax.random.key_impl(leaf)}>"
+    return str(np.asarray(leaf).dtype)
+
+
+def _to_host(leaf: Any) -> np.ndarray:
+    return np.asarray(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
+
+
+def _leaf_name(index: int) -> str:
+    return f"{index:05d}"
+
+
+class Checkpointer:
+    """Keeps the last `max_to_keep` checkpoints of a train state in `directory/<step>/`.
+
+    Saves are synchronous: when `save` returns the checkpoint is complete on disk, so an
+    interrupt never leaves the latest checkpoint half-written.
+    """
+
+    def __init__(self, directory: str | Path, *, max_to_keep: int = 2):
+        self.directory = Path(directory).absolute()
+        self._manager = ocp.CheckpointManager(
+            self.directory,
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True
+            ),
+        )
+
+    def latest_step(self) -> int | None:
+        """The step of the newest complete checkpoint, or None if there is none."""
+        return self._manager.latest_step()
+
+    def all_steps(self) -> list[int]:
+        return sorted(self._manager.all_steps())
+
+    def save(self, state: Any, step: int | None = None) -> int:
+        """Saves `state` (any pytree; a TrainState's own `step` when `step` is None)."""
+        step = int(state.step) if step is None else int(step)
+        leaves = {_leaf_name(i): _to_host(x) for i, x in enumerate(jax.tree.leaves(state))}
+        self._manager.save(
+            step,
+            args=ocp.args.Composite(
+                arrays=ocp.args.StandardSave(leaves),
+                meta=ocp.args.JsonSave({"step": step, "leaves": _describe(state)}),
+            ),
+            force=True,
+        )
+        self._manager.wait_until_finished()
+        return step
+
+    def restore(self, template: Any, step: int | None = None) -> Any:
+        """Restores the checkpoint at `step` (default: latest) into the structure of `template`.
+
+        Raises:
+          ValueError: no checkpoint, a corrupt one, or one whose leaves (tree paths, shapes,
+            dtypes) differ from `template`'s.
+        """
+        step = self.latest_step() if step is None else step
+        if step is None:
+            raise ValueError(f"no checkpoint in {self.directory}")
+        where = self.directory / str(step)
+        try:
+            meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
+        except Exception as error:  # orbax raises many types; say which checkpoint is bad
+            raise ValueError(f"checkpoint {where} is unreadable (corrupt or incomplete): {error}")
+        _check_matches(meta["meta"]["leaves"], _describe(template), where)
+        template_leaves, treedef = jax.tree.flatten(template)
+        abstract = {_leaf_name(i): _to_host(x) for i, x in enumerate(template_leaves)}
+        try:
+            restored = self._manager.restore(
+                step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract))
+            )["arrays"]
+        except Exception as error:
+            raise ValueError(f"checkpoint {where} is unreadable (corrupt or incomplete): {error}")
+        leaves = []
+        for i, like in enumerate(template_leaves):
+            value = np.asarray(restored[_leaf_name(i)])
+            if _is_key(like):
+                leaves.append(jax.random.wrap_key_data(value, impl=jax.random.key_impl(like)))
+            else:
+                leaves.append(jax.numpy.asarray(value))
+        return jax.tree.unflatten(treedef, leaves)
+
+    def close(self) -> None:
+        self._manager.close()
+
+
+def _check_matches(saved: list[dict], expected: list[dict], where: Path) -> None:
+    if len(saved) != len(expected):
+        raise ValueError(
+            f"checkpoint {where} does not match this model/optimiser: it holds {len(saved)} "
+            f"arrays, the train state has {len(expected)}"
+        )
+    for got, want in zip(saved, expected):
+        if got != want:
+            raise ValueError(
+                f"checkpoint {where} does not match this model/optimiser: expected {want['path']} "
+                f"with shape {want['shape']} and dtype {want['dtype']}, received "
+                f"{got['path']} with shape {got['shape']} and dtype {got['dtype']}"
+            )

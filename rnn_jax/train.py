@@ -1,0 +1,288 @@
+"""The one training loop: a jitted optax train step over an injected loss, and `fit`.
+
+    state = init_state(params, optimizer, key)
+    train_step = make_train_step(loss_fn, optimizer)       # jitted, state donated
+    state, history = fit(state, train_step, get_batch, num_steps=1000, run=run)
+
+The loss is injected (nanodo style); nothing task-specific lives here:
+
+    loss_fn(params, batch, key, stream) -> (loss, (metrics: dict, new_stream))
+
+`stream` is the recurrent state carried from batch to batch for truncated BPTT (`()` when
+unused). It enters the next step through `stop_gradient`, so gradients never cross a batch
+boundary; `reset_stream` zeros it where a stream starts over (e.g. at an epoch boundary).
+
+Reproducibility: the key for step s is `fold_in(state.key, s)` and batches are a pure function
+of the step index (`get_batch(s)`), so a run resumed from its checkpoint at step s replays
+exactly the batches and keys an uninterrupted run would: the same final numbers, bit for bit.
+"""
+
+import time
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import logging
+
+from rnn_jax import results
+from rnn_jax.checkpoint import Checkpointer
+
+OPTIMIZERS = {
+    "sgd": optax.sgd,
+    "adam": optax.adam,
+    "rmsprop": optax.rmsprop,
+    "adagrad": optax.adagrad,
+}
+SCHEDULES = ("constant", "cosine", "warmup_cosine")
+# Metrics where smaller is better: a 2-tuple target on them means "stop when <= value".
+_MINIMISED = ("loss", "bpc", "perplexity", "error", "nll", "mse")
+
+
+class TrainState(NamedTuple):
+    params: Any  # pytree of arrays
+    opt_state: Any  # optax state
+    step: jax.Array  # int32 scalar: number of updates done
+    key: jax.Array  # base PRNG key; the key for step s is fold_in(key, s)
+    stream: Any = ()  # recurrent state carried across batches (truncated BPTT), () when unused
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The loss became NaN or infinite; the message names the step."""
+
+
+def make_schedule(
+    name: str, learning_rate: float, *, num_steps: int = 0, warmup_steps: int = 0
+) -> optax.Schedule | float:
+    """'constant' (a float), 'cosine' decay over `num_steps`, or 'warmup_cosine'."""
+    if name == "constant":
+        return learning_rate
+    if num_steps <= 0:
+        raise ValueError(f"schedule {name!r} needs num_steps > 0, received {num_steps}")
+    if name == "cosine":
+        return optax.cosine_decay_schedule(learning_rate, num_steps)
+    if name == "warmup_cosine":
+        return optax.warmup_cosine_decay_schedule(
+            0.0, learning_rate, max(warmup_steps, 1), max(num_steps, warmup_steps + 1)
+        )
+    raise ValueError(f"unknown schedule {name!r}; expected one of {list(SCHEDULES)}")
+
+
+def make_optimizer(
+    name: str,
+    learning_rate: float | optax.Schedule,
+    *,
+    clip_norm: float | None = None,
+    **options,
+) -> optax.GradientTransformation:
+    """An optax optimiser by name, with gradient clipping by global norm chained before it.
+
+    Args:
+      name: one of 'sgd', 'adam', 'rmsprop', 'adagrad'.
+      learning_rate: a float or an optax schedule.
+      clip_norm: rescale the gradient g to `g * min(1, clip_norm / ||g||)` (Pascanu et al.
+        2013) before the optimiser; None or <= 0 disables clipping.
+      **options: passed to the optax constructor (e.g. `momentum=0.9` for sgd).
+    """
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
+    optimizer = OPTIMIZERS[name](learning_rate, **options)
+    if clip_norm is not None and clip_norm > 0:
+        optimizer = optax.chain(optax.clip_by_global_norm(clip_norm), optimizer)
+    return optimizer
+
+
+def init_state(params: Any, optimizer: optax.GradientTransformation, key: jax.Array,
+               stream: Any = ()) -> TrainState:
+    """Step 0: fresh optimiser state for `params`."""
+    return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), key, stream)
+
+
+def reset_stream(stream: Any, reset: jax.Array) -> Any:
+    """Zeros the carried state where `reset` is True.
+
+    Args:
+      stream: pytree of `[batch, ...]` arrays.
+      reset: bool scalar (all streams) or `[batch]` (per stream).
+    """
+    reset = jnp.asarray(reset, bool)
+
+    def zero(leaf):
+        mask = reset.reshape(reset.shape + (1,) * (leaf.ndim - reset.ndim))
+        return jnp.where(mask, jnp.zeros_like(leaf), leaf)
+
+    return jax.tree.map(zero, stream)
+
+
+def make_train_step(
+    loss_fn: Callable, optimizer: optax.GradientTransformation, *, donate: bool = True
+) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
+    """A jitted `(state, batch) -> (state, metrics)`: value_and_grad of `loss_fn` + optax update.
+
+    Metrics are loss_fn's plus `loss`, `grad_norm` (global norm before clipping) and
+    `update_norm`. The returned function has `num_traces()` (how often it was traced: a retrace
+    guard for tests) and `jitted` (the underlying jitted function, e.g. for `.lower`).
+    """
+    traces = [0]
+
+    def train_step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
+        traces[0] += 1
+        key = jax.random.fold_in(state.key, state.step)
+        grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+        (loss, (metrics, stream)), grads = grad_fn(state.params, batch, key, state.stream)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        metrics = {
+            **metrics,
+            "loss": loss,
+            "grad_norm": optax.tree.norm(grads),
+            "update_norm": optax.tree.norm(updates),
+        }
+        stream = jax.lax.stop_gradient(stream)  # truncated BPTT: no gradient across batches
+        return TrainState(params, opt_state, state.step + 1, state.key, stream), metrics
+
+    jitted = jax.jit(train_step, donate_argnums=0 if donate else ())
+
+    def step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
+        return jitted(state, batch)
+
+    step.num_traces = lambda: traces[0]
+    step.jitted = jitted
+    return step
+
+
+def make_eval_step(metrics_fn: Callable[[Any, Any], dict]) -> Callable[[Any, Any], dict]:
+    """Jits `metrics_fn(params, batch) -> dict of scalars` (the eval step)."""
+    return jax.jit(metrics_fn)
+
+
+def _target_reached(record: dict, target: tuple) -> bool:
+    name, value = target[0], target[1]
+    if name not in record or record[name] is None:
+        return False
+    minimise = target[2] == "<=" if len(target) > 2 else any(m in name for m in _MINIMISED)
+    return record[name] <= value if minimise else record[name] >= value
+
+
+def _scalars(metrics: dict) -> dict:
+    """Device metrics -> Python floats/ints, fetched in one transfer."""
+    return {k: np.asarray(v).item() for k, v in jax.device_get(metrics).items()}
+
+
+def fit(
+    state: TrainState,
+    train_step: Callable[[TrainState, Any], tuple[TrainState, dict]],
+    get_batch: Callable[[int], Any],
+    *,
+    num_steps: int,
+    eval_fn: Callable[[Any], dict] | None = None,
+    eval_every: int = 0,
+    log_every: int = 100,
+    target: tuple | None = None,
+    run: "results.Run | None" = None,
+    checkpoint_every: int = 0,
+    plot: bool = True,
+) -> tuple[TrainState, list[dict]]:
+    """Runs `train_step` until `num_steps` updates are done (or the target is reached).
+
+    Args:
+      state: the initial state (also the template when resuming from a checkpoint).
+      train_step: from `make_train_step`.
+      get_batch: `step -> batch`, a pure function of the step index.
+      num_steps: total number of updates, counting those done before a resume.
+      eval_fn: `params -> dict of scalars`, run every `eval_every` steps and at the end.
+      log_every: log (absl) and record (metrics.jsonl) every this many steps and at the end.
+      target: `(metric, value)`: stop once a logged metric reaches value (`>=`; `<=` for
+        losses, bpc, perplexity, error); `(metric, value, "<=" or ">=")` to be explicit.
+      run: a `results.Run`: records go to its metrics.jsonl, summary.json and curves.png are
+        written at the end, and the run resumes from its latest checkpoint if it has one.
+      checkpoint_every: save a checkpoint every this many steps and at the end (needs `run`).
+      plot: draw curves.png at the end (needs `run`).
+    Returns:
+      `(final_state, history)`: history is the list of logged records (including those
+      recorded before a resume).
+    Raises:
+      NonFiniteLossError: the loss became NaN/inf; the message names the step, and the last
+        checkpoint on disk (if any) is the last good one.
+    """
+    start_time = time.perf_counter()
+    history, checkpointer = [], None
+    if run is not None and checkpoint_every > 0:
+        checkpointer = Checkpointer(run.checkpoint_dir)
+        if checkpointer.latest_step() is not None:
+            state = checkpointer.restore(state)
+            logging.info("resumed from %s at step %d", run.checkpoint_dir, int(state.step))
+    start_step = int(state.step)
+    if run is not None:
+        history = run.truncate_metrics(start_step)  # steps after the checkpoint run again
+    pending, stopped, last_saved = [], "num_steps", None
+    window_start, window_time = start_step, time.perf_counter()
+
+    def flush(done: int) -> dict:
+        """Fetches the pending per-step metrics; raises on a non-finite loss."""
+        nonlocal pending
+        fetched = jax.device_get(pending)
+        for i, metrics in enumerate(fetched):
+            loss = float(np.asarray(metrics["loss"]))
+            if not np.isfinite(loss):
+                bad = done - len(fetched) + i  # the batch index whose loss is non-finite
+                where = f"; last good checkpoint: step {last_saved} in {run.checkpoint_dir}" \
+                    if last_saved is not None else "; no checkpoint was saved"
+                raise NonFiniteLossError(
+                    f"non-finite loss ({loss}) at step {bad} (batch get_batch({bad})): "
+                    f"stopped{where}. Try a smaller --lr or --clip."
+                )
+        pending = []
+        return _scalars(fetched[-1]) if fetched else {}
+
+    step = start_step
+    for step in range(start_step, num_steps):
+        state, metrics = train_step(state, get_batch(step))
+        pending.append(metrics)
+        done = step + 1
+        last = done == num_steps
+        do_log = last or (log_every > 0 and done % log_every == 0)
+        do_eval = eval_fn is not None and (last or (eval_every > 0 and done % eval_every == 0))
+        do_save = checkpointer is not None and (last or done % checkpoint_every == 0)
+        if not (do_log or do_eval or do_save):
+            continue
+        record = {"step": done, **flush(done)}
+        if do_eval:
+            record.update(_scalars(eval_fn(state.params)))
+        reached = target is not None and _target_reached(record, target)
+        if do_log or do_eval:
+            now = time.perf_counter()
+            record["wall_s"] = round(now - start_time, 3)
+            history.append(record)
+            if run is not None:
+                run.log(record)
+            speed = (done - window_start) / max(now - window_time, 1e-9)
+            window_start, window_time = done, now
+            shown = " ".join(f"{k} {v:.4g}" for k, v in record.items()
+                             if k not in ("step", "wall_s") and isinstance(v, float))
+            logging.info("step %d/%d %s | %.1f steps/s", done, num_steps, shown, speed)
+        if do_save or (reached and checkpointer is not None):
+            last_saved = checkpointer.save(state)
+        if reached:
+            stopped = "target"
+            logging.info("target %s reached at step %d", target, done)
+            break
+    if pending:
+        flush(int(state.step))
+    if checkpointer is not None:
+        if int(state.step) not in checkpointer.all_steps():
+            checkpointer.save(state)
+        checkpointer.close()
+    if run is not None:
+        run.write_summary({
+            "final": history[-1] if history else {},
+            "steps": int(state.step),
+            "stopped": stopped,
+            "resumed_from_step": start_step,
+            "wall_time_s": time.perf_counter() - start_time,
+            "num_params": results.num_params(state.params),
+        })
+        if plot:
+            results.plot_curves(run.path)
+    return state, history

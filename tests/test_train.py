@@ -1,0 +1,212 @@
+"""The training loop: loss falls, resume equals uninterrupted, clipping, NaN stop, retrace guard,
+truncated-BPTT stream."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from rnn_jax import readout, results, train
+from rnn_jax.checkpoint import Checkpointer
+from rnn_jax.cells import get_cell
+from rnn_jax.unroll import unroll
+
+CELL = get_cell("vanilla")
+
+
+def delay_task_params(key, hidden=8):
+    key_cell, key_out = jax.random.split(key)
+    return (CELL.init(key_cell, 1, hidden), readout.init_linear(key_out, hidden, 1))
+
+
+def delay_loss(params, batch, key, stream):
+    """Predict the previous input: y(t) = x(t-1)."""
+    del key
+    xs, ys = batch
+    hs, _ = unroll(CELL, params[0], xs)
+    loss = jnp.mean((readout.linear(params[1], hs) - ys) ** 2)
+    return loss, ({"mse": loss}, stream)
+
+
+@jax.jit
+def delay_batch(step):
+    xs = jax.random.normal(jax.random.fold_in(jax.random.key(1), step), (16, 6, 1))
+    return xs, jnp.pad(xs[:, :-1], ((0, 0), (1, 0), (0, 0)))
+
+
+def new_state(optimizer, seed=0):
+    params = delay_task_params(jax.random.key(seed))
+    return train.init_state(params, optimizer, jax.random.key(seed + 100))
+
+
+def test_loss_falls_and_step_traced_once():
+    optimizer = train.make_optimizer("adam", 0.03)
+    train_step = train.make_train_step(delay_loss, optimizer)
+    state, history = train.fit(
+        new_state(optimizer), train_step, delay_batch, num_steps=150, log_every=10
+    )
+    assert int(state.step) == 150
+    assert [r["step"] for r in history] == list(range(10, 151, 10))
+    assert history[-1]["loss"] < 0.2 * history[0]["loss"]
+    assert train_step.num_traces() == 1  # retrace guard: one compile for all 150 steps
+
+
+@pytest.mark.parametrize("name", sorted(train.OPTIMIZERS))
+def test_every_optimizer_reduces_loss(name):
+    optimizer = train.make_optimizer(name, {"sgd": 0.1}.get(name, 0.02), clip_norm=1.0)
+    state = new_state(optimizer)
+    train_step = train.make_train_step(delay_loss, optimizer)
+    _, history = train.fit(state, train_step, delay_batch, num_steps=40, log_every=40)
+    first = delay_loss(delay_task_params(jax.random.key(0)), delay_batch(39), None, ())[0]
+    assert history[-1]["loss"] < float(first)
+
+
+def test_unknown_optimizer_and_schedule():
+    with pytest.raises(ValueError, match="unknown optimizer 'adamw2'; expected one of"):
+        train.make_optimizer("adamw2", 0.1)
+    with pytest.raises(ValueError, match="unknown schedule"):
+        train.make_schedule("bogus", 0.1, num_steps=10)
+    schedule = train.make_schedule("cosine", 0.1, num_steps=10)
+    assert float(schedule(0)) == pytest.approx(0.1) and float(schedule(10)) == pytest.approx(0.0)
+
+
+def test_clipping_bounds_the_update_norm():
+    """sgd with lr 1 after clip_by_global_norm(c): ||update|| = min(||g||, c)."""
+    params = {"w": jnp.arange(1.0, 5.0)}
+
+    def loss_fn(p, batch, key, stream):
+        return 100.0 * jnp.sum(p["w"] ** 2), ({}, stream)  # ||g|| = 200 ||w|| >> c
+
+    for clip in (0.5, 3.0):
+        optimizer = train.make_optimizer("sgd", 1.0, clip_norm=clip)
+        state = train.init_state(params, optimizer, jax.random.key(0))
+        before = np.asarray(state.params["w"])
+        state, metrics = train.make_train_step(loss_fn, optimizer)(state, None)
+        step_norm = np.linalg.norm(np.asarray(state.params["w"]) - before)
+        assert float(metrics["grad_norm"]) == pytest.approx(200 * np.linalg.norm(before), rel=1e-5)
+        assert step_norm == pytest.approx(clip, rel=1e-5)
+        assert float(metrics["update_norm"]) == pytest.approx(clip, rel=1e-5)
+    # No clipping: the whole gradient is applied.
+    optimizer = train.make_optimizer("sgd", 1.0)
+    state = train.init_state({"w": jnp.arange(1.0, 5.0)}, optimizer, jax.random.key(0))
+    _, metrics = train.make_train_step(loss_fn, optimizer)(state, None)
+    assert float(metrics["update_norm"]) == pytest.approx(float(metrics["grad_norm"]), rel=1e-6)
+
+
+def fit_into(tmp_path, num_steps, get_batch=delay_batch, **kwargs):
+    optimizer = train.make_optimizer("adam", 0.03, clip_norm=1.0)
+    run = results.Run.create(tmp_path, "toy", "run", {"num_steps": num_steps})
+    state, history = train.fit(
+        new_state(optimizer), train.make_train_step(delay_loss, optimizer), get_batch,
+        num_steps=num_steps, log_every=3, run=run, checkpoint_every=5, plot=False, **kwargs,
+    )
+    return state, history, run
+
+
+def without_time(records):
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in records]
+
+
+def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
+    reference, reference_history, reference_run = fit_into(tmp_path / "a", 17)
+
+    def interrupted(step):
+        if step == 12:  # after the step-10 checkpoint and the step-12 log line
+            raise KeyboardInterrupt
+        return delay_batch(step)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_into(tmp_path / "b", 17, get_batch=interrupted)
+    run_b = results.Run(tmp_path / "b" / "toy" / "run")
+    assert Checkpointer(run_b.checkpoint_dir).latest_step() == 10
+    assert [r["step"] for r in run_b.metrics()] == [3, 6, 9, 12]
+
+    resumed, history, run = fit_into(tmp_path / "b", 17)
+    assert run.summary()["resumed_from_step"] == 10
+    for got, want in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(reference.params)):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))  # bit for bit
+    assert without_time(history) == without_time(reference_history)
+    assert without_time(run.metrics()) == without_time(reference_run.metrics())  # no doubles
+    assert [r["step"] for r in run.metrics()] == [3, 6, 9, 12, 15, 17]
+    assert run.summary()["final"]["loss"] == reference_run.summary()["final"]["loss"]
+
+
+def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path):
+    def poisoned(step):
+        xs, ys = delay_batch(step)
+        return (xs * jnp.nan, ys) if step == 7 else (xs, ys)
+
+    with pytest.raises(train.NonFiniteLossError, match=r"at step 7 .*last good checkpoint: step 5"):
+        fit_into(tmp_path, 20, get_batch=poisoned)
+    checkpointer = Checkpointer(tmp_path / "toy" / "run" / "checkpoints")
+    assert checkpointer.all_steps() == [5]
+    optimizer = train.make_optimizer("adam", 0.03, clip_norm=1.0)
+    restored = checkpointer.restore(new_state(optimizer))
+    assert int(restored.step) == 5
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(restored.params))
+
+
+def test_target_stops_early_and_is_recorded(tmp_path):
+    optimizer = train.make_optimizer("adam", 0.03)
+    run = results.Run.create(tmp_path, "toy", "target", {})
+    eval_fn = jax.jit(lambda p: {"eval_mse": delay_loss(p, delay_batch(-1), None, ())[0]})
+    state, history = train.fit(
+        new_state(optimizer), train.make_train_step(delay_loss, optimizer), delay_batch,
+        num_steps=1000, eval_fn=eval_fn, eval_every=10, log_every=10, target=("eval_mse", 0.05, "<="),
+        run=run, plot=False,
+    )
+    assert history[-1]["eval_mse"] <= 0.05 < history[-2]["eval_mse"]
+    assert int(state.step) == history[-1]["step"] < 1000
+    summary = json.loads((run.path / results.SUMMARY).read_text())
+    assert summary["stopped"] == "target" and summary["steps"] == int(state.step)
+
+
+def test_target_direction():
+    assert train._target_reached({"eval_loss": 0.1}, ("eval_loss", 0.2))
+    assert not train._target_reached({"eval_loss": 0.3}, ("eval_loss", 0.2))
+    assert train._target_reached({"accuracy": 0.99}, ("accuracy", 0.99))
+    assert not train._target_reached({"accuracy": 0.5}, ("accuracy", 0.99))
+    assert train._target_reached({"x": 0.1}, ("x", 0.2, "<="))
+    assert not train._target_reached({"loss": 0.1}, ("accuracy", 0.0))
+
+
+def test_stream_is_carried_and_gradients_stop_at_batch_boundaries():
+    """Truncated BPTT over two chunks of one sequence: with lr 0, the carried stream equals the
+    unroll of the whole sequence, and the chunk-2 gradient treats the carry as a constant."""
+    params = CELL.init(jax.random.key(0), 1, 4)
+    xs = jax.random.normal(jax.random.key(1), (2, 10, 1))
+    chunks = [xs[:, :5], xs[:, 5:]]
+
+    def chunk_loss(p, chunk, carry):
+        hs, carry = unroll(CELL, p, chunk, carry=carry)
+        return jnp.sum(hs**2), carry
+
+    def loss_fn(p, chunk, key, stream):
+        loss, carry = chunk_loss(p, chunk, stream)
+        return loss, ({}, carry)
+
+    optimizer = optax.chain(optax.clip_by_global_norm(jnp.inf), optax.sgd(0.0))
+    state = train.init_state(params, optimizer, jax.random.key(2), CELL.initial_carry(params, (2,)))
+    train_step = train.make_train_step(loss_fn, optimizer, donate=False)
+    state, _ = train_step(state, chunks[0])
+    carry_after_chunk_1 = state.stream
+    state, metrics = train_step(state, chunks[1])
+
+    _, carry_full = unroll(CELL, params, xs)
+    np.testing.assert_allclose(state.stream, carry_full, rtol=1e-5, atol=1e-6)
+    truncated = jax.grad(lambda p: chunk_loss(p, chunks[1], carry_after_chunk_1)[0])(params)
+    full = jax.grad(lambda p: chunk_loss(p, chunks[1], unroll(CELL, p, chunks[0])[1])[0])(params)
+    assert float(metrics["grad_norm"]) == pytest.approx(float(optax.tree.norm(truncated)), 1e-5)
+    assert float(optax.tree.norm(full)) != pytest.approx(float(metrics["grad_norm"]), 1e-3)
+
+
+def test_reset_stream_zeros_selected_rows():
+    stream = (jnp.ones((3, 2)), jnp.full((3, 2, 4), 2.0))
+    out = train.reset_stream(stream, jnp.array([True, False, True]))
+    np.testing.assert_array_equal(out[0][:, 0], [0.0, 1.0, 0.0])
+    np.testing.assert_array_equal(out[1][:, 0, 0], [0.0, 2.0, 0.0])
+    assert not np.asarray(train.reset_stream(stream, True)[1]).any()
+    np.testing.assert_array_equal(train.reset_stream(stream, False)[1], stream[1])
