@@ -7,7 +7,7 @@ import pytest
 from jax.test_util import check_grads
 
 from rnn_jax import get_cell, unroll
-from rnn_jax.cells import CELLS, lstm
+from rnn_jax.cells import CELLS, lstm, output_feedback
 from tests.reference_cells import REFERENCES
 
 CASES = sorted(REFERENCES, key=str)
@@ -139,3 +139,24 @@ def test_unknown_cell_and_activation_errors():
         get_cell("vanilla", activation="softsign")
     with pytest.raises(ValueError, match=r"unknown recurrent init 'uniform'"):
         get_cell("vanilla").init(jax.random.key(0), 2, 3, recurrent_init="uniform")
+
+
+def test_output_feedback_teacher_forcing_with_own_outputs_equals_free_running(key):
+    cell = get_cell("output_feedback")
+    params = random_params(cell, key)._replace(V=jax.random.normal(key, (4, 2)), c=jnp.ones(2))
+    params = params._replace(W=jax.random.normal(jax.random.fold_in(key, 5), (2, 4)))
+    xs = jax.random.normal(jax.random.fold_in(key, 4), (2, 6, 3))
+    outputs, _ = unroll(cell, params, xs)
+    assert outputs.shape == (2, 6, 2)
+    previous = jnp.concatenate([jnp.zeros((2, 1, 2)), outputs[:, :-1]], axis=1)
+    np.testing.assert_allclose(
+        output_feedback.teacher_forced(params, xs, previous), outputs, rtol=1e-5, atol=1e-6
+    )
+    # a different previous target changes the next output: the feedback path is really used
+    other = output_feedback.teacher_forced(params, xs, previous + 1.0)
+    assert not np.allclose(other[:, 1:], outputs[:, 1:])
+
+
+def test_output_feedback_output_size_option(key):
+    params = get_cell("output_feedback").init(key, 3, 5, output_size=2)
+    assert params.W.shape == (2, 5) and params.V.shape == (5, 2)
