@@ -82,9 +82,10 @@ def diagonal(w: jax.Array, h: jax.Array) -> jax.Array:
 
 def reflection(v: jax.Array, h: jax.Array) -> jax.Array:
     """`R h = h - 2 v (v^* h) / ||v||^2`; v: `[hidden]` complex, h: `[..., hidden]` complex."""
-    v = v.astype(h.dtype)
-    coefficient = 2 * jnp.sum(jnp.conj(v) * h, axis=-1, keepdims=True) / jnp.vdot(v, v).real
-    return h - jnp.broadcast_to(coefficient, h.shape) * jnp.broadcast_to(v, h.shape)
+    v = jnp.broadcast_to(v.astype(h.dtype), h.shape)
+    v_star_h = jnp.sum(jnp.conj(v) * h, axis=-1, keepdims=True)  # [..., 1]
+    v_star_v = jnp.sum(jnp.conj(v) * v, axis=-1, keepdims=True).real  # [..., 1]
+    return h - v * jnp.broadcast_to(2 * v_star_h / v_star_v, h.shape)
 
 
 def permutation(indices: np.ndarray, h: jax.Array) -> jax.Array:
