@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax.cells.base import Cell
+from rnn_jax.fast import dispatch as fast
 
 
 def _check_inputs(cell: Cell, params: Any, xs: jax.Array) -> None:
@@ -89,7 +90,8 @@ def unroll(
     lengths: jax.Array | None = None,
     reverse: bool = False,
     unroll: int = 1,
-    remat: bool = False,
+    remat: bool | int | str = False,
+    backward: str = "fast",
 ) -> tuple[jax.Array, Any]:
     """Runs `cell` over the time axis of `xs`.
 
@@ -102,21 +104,28 @@ def unroll(
       reverse: run each sequence from its last valid step back to its first; outputs are
         returned in the original time order.
       unroll: `jax.lax.scan`'s unroll factor.
-      remat: rematerialise each step in the backward pass (`jax.checkpoint`) to save memory.
+      remat: memory of the backward pass: False keeps every step's activations; True
+        rematerialises each step; an int k >= 2 (or "sqrt": k = ceil(sqrt(time))) keeps the
+        carry every k steps and recomputes inside each chunk (see `rnn_jax.fast`).
+      backward: "fast" (default) uses the hand-written BPTT of `rnn_jax.fast` where the cell
+        has one (LSTM, GRU, vanilla) and autodiff elsewhere; "autodiff" always differentiates
+        the scan with `jax.grad`. Both give the same gradients.
     Returns:
       `(ys, final_carry)`: ys `[batch, time, hidden]` (zeros at padded steps), and the carry
       after each sequence's last valid step.
     """
     _check_inputs(cell, params, xs)
+    fast.check_options(remat, backward)
+    options = (reverse, unroll, remat, backward)
     if xs.ndim == 2:  # one unbatched sequence: add and remove a batch axis
         carry = None if carry is None else jax.tree.map(lambda a: a[None], carry)
         lengths = None if lengths is None else jnp.reshape(lengths, (1,))
-        ys, carry = _unroll_batched(cell, params, xs[None], carry, lengths, reverse, unroll, remat)
+        ys, carry = _unroll_batched(cell, params, xs[None], carry, lengths, *options)
         return ys[0], jax.tree.map(lambda a: a[0], carry)
-    return _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll, remat)
+    return _unroll_batched(cell, params, xs, carry, lengths, *options)
 
 
-def _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll_factor, remat):
+def _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll_factor, remat, backward):
     batch, time = xs.shape[:2]
     if carry is None:
         carry = cell.initial_carry(params, (batch,))
@@ -125,6 +134,12 @@ def _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll_factor, re
         _check_lengths(lengths, batch, time)
     if reverse:
         xs = reverse_padded(xs, lengths)
+    if fast.handles(cell, params, remat, backward):  # hand-written BPTT or chunked checkpoints
+        mask = None if lengths is None else sequence_mask(lengths, time)
+        ys, carry = fast.unroll(
+            cell, params, xs, carry, mask, remat=remat, backward=backward, unroll=unroll_factor
+        )
+        return (reverse_padded(ys, lengths) if reverse else ys), carry
 
     xs_proj = jnp.swapaxes(cell.project_inputs(params, xs), 0, 1)  # [time, batch, gates]
     step = jax.checkpoint(cell.step) if remat else cell.step

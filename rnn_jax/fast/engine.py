@@ -1,0 +1,163 @@
+"""The unroll with a hand-written backward pass (`jax.custom_vjp`), generic over `Kernel`s.
+
+Time-major inside: `inputs: [time, batch, ...]`, `mask: [time, batch]` (True on valid steps;
+padded steps keep the carry and emit zeros), `ys: [time, batch, hidden]`.
+
+The reverse scan holds only `delta(t) @ W^T` and the elementwise gate math; the recurrent
+weight gradients (`sum_t h(t-1)^T delta(t)`) and the input projection's VJP (input weights,
+bias, inputs) run after it as large matmuls over all steps of a span. Memory modes:
+
+    chunk=None, remat=False   save the gate activations of every step (fastest)
+    chunk=None, remat=True    save only the carries; the backward recomputes every gate with
+                              one large matmul (step rematerialisation)
+    chunk=k                   save the carry every k steps; the backward re-runs each chunk
+                              forward, then its reverse scan (chunked checkpointing). Memory is
+                              O(time/k carries + k steps of gates); time must be a multiple of k.
+"""
+
+from functools import lru_cache
+from typing import Any, Callable
+
+import jax
+import jax.numpy as jnp
+
+from rnn_jax.fast.kernels import Kernel
+
+tree_map = jax.tree.map
+
+
+def select_valid(valid: jax.Array, new: Any, old: Any) -> Any:
+    """Per-example select on pytrees with leaves `[batch, ...]` (valid: `[batch]`)."""
+
+    def select(a, b):
+        return jnp.where(valid.reshape(valid.shape + (1,) * (a.ndim - valid.ndim)), a, b)
+
+    return tree_map(select, new, old)
+
+
+def _shift(carry0: Any, carries: Any) -> Any:
+    """Carries before each step: `[carry0, carries[0], ..., carries[-2]]`."""
+    return tree_map(lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]], axis=0), carry0, carries)
+
+
+def _forward_span(kernel: Kernel, params, xs_proj, carry, mask, unroll, save):
+    """Scan over one span: returns (final carry, carries per step, saved per step or None)."""
+
+    def body(carry, inputs):
+        x_proj, valid = inputs
+        new_carry, saved = kernel.forward(params, carry, x_proj)
+        if valid is not None:
+            new_carry = select_valid(valid, new_carry, carry)
+        return new_carry, (new_carry, saved if save else None)
+
+    final, (carries, saved) = jax.lax.scan(body, carry, (xs_proj, mask), unroll=unroll)
+    return final, carries, saved
+
+
+def _outputs(kernel: Kernel, carries, mask):
+    ys = kernel.output(carries)
+    return ys if mask is None else select_valid(mask, ys, jnp.zeros_like(ys))
+
+
+def _backward_span(kernel: Kernel, params, carry0, carries, saved, mask, dys, dcarry, unroll):
+    """Reverse scan over one span: returns (dcarry before the span, param grads, deltas)."""
+    carries_prev = _shift(carry0, carries)
+
+    def body(dcarry, inputs):
+        saved_t, prev_t, carry_t, dy, valid = inputs
+        if valid is not None:
+            dy = jnp.where(valid[:, None], dy, 0.0)  # padded outputs are constant zeros
+        dcarry_t = kernel.add_output_grad(dcarry, dy)
+        dprev, delta = kernel.backward(params, saved_t, prev_t, carry_t, dcarry_t)
+        if valid is not None:
+            dprev = select_valid(valid, dprev, dcarry)  # padded steps pass the carry through
+            delta = jnp.where(valid[:, None], delta, 0.0)
+        return dprev, delta
+
+    xs = (saved, carries_prev, carries, dys, mask)
+    dcarry0, deltas = jax.lax.scan(body, dcarry, xs, reverse=True, unroll=unroll)
+    return dcarry0, kernel.param_grads(params, carries_prev, saved, deltas), deltas
+
+
+def _projection_vjp(project: Callable, proj_params, inputs, deltas):
+    """VJP of `project(proj_params, inputs)`; integer inputs (tokens) get no cotangent."""
+    if jnp.issubdtype(inputs.dtype, jnp.integer):
+        _, vjp = jax.vjp(lambda p: project(p, inputs), proj_params)
+        return vjp(deltas)[0], None
+    _, vjp = jax.vjp(project, proj_params, inputs)
+    return vjp(deltas)
+
+
+def _chunks(a, chunk):
+    return None if a is None else a.reshape((a.shape[0] // chunk, chunk) + a.shape[1:])
+
+
+@lru_cache(maxsize=None)
+def make_unroll(kernel: Kernel, project: Callable, remat: bool, chunk: int | None, unroll: int):
+    """`f(params, proj_params, inputs, carry0, mask) -> (ys, final_carry)` with a custom VJP.
+
+    `project(proj_params, inputs) -> xs_proj [time, batch, gates]` is the time-parallel input
+    projection (e.g. `cell.project_inputs`, or a gather from a `[vocab, gates]` table).
+    """
+
+    @jax.custom_vjp
+    def run(params, proj_params, inputs, carry0, mask):
+        return fwd(params, proj_params, inputs, carry0, mask)[0]
+
+    def fwd(params, proj_params, inputs, carry0, mask):
+        if chunk is None:
+            xs_proj = project(proj_params, inputs)
+            final, carries, saved = _forward_span(
+                kernel, params, xs_proj, carry0, mask, unroll, save=not remat
+            )
+            ys = _outputs(kernel, carries, mask)
+            return (ys, final), (params, proj_params, inputs, carry0, mask, carries, saved)
+
+        def chunk_body(carry, chunk_inputs):
+            inputs_c, mask_c = chunk_inputs
+            xs_proj = project(proj_params, inputs_c)
+            final, carries, _ = _forward_span(kernel, params, xs_proj, carry, mask_c, unroll, False)
+            return final, (carry, _outputs(kernel, carries, mask_c))
+
+        final, (starts, ys) = jax.lax.scan(
+            chunk_body, carry0, (_chunks(inputs, chunk), _chunks(mask, chunk))
+        )
+        ys = ys.reshape((-1,) + ys.shape[2:])
+        return (ys, final), (params, proj_params, inputs, carry0, mask, starts, None)
+
+    def bwd(residuals, cotangents):
+        params, proj_params, inputs, carry0, mask, carries, saved = residuals
+        dys, dfinal = cotangents
+        if chunk is None:
+            if remat:  # recompute every gate at once from the saved carries: one big matmul
+                xs_proj = project(proj_params, inputs)
+                saved = kernel.forward(params, _shift(carry0, carries), xs_proj)[1]
+            dcarry0, grads, deltas = _backward_span(
+                kernel, params, carry0, carries, saved, mask, dys, dfinal, unroll
+            )
+            dproj, dinputs = _projection_vjp(project, proj_params, inputs, deltas)
+            return grads, dproj, dinputs, dcarry0, None
+
+        def chunk_body(state, chunk_inputs):
+            dcarry, grads, dproj = state
+            start, inputs_c, mask_c, dys_c = chunk_inputs
+            xs_proj = project(proj_params, inputs_c)
+            _, carries_c, saved_c = _forward_span(kernel, params, xs_proj, start, mask_c, unroll, True)
+            dcarry, grads_c, deltas = _backward_span(
+                kernel, params, start, carries_c, saved_c, mask_c, dys_c, dcarry, unroll
+            )
+            dproj_c, dinputs_c = _projection_vjp(project, proj_params, inputs_c, deltas)
+            state = (dcarry, tree_map(jnp.add, grads, grads_c), tree_map(jnp.add, dproj, dproj_c))
+            return state, dinputs_c
+
+        zeros = (tree_map(jnp.zeros_like, params), tree_map(jnp.zeros_like, proj_params))
+        chunk_inputs = (carries, _chunks(inputs, chunk), _chunks(mask, chunk), _chunks(dys, chunk))
+        (dcarry0, grads, dproj), dinputs = jax.lax.scan(
+            chunk_body, (dfinal, *zeros), chunk_inputs, reverse=True
+        )
+        if dinputs is not None:
+            dinputs = dinputs.reshape(inputs.shape)
+        return grads, dproj, dinputs, dcarry0, None
+
+    run.defvjp(fwd, bwd)
+    return run

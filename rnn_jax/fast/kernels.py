@@ -1,0 +1,207 @@
+"""Per-cell pieces of the hand-written BPTT: one forward step, one backward step, and the
+parameter gradients as sums over time (one large matmul each, after the reverse scan).
+
+Every kernel is a `Kernel` of pure functions; arrays may carry any leading axes (one step
+`[batch, ...]`, or all steps `[time, batch, ...]` at once when gates are recomputed):
+
+    forward(params, carry_prev, x_proj) -> (carry, saved)       saved: what backward needs
+    backward(params, saved, carry_prev, carry, dcarry) -> (dcarry_prev, delta)
+    param_grads(params, carries_prev, saved, deltas) -> grads    (params-shaped; U, b zero)
+    output(carry) -> h                                           the emitted output h(t)
+    add_output_grad(dcarry, dh) -> dcarry                        dL/dh(t) joins the carry's
+
+`delta(t)` is dL/d(pre-activation) of the fused gates, i.e. dL/dx_proj(t); the input-weight
+and bias gradients follow from it through the input projection's VJP (one matmul over all
+steps), as the notes derive: dL/dW = sum_t h(t-1)^T delta(t), dL/dU = sum_t x(t)^T delta(t).
+
+Gate nonlinearities use one tanh for all gates: sigma(x) = (1 + tanh(x / 2)) / 2.
+"""
+
+from functools import lru_cache
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+
+from rnn_jax.cells import gru, lstm, vanilla
+
+
+class Kernel(NamedTuple):
+    name: str
+    forward: Callable[..., Any]
+    backward: Callable[..., Any]
+    param_grads: Callable[..., Any]
+    output: Callable[[Any], jax.Array]
+    add_output_grad: Callable[[Any, jax.Array], Any]
+
+
+def _row(v: jax.Array, like: jax.Array) -> jax.Array:
+    """Broadcasts a `[features]` vector against `like: [..., features]` (explicit ranks)."""
+    return jnp.broadcast_to(v, like.shape)
+
+
+def _sum_outer(a: jax.Array, b: jax.Array) -> jax.Array:
+    """sum over all leading axes of a^T b: `[..., m], [..., n] -> [m, n]`, one matmul."""
+    return a.reshape(-1, a.shape[-1]).T @ b.reshape(-1, b.shape[-1])
+
+
+def _sigmoid(z: jax.Array) -> jax.Array:
+    return 0.5 * jnp.tanh(0.5 * z) + 0.5  # sigma(z) = (1 + tanh(z/2)) / 2
+
+
+# ---- LSTM, gates (i, f, g, o); saved = (activated gates [.., 4H], tanh(c(t)) [.., H]) ----
+
+
+def _lstm_scale(hidden: int, dtype) -> jax.Array:
+    """1/2 on the sigmoid gates (i, f, o), 1 on the candidate g: act = s tanh(s z) + 1 - s."""
+    half = jnp.full((hidden,), 0.5, dtype)
+    return jnp.concatenate([half, half, jnp.ones((hidden,), dtype), half])
+
+
+def _lstm_forward(params: lstm.LSTMParams, carry: lstm.LSTMState, x_proj: jax.Array):
+    z = x_proj + carry.h @ params.W  # [.., 4H] pre-activations of (i, f, g, o)
+    scale = _row(_lstm_scale(params.W.shape[0], z.dtype), z)
+    act = scale * jnp.tanh(scale * z) + (1.0 - scale)  # one tanh for all four gates
+    i, f, g, o = lstm.split_gates(act)
+    c = f * carry.c + i * g  # c(t) = f c(t-1) + i g
+    tanh_c = jnp.tanh(c)
+    return lstm.LSTMState(h=o * tanh_c, c=c), (act, tanh_c)
+
+
+def _lstm_backward(params, saved, carry_prev, carry, dcarry):
+    del carry
+    act, tanh_c = saved
+    i, f, g, o = lstm.split_gates(act)
+    d_o = dcarry.h * tanh_c
+    dc = dcarry.c + dcarry.h * o * (1.0 - tanh_c * tanh_c)
+    delta = jnp.concatenate(
+        [
+            dc * g * i * (1.0 - i),  # sigma' = sigma (1 - sigma)
+            dc * carry_prev.c * f * (1.0 - f),
+            dc * i * (1.0 - g * g),  # tanh' = 1 - tanh^2
+            d_o * o * (1.0 - o),
+        ],
+        axis=-1,
+    )
+    return lstm.LSTMState(h=delta @ params.W.T, c=dc * f), delta
+
+
+def _lstm_param_grads(params, carries_prev, saved, deltas):
+    del saved
+    return lstm.LSTMParams(
+        U=jnp.zeros_like(params.U), W=_sum_outer(carries_prev.h, deltas), b=jnp.zeros_like(params.b)
+    )
+
+
+LSTM = Kernel(
+    "lstm",
+    _lstm_forward,
+    _lstm_backward,
+    _lstm_param_grads,
+    output=lambda carry: carry.h,
+    add_output_grad=lambda dcarry, dh: dcarry._replace(h=dcarry.h + dh),
+)
+
+
+# ---- GRU, gates (r, z, n); saved = (r, z, n) ----
+
+
+def _gru_forward(params: gru.GRUParams, h_prev: jax.Array, x_proj: jax.Array):
+    hidden = params.W_n.shape[0]
+    rz = _sigmoid(x_proj[..., : 2 * hidden] + h_prev @ params.W)
+    r, z = rz[..., :hidden], rz[..., hidden:]
+    n = jnp.tanh(x_proj[..., 2 * hidden :] + (r * h_prev) @ params.W_n)  # candidate h~(t)
+    h = z * h_prev + (1.0 - z) * n  # h(t) = z h(t-1) + (1 - z) h~(t)
+    return h, (r, z, n)
+
+
+def _gru_backward(params, saved, h_prev, h, dh):
+    del h
+    r, z, n = saved
+    d_n = dh * (1.0 - z) * (1.0 - n * n)  # dL/d(pre-activation of the candidate)
+    d_rh = d_n @ params.W_n.T  # dL/d(r * h(t-1))
+    d_rz = jnp.concatenate(
+        [d_rh * h_prev * r * (1.0 - r), dh * (h_prev - n) * z * (1.0 - z)], axis=-1
+    )
+    dh_prev = dh * z + d_rh * r + d_rz @ params.W.T
+    return dh_prev, jnp.concatenate([d_rz, d_n], axis=-1)
+
+
+def _gru_param_grads(params, carries_prev, saved, deltas):
+    r = saved[0]
+    hidden = params.W_n.shape[0]
+    return gru.GRUParams(
+        U=jnp.zeros_like(params.U),
+        W=_sum_outer(carries_prev, deltas[..., : 2 * hidden]),
+        W_n=_sum_outer(r * carries_prev, deltas[..., 2 * hidden :]),
+        b=jnp.zeros_like(params.b),
+    )
+
+
+GRU = Kernel(
+    "gru",
+    _gru_forward,
+    _gru_backward,
+    _gru_param_grads,
+    output=lambda h: h,
+    add_output_grad=lambda dh_carry, dh: dh_carry + dh,
+)
+
+
+# ---- vanilla, s(t) = phi(x_proj + s(t-1) W); phi' from the output s(t) ----
+
+_DERIVATIVES: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "tanh": lambda s: 1.0 - s * s,
+    "sigmoid": lambda s: s * (1.0 - s),
+    "relu": lambda s: (s > 0).astype(s.dtype),
+    "identity": jnp.ones_like,
+}
+_ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": _sigmoid, "relu": jax.nn.relu, "identity": lambda a: a}
+
+
+@lru_cache(maxsize=None)
+def vanilla_kernel(activation: str) -> Kernel | None:
+    """The kernel for a vanilla cell with nonlinearity `activation` (None if unknown)."""
+    if activation not in _DERIVATIVES:
+        return None
+    phi, phi_prime = _ACTIVATIONS[activation], _DERIVATIVES[activation]
+
+    def forward(params: vanilla.VanillaParams, s_prev, x_proj):
+        return phi(x_proj + s_prev @ params.W), ()
+
+    def backward(params, saved, s_prev, s, ds):
+        del saved, s_prev
+        delta = ds * phi_prime(s)  # dL/da(t) = phi'(a(t)) dL/ds(t)
+        return delta @ params.W.T, delta
+
+    def param_grads(params, carries_prev, saved, deltas):
+        del saved
+        return vanilla.VanillaParams(
+            U=jnp.zeros_like(params.U),
+            W=_sum_outer(carries_prev, deltas),
+            b=jnp.zeros_like(params.b),
+        )
+
+    return Kernel(
+        f"vanilla_{activation}",
+        forward,
+        backward,
+        param_grads,
+        output=lambda s: s,
+        add_output_grad=lambda ds_carry, ds: ds_carry + ds,
+    )
+
+
+def kernel_for(cell, params) -> Kernel | None:
+    """The hand-written kernel for `cell`, or None when it has none (autodiff is used)."""
+    if isinstance(params, lstm.LSTMParams) and cell.step is lstm.step:
+        return LSTM if cell.project_inputs is lstm.project_inputs else None
+    if isinstance(params, gru.GRUParams) and cell.step is gru.step:
+        return GRU if cell.project_inputs is gru.project_inputs else None
+    if (
+        isinstance(params, vanilla.VanillaParams)
+        and cell.name.startswith("vanilla_")
+        and cell.project_inputs is vanilla.project_inputs
+    ):
+        return vanilla_kernel(cell.name[len("vanilla_") :])
+    return None

@@ -1,0 +1,81 @@
+"""Token inputs: embedding followed by the input projection is itself a lookup table.
+
+For 1-of-K inputs (the notes: "the first layer is a lookup table"),
+`embedding[token] @ U + b == (embedding @ U + b)[token]`, so the time-parallel projection
+becomes a gather from a `[vocab, gates]` table and its backward pass a scatter-add into that
+table, instead of two `[batch*time, in] x [in, gates]` matmuls.
+"""
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from rnn_jax.cells.base import Cell
+from rnn_jax.fast import dispatch
+from rnn_jax.fast.kernels import kernel_for
+
+
+def gather_rows(table: jax.Array, tokens: jax.Array) -> jax.Array:
+    """`table: [vocab, gates]`, `tokens: [...]` ints -> `[..., gates]`."""
+    return jnp.take(table, tokens, axis=0)
+
+
+def unroll_tokens(
+    cell: Cell,
+    params: Any,
+    embedding: jax.Array,
+    tokens: jax.Array,
+    *,
+    carry: Any = None,
+    lengths: jax.Array | None = None,
+    reverse: bool = False,
+    unroll: int = 1,
+    remat: bool | int | str = False,
+    backward: str = "fast",
+) -> tuple[jax.Array, Any]:
+    """`rnn_jax.unroll(cell, params, embedding[tokens], ...)` with the projection as a gather.
+
+    Args:
+      cell, params: as for `rnn_jax.unroll`.
+      embedding: `[vocab, in]` embedding matrix (inputs of the cell).
+      tokens: `[batch, time]` integer tokens in [0, vocab).
+      carry, lengths, reverse, unroll, remat, backward: as for `rnn_jax.unroll`.
+    Returns:
+      `(ys [batch, time, hidden], final_carry)`, equal to `unroll` on the embedded tokens.
+    """
+    # rnn_jax.unroll imports this package, so its names are imported here, at call time.
+    from rnn_jax.unroll import _check_carry, _check_lengths, reverse_padded, sequence_mask
+    from rnn_jax.unroll import unroll as plain_unroll
+    if not jnp.issubdtype(tokens.dtype, jnp.integer) or tokens.ndim != 2:
+        raise ValueError(
+            f"expected integer tokens [batch, time], received dtype {tokens.dtype} and shape "
+            f"{tokens.shape}"
+        )
+    if embedding.ndim != 2 or embedding.shape[1] != cell.input_size(params):
+        raise ValueError(
+            f"expected embedding [vocab, {cell.input_size(params)}], received {embedding.shape}"
+        )
+    dispatch.check_options(remat, backward)
+    kernel = kernel_for(cell, params) if backward == "fast" else None
+    if kernel is None:
+        return plain_unroll(
+            cell, params, gather_rows(embedding, tokens), carry=carry, lengths=lengths,
+            reverse=reverse, unroll=unroll, remat=remat, backward=backward,
+        )
+    batch, time = tokens.shape
+    carry = cell.initial_carry(params, (batch,)) if carry is None else carry
+    _check_carry(carry, batch)
+    mask = None
+    if lengths is not None:
+        _check_lengths(lengths, batch, time)
+        mask = jnp.swapaxes(sequence_mask(lengths, time), 0, 1)
+    if reverse:
+        tokens = reverse_padded(tokens, lengths)
+    table = cell.project_inputs(params, embedding)  # [vocab, gates] = embedding U + b
+    ys, carry = dispatch.run_kernel(
+        kernel, gather_rows, params, table, jnp.swapaxes(tokens, 0, 1), carry, mask,
+        remat=remat, unroll=unroll,
+    )
+    ys = jnp.swapaxes(ys, 0, 1)
+    return (reverse_padded(ys, lengths) if reverse else ys), carry

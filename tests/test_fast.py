@@ -1,0 +1,170 @@
+"""The hand-written BPTT (rnn_jax.fast) equals jax.grad of the plain scan, in float64."""
+
+import jax
+import jax.numpy as jnp
+import pytest
+from jax.test_util import check_grads
+
+import rnn_jax
+from rnn_jax import fast
+
+FAST_CELLS = [("lstm", {}), ("gru", {}), ("vanilla", {}), ("vanilla", {"activation": "sigmoid"})]
+OPTIONS = {
+    "plain": {},
+    "lengths": {"lengths": True},
+    "reverse": {"reverse": True, "lengths": True},
+    "remat": {"remat": True, "lengths": True},
+    "chunked": {"remat": 3, "lengths": True},  # 7 steps: the last chunk is padded
+    "chunked_sqrt": {"remat": "sqrt", "reverse": True},
+    "scan_unroll": {"unroll": 2},
+}
+BATCH, TIME, IN, HIDDEN = 3, 7, 2, 4
+LENGTHS = jnp.array([7, 4, 0])
+
+
+def _setup(key, name, options):
+    cell = rnn_jax.get_cell(name, **options)
+    key_p, key_x, key_c = jax.random.split(key, 3)
+    params = cell.init(key_p, IN, HIDDEN, dtype=jnp.float64)
+    xs = jax.random.normal(key_x, (BATCH, TIME, IN), jnp.float64)
+    carry = jax.tree.map(
+        lambda a: jax.random.normal(key_c, a.shape, a.dtype), cell.initial_carry(params, (BATCH,))
+    )
+    return cell, params, xs, carry
+
+
+def _loss(cell, run, **options):
+    """A loss touching every output and the final carry, so all cotangents are non-trivial."""
+
+    def loss(params, xs, carry):
+        ys, final = run(cell, params, xs, carry=carry, **options)
+        weights = jnp.sin(jnp.arange(ys.size, dtype=ys.dtype)).reshape(ys.shape)
+        return jnp.sum(weights * jnp.tanh(ys)) + sum(jnp.sum(c**2) for c in jax.tree.leaves(final))
+
+    return loss
+
+
+def _assert_close(tree_a, tree_b, rtol=1e-10):
+    for a, b in zip(jax.tree.leaves(tree_a), jax.tree.leaves(tree_b), strict=True):
+        scale = max(float(jnp.max(jnp.abs(b))), 1e-30)
+        assert float(jnp.max(jnp.abs(a - b))) <= rtol * scale
+
+
+@pytest.mark.parametrize("option_name", sorted(OPTIONS))
+@pytest.mark.parametrize("name,cell_options", FAST_CELLS)
+def test_fast_gradients_equal_autodiff(key, x64, name, cell_options, option_name):
+    cell, params, xs, carry = _setup(key, name, cell_options)
+    options = dict(OPTIONS[option_name])
+    if options.pop("lengths", False):
+        options["lengths"] = LENGTHS
+    reference_options = {k: v for k, v in options.items() if k in ("lengths", "reverse")}
+    fast_loss = _loss(cell, rnn_jax.unroll, backward="fast", **options)
+    plain_loss = _loss(cell, rnn_jax.unroll, backward="autodiff", **reference_options)
+    assert fast.kernel_for(cell, params) is not None
+    assert "custom_vjp" in str(jax.make_jaxpr(fast_loss)(params, xs, carry))
+    assert "custom_vjp" not in str(jax.make_jaxpr(plain_loss)(params, xs, carry))
+    _assert_close(fast_loss(params, xs, carry), plain_loss(params, xs, carry))
+    _assert_close(
+        jax.grad(fast_loss, (0, 1, 2))(params, xs, carry),
+        jax.grad(plain_loss, (0, 1, 2))(params, xs, carry),
+    )
+
+
+@pytest.mark.parametrize("remat", [False, 2])
+def test_fast_bidirectional_equals_autodiff(key, x64, remat):
+    cell = rnn_jax.get_cell("lstm")
+    params = rnn_jax.init_bidirectional(cell, key, IN, HIDDEN, dtype=jnp.float64)
+    xs = jax.random.normal(jax.random.fold_in(key, 1), (BATCH, TIME, IN), jnp.float64)
+
+    def loss(params, xs, **options):
+        ys, _ = rnn_jax.unroll_bidirectional(cell, params, xs, lengths=LENGTHS, **options)
+        return jnp.sum(jnp.sin(ys))
+
+    _assert_close(
+        jax.grad(loss, (0, 1))(params, xs, remat=remat),
+        jax.grad(loss, (0, 1))(params, xs, backward="autodiff"),
+    )
+
+
+def test_fast_gradients_match_finite_differences(key, x64):
+    cell, params, xs, carry = _setup(key, "lstm", {})
+    loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, remat=3)
+    check_grads(lambda p, x: loss(p, x, carry), (params, xs), order=1, modes=["rev"])
+
+
+def test_unbatched_fast_equals_autodiff(key, x64):
+    cell, params, xs, _ = _setup(key, "gru", {})
+
+    def loss(params, xs, backward):
+        ys, h = rnn_jax.unroll(cell, params, xs[0], backward=backward)
+        return jnp.sum(jnp.sin(ys)) + jnp.sum(h)
+
+    _assert_close(jax.grad(loss)(params, xs, "fast"), jax.grad(loss)(params, xs, "autodiff"))
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"lengths": LENGTHS, "reverse": True}, {"remat": 2, "lengths": LENGTHS}]
+)
+@pytest.mark.parametrize("name", ["lstm", "gru"])
+def test_unroll_tokens_equals_unroll_of_embeddings(key, x64, name, options):
+    cell = rnn_jax.get_cell(name)
+    key_p, key_e, key_t = jax.random.split(key, 3)
+    params = cell.init(key_p, IN, HIDDEN, dtype=jnp.float64)
+    embedding = jax.random.normal(key_e, (5, IN), jnp.float64)
+    tokens = jax.random.randint(key_t, (BATCH, TIME), 0, 5)
+
+    def loss(run_tokens):
+        def f(params, embedding):
+            if run_tokens:
+                ys, carry = fast.unroll_tokens(cell, params, embedding, tokens, **options)
+            else:
+                xs = embedding[tokens]
+                ys, carry = rnn_jax.unroll(cell, params, xs, backward="autodiff", **options)
+            return jnp.sum(jnp.sin(ys)) + sum(jnp.sum(c) for c in jax.tree.leaves(carry))
+
+        return f
+
+    _assert_close(loss(True)(params, embedding), loss(False)(params, embedding))
+    _assert_close(
+        jax.grad(loss(True), (0, 1))(params, embedding),
+        jax.grad(loss(False), (0, 1))(params, embedding),
+    )
+
+
+@pytest.mark.parametrize("remat", [False, 3])
+def test_cell_without_kernel_falls_back_to_autodiff(key, x64, remat):
+    cell, params, xs, carry = _setup(key, "output_feedback", {})
+    assert fast.kernel_for(cell, params) is None
+    default_loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, remat=remat)
+    plain_loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, backward="autodiff")
+    _assert_close(
+        jax.grad(default_loss, (0, 1, 2))(params, xs, carry),
+        jax.grad(plain_loss, (0, 1, 2))(params, xs, carry),
+    )
+
+
+def test_chunked_outputs_equal_python_loop(key, x64):
+    cell, params, xs, carry = _setup(key, "lstm", {})
+    ys, final = rnn_jax.unroll(cell, params, xs, carry=carry, remat=3)
+    xs_proj = cell.project_inputs(params, xs)
+    state, outputs = carry, []
+    for t in range(TIME):
+        state, h = cell.step(params, state, xs_proj[:, t])
+        outputs.append(h)
+    _assert_close(ys, jnp.stack(outputs, axis=1), rtol=1e-12)
+    _assert_close(final, state, rtol=1e-12)
+
+
+def test_bad_options_raise(key):
+    cell = rnn_jax.get_cell("lstm")
+    params = cell.init(key, IN, HIDDEN)
+    xs = jnp.zeros((BATCH, TIME, IN))
+    with pytest.raises(ValueError, match="expected backward in"):
+        rnn_jax.unroll(cell, params, xs, backward="magic")
+    for remat in (0, -2, "cube", 1.5):
+        with pytest.raises(ValueError, match="expected remat"):
+            rnn_jax.unroll(cell, params, xs, remat=remat)
+    with pytest.raises(ValueError, match="expected integer tokens"):
+        fast.unroll_tokens(cell, params, jnp.zeros((5, IN)), xs[..., 0])
+    with pytest.raises(ValueError, match="expected embedding"):
+        fast.unroll_tokens(cell, params, jnp.zeros((5, IN + 1)), jnp.zeros((2, 3), int))
