@@ -8,16 +8,16 @@ from jax.test_util import check_grads
 import rnn_jax
 from rnn_jax import fast
 
-FAST_CELLS = [("lstm", {}), ("gru", {}), ("vanilla", {}), ("vanilla", {"activation": "sigmoid"})]
 OPTIONS = {
     "plain": {},
     "lengths": {"lengths": True},
     "reverse": {"reverse": True, "lengths": True},
     "remat": {"remat": True, "lengths": True},
     "chunked": {"remat": 3, "lengths": True},  # 7 steps: the last chunk is padded
-    "chunked_sqrt": {"remat": "sqrt", "reverse": True},
-    "scan_unroll": {"unroll": 2},
 }
+LSTM_ONLY_OPTIONS = {"chunked_sqrt": {"remat": "sqrt", "reverse": True}, "scan_unroll": {"unroll": 2}}
+GRID = [(name, option) for name in ("lstm", "gru", "vanilla") for option in OPTIONS]
+GRID += [("lstm", option) for option in LSTM_ONLY_OPTIONS]
 BATCH, TIME, IN, HIDDEN = 3, 7, 2, 4
 LENGTHS = jnp.array([7, 4, 0])
 
@@ -44,29 +44,49 @@ def _loss(cell, run, **options):
     return loss
 
 
+def _value_and_grads(loss, argnums=(0, 1, 2)):
+    return jax.jit(jax.value_and_grad(loss, argnums))
+
+
 def _assert_close(tree_a, tree_b, rtol=1e-10):
     for a, b in zip(jax.tree.leaves(tree_a), jax.tree.leaves(tree_b), strict=True):
         scale = max(float(jnp.max(jnp.abs(b))), 1e-30)
         assert float(jnp.max(jnp.abs(a - b))) <= rtol * scale
 
 
-@pytest.mark.parametrize("option_name", sorted(OPTIONS))
-@pytest.mark.parametrize("name,cell_options", FAST_CELLS)
-def test_fast_gradients_equal_autodiff(key, x64, name, cell_options, option_name):
-    cell, params, xs, carry = _setup(key, name, cell_options)
-    options = dict(OPTIONS[option_name])
+@pytest.mark.parametrize("name,option_name", GRID)
+def test_fast_gradients_equal_autodiff(key, x64, name, option_name):
+    cell, params, xs, carry = _setup(key, name, {})
+    options = dict({**OPTIONS, **LSTM_ONLY_OPTIONS}[option_name])
     if options.pop("lengths", False):
         options["lengths"] = LENGTHS
     reference_options = {k: v for k, v in options.items() if k in ("lengths", "reverse")}
     fast_loss = _loss(cell, rnn_jax.unroll, backward="fast", **options)
     plain_loss = _loss(cell, rnn_jax.unroll, backward="autodiff", **reference_options)
+    _assert_close(
+        _value_and_grads(fast_loss)(params, xs, carry),
+        _value_and_grads(plain_loss)(params, xs, carry),
+    )
+
+
+@pytest.mark.parametrize("name", ["lstm", "gru", "vanilla", "irnn"])
+def test_fast_path_is_the_default(key, x64, name):
+    cell, params, xs, carry = _setup(key, name, {})
     assert fast.kernel_for(cell, params) is not None
+    fast_loss = _loss(cell, rnn_jax.unroll)
+    plain_loss = _loss(cell, rnn_jax.unroll, backward="autodiff")
     assert "custom_vjp" in str(jax.make_jaxpr(fast_loss)(params, xs, carry))
     assert "custom_vjp" not in str(jax.make_jaxpr(plain_loss)(params, xs, carry))
-    _assert_close(fast_loss(params, xs, carry), plain_loss(params, xs, carry))
+
+
+@pytest.mark.parametrize("activation", ["sigmoid", "relu", "identity"])
+def test_fast_vanilla_activations_equal_autodiff(key, x64, activation):
+    cell, params, xs, carry = _setup(key, "vanilla", {"activation": activation})
+    fast_loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS)
+    plain_loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, backward="autodiff")
     _assert_close(
-        jax.grad(fast_loss, (0, 1, 2))(params, xs, carry),
-        jax.grad(plain_loss, (0, 1, 2))(params, xs, carry),
+        _value_and_grads(fast_loss)(params, xs, carry),
+        _value_and_grads(plain_loss)(params, xs, carry),
     )
 
 
@@ -80,16 +100,18 @@ def test_fast_bidirectional_equals_autodiff(key, x64, remat):
         ys, _ = rnn_jax.unroll_bidirectional(cell, params, xs, lengths=LENGTHS, **options)
         return jnp.sum(jnp.sin(ys))
 
+    fast_loss = lambda params, xs: loss(params, xs, remat=remat)
+    plain_loss = lambda params, xs: loss(params, xs, backward="autodiff")
     _assert_close(
-        jax.grad(loss, (0, 1))(params, xs, remat=remat),
-        jax.grad(loss, (0, 1))(params, xs, backward="autodiff"),
+        _value_and_grads(fast_loss, (0, 1))(params, xs),
+        _value_and_grads(plain_loss, (0, 1))(params, xs),
     )
 
 
 def test_fast_gradients_match_finite_differences(key, x64):
     cell, params, xs, carry = _setup(key, "lstm", {})
     loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, remat=3)
-    check_grads(lambda p, x: loss(p, x, carry), (params, xs), order=1, modes=["rev"])
+    check_grads(jax.jit(lambda p, x: loss(p, x, carry)), (params, xs), order=1, modes=["rev"])
 
 
 def test_unbatched_fast_equals_autodiff(key, x64):
@@ -99,7 +121,8 @@ def test_unbatched_fast_equals_autodiff(key, x64):
         ys, h = rnn_jax.unroll(cell, params, xs[0], backward=backward)
         return jnp.sum(jnp.sin(ys)) + jnp.sum(h)
 
-    _assert_close(jax.grad(loss)(params, xs, "fast"), jax.grad(loss)(params, xs, "autodiff"))
+    fast_grads = _value_and_grads(lambda p, x: loss(p, x, "fast"), (0, 1))(params, xs)
+    _assert_close(fast_grads, _value_and_grads(lambda p, x: loss(p, x, "autodiff"), (0, 1))(params, xs))
 
 
 @pytest.mark.parametrize(
@@ -124,10 +147,9 @@ def test_unroll_tokens_equals_unroll_of_embeddings(key, x64, name, options):
 
         return f
 
-    _assert_close(loss(True)(params, embedding), loss(False)(params, embedding))
     _assert_close(
-        jax.grad(loss(True), (0, 1))(params, embedding),
-        jax.grad(loss(False), (0, 1))(params, embedding),
+        _value_and_grads(loss(True), (0, 1))(params, embedding),
+        _value_and_grads(loss(False), (0, 1))(params, embedding),
     )
 
 
@@ -138,8 +160,8 @@ def test_cell_without_kernel_falls_back_to_autodiff(key, x64, remat):
     default_loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, remat=remat)
     plain_loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, backward="autodiff")
     _assert_close(
-        jax.grad(default_loss, (0, 1, 2))(params, xs, carry),
-        jax.grad(plain_loss, (0, 1, 2))(params, xs, carry),
+        _value_and_grads(default_loss)(params, xs, carry),
+        _value_and_grads(plain_loss)(params, xs, carry),
     )
 
 
