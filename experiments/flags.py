@@ -36,6 +36,7 @@ flags.DEFINE_integer("batch", None, "Sequences per batch.")
 flags.DEFINE_enum("cell", None, sorted(CELLS), "Recurrent cell (rnn_jax.cells.CELLS).")
 flags.DEFINE_integer("hidden", None, "Hidden units per layer.")
 flags.DEFINE_integer("seq_len", None, "Training sequence length (time steps).")
+flags.DEFINE_integer("test_seq_len", None, "Test sequence length (length generalisation).")
 # Output and bookkeeping.
 flags.DEFINE_string("out_dir", None, "Runs go to <out_dir>/<experiment>/<run_name>/.")
 flags.DEFINE_string("run_name", None, "Run directory name; default: built from the main flags.")

@@ -7,12 +7,25 @@ the template state first, so a checkpoint written by a different model or optimi
 checkpoint gives a `ValueError` naming its directory, instead of an orbax traceback.
 """
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
+
+
+@contextlib.contextmanager
+def _quiet():
+    """Orbax logs every save at INFO through absl; keep the run's own log readable."""
+    verbosity = logging.get_verbosity()
+    logging.set_verbosity(min(verbosity, logging.WARNING))
+    try:
+        yield
+    finally:
+        logging.set_verbosity(verbosity)
 
 
 def _is_key(leaf: Any) -> bool:
@@ -55,12 +68,13 @@ class Checkpointer:
 
     def __init__(self, directory: str | Path, *, max_to_keep: int = 2):
         self.directory = Path(directory).absolute()
-        self._manager = ocp.CheckpointManager(
-            self.directory,
-            options=ocp.CheckpointManagerOptions(
-                max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True
-            ),
-        )
+        with _quiet():
+            self._manager = ocp.CheckpointManager(
+                self.directory,
+                options=ocp.CheckpointManagerOptions(
+                    max_to_keep=max_to_keep, enable_async_checkpointing=False, create=True
+                ),
+            )
 
     def latest_step(self) -> int | None:
         """The step of the newest complete checkpoint, or None if there is none."""
@@ -73,15 +87,16 @@ class Checkpointer:
         """Saves `state` (any pytree; a TrainState's own `step` when `step` is None)."""
         step = int(state.step) if step is None else int(step)
         leaves = {_leaf_name(i): _to_host(x) for i, x in enumerate(jax.tree.leaves(state))}
-        self._manager.save(
-            step,
-            args=ocp.args.Composite(
-                arrays=ocp.args.StandardSave(leaves),
-                meta=ocp.args.JsonSave({"step": step, "leaves": _describe(state)}),
-            ),
-            force=True,
-        )
-        self._manager.wait_until_finished()
+        with _quiet():
+            self._manager.save(
+                step,
+                args=ocp.args.Composite(
+                    arrays=ocp.args.StandardSave(leaves),
+                    meta=ocp.args.JsonSave({"step": step, "leaves": _describe(state)}),
+                ),
+                force=True,
+            )
+            self._manager.wait_until_finished()
         return step
 
     def restore(self, template: Any, step: int | None = None) -> Any:
@@ -95,19 +110,11 @@ class Checkpointer:
         if step is None:
             raise ValueError(f"no checkpoint in {self.directory}")
         where = self.directory / str(step)
-        try:
-            meta = self._manager.restore(step, args=ocp.args.Composite(meta=ocp.args.JsonRestore()))
-        except Exception as error:  # orbax raises many types; say which checkpoint is bad
-            raise ValueError(f"checkpoint {where} is unreadable (corrupt or incomplete): {error}")
-        _check_matches(meta["meta"]["leaves"], _describe(template), where)
+        meta = self._read(step, where, meta=ocp.args.JsonRestore())["meta"]
+        _check_matches(meta["leaves"], _describe(template), where)
         template_leaves, treedef = jax.tree.flatten(template)
         abstract = {_leaf_name(i): _to_host(x) for i, x in enumerate(template_leaves)}
-        try:
-            restored = self._manager.restore(
-                step, args=ocp.args.Composite(arrays=ocp.args.StandardRestore(abstract))
-            )["arrays"]
-        except Exception as error:
-            raise ValueError(f"checkpoint {where} is unreadable (corrupt or incomplete): {error}")
+        restored = self._read(step, where, arrays=ocp.args.StandardRestore(abstract))["arrays"]
         leaves = []
         for i, like in enumerate(template_leaves):
             value = np.asarray(restored[_leaf_name(i)])
@@ -117,8 +124,18 @@ class Checkpointer:
                 leaves.append(jax.numpy.asarray(value))
         return jax.tree.unflatten(treedef, leaves)
 
+    def _read(self, step: int, where: Path, **items) -> Any:
+        try:
+            with _quiet():
+                return self._manager.restore(step, args=ocp.args.Composite(**items))
+        except Exception as error:  # orbax raises many types; say which checkpoint is bad
+            raise ValueError(
+                f"checkpoint {where} is unreadable (corrupt or incomplete): {error}"
+            ) from error
+
     def close(self) -> None:
-        self._manager.close()
+        with _quiet():
+            self._manager.close()
 
 
 def _check_matches(saved: list[dict], expected: list[dict], where: Path) -> None:

@@ -16,7 +16,8 @@ the Heaviside step as phi. Every quantity is a small integer, so it is exact at 
 
 Summation (a linear RNN, the vanilla cell with phi = identity):
 
-    s(t) = W s(t-1) + U x(t) + b,  W = [[1]], U = [[1]], b = [0];   y(t) = V s(t) + c, V = [[1]], c = [0]
+    s(t) = W s(t-1) + U x(t) + b,   W = [[1]], U = [[1]], b = [0]
+    y(t) = V s(t) + c,              V = [[1]], c = [0]
 
 Summation and comparison (two running sums, then their difference as the output logit):
 

@@ -152,6 +152,32 @@ def read_metrics(run_dir: str | Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
+def write_csv(path: str | Path, rows: list[dict]) -> Path:
+    """Writes `rows` (dicts with the same keys) as CSV, e.g. a sweep's sweep.csv."""
+    import csv
+
+    path = Path(path)
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+        writer.writeheader()
+        writer.writerows(to_jsonable(rows))
+    return path
+
+
+def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
+    """`rows` as a Markdown table (floats to 3 decimals; None as '-')."""
+    columns = columns or (list(rows[0]) if rows else [])
+
+    def cell(value):
+        if value is None:
+            return "-"
+        return f"{value:.3f}" if isinstance(value, float) else str(value)
+
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join(cell(row.get(c)) for c in columns) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def _write_json(path: Path, value: Any) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")

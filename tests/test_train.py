@@ -155,8 +155,8 @@ def test_target_stops_early_and_is_recorded(tmp_path):
     eval_fn = jax.jit(lambda p: {"eval_mse": delay_loss(p, delay_batch(-1), None, ())[0]})
     state, history = train.fit(
         new_state(optimizer), train.make_train_step(delay_loss, optimizer), delay_batch,
-        num_steps=1000, eval_fn=eval_fn, eval_every=10, log_every=10, target=("eval_mse", 0.05, "<="),
-        run=run, plot=False,
+        num_steps=1000, eval_fn=eval_fn, eval_every=10, log_every=10, run=run, plot=False,
+        target=("eval_mse", 0.05, "<="),
     )
     assert history[-1]["eval_mse"] <= 0.05 < history[-2]["eval_mse"]
     assert int(state.step) == history[-1]["step"] < 1000
