@@ -133,7 +133,8 @@ def sample_text(config: Config, vocab: text.Vocabulary, params, step_fn, initial
         sampling.sample, functools.partial(step_fn, params), length=FLAGS.sample_len,
         temperature=FLAGS.temperature, top_k=FLAGS.top_k, greedy=FLAGS.greedy))
     key = jax.random.fold_in(jax.random.key(config.train.seed), 1)
-    return prime + text.decode(vocab, run(initial_stream(params, 1), prime_ids, key))
+    separator = " " if vocab.level == "word" else ""
+    return prime + separator + text.decode(vocab, run(initial_stream(params, 1), prime_ids, key))
 
 
 def ngram_table(vocab_size: int, train_ids, valid_ids, max_order: int) -> dict:
@@ -184,7 +185,8 @@ def main(argv):
     state, optimizer, apply_fn, step_fn, initial_stream = make_state(config, vocab)
     eval_fn = jax.jit(language_model.make_eval_fn(
         apply_fn, streams.all_chunks(valid), initial_stream(state.params, eval_rows)))
-    run = shared.make_run(cfg, "char_lm", config, data=config.data, model=config.model)
+    level = {"level": config.level} if config.level != "char" else {}
+    run = shared.make_run(cfg, "char_lm", config, data=config.data, model=config.model, **level)
     text.save_vocabulary(vocab, run.path / "vocab.json")
     prime = FLAGS.prime or vocab.tokens[train_ids[0]]
     (run.path / "prime.txt").write_text(prime, "utf-8")
