@@ -72,17 +72,12 @@ def _lstm_backward(params, saved, carry_prev, carry, dcarry):
     del carry
     act, tanh_c = saved
     i, f, g, o = lstm.split_gates(act)
-    d_o = dcarry.h * tanh_c
-    dc = dcarry.c + dcarry.h * o * (1.0 - tanh_c * tanh_c)
-    delta = jnp.concatenate(
-        [
-            dc * g * i * (1.0 - i),  # sigma' = sigma (1 - sigma)
-            dc * carry_prev.c * f * (1.0 - f),
-            dc * i * (1.0 - g * g),  # tanh' = 1 - tanh^2
-            d_o * o * (1.0 - o),
-        ],
-        axis=-1,
-    )
+    dc = dcarry.c + dcarry.h * o * (1.0 - tanh_c * tanh_c)  # dL/dc(t), through h = o tanh(c)
+    d_act = jnp.concatenate([dc * g, dc * carry_prev.c, dc * i, dcarry.h * tanh_c], axis=-1)
+    hidden = tanh_c.shape[-1]
+    column = jax.lax.broadcasted_iota(jnp.int32, act.shape, act.ndim - 1)
+    is_g = (column >= 2 * hidden) & (column < 3 * hidden)
+    delta = d_act * jnp.where(is_g, 1.0 - act * act, act * (1.0 - act))  # tanh', sigma'
     return lstm.LSTMState(h=delta @ params.W.T, c=dc * f), delta
 
 
