@@ -31,7 +31,19 @@ def aggregate(rows: list[dict]) -> list[dict]:
     return table
 
 
-def plot(table: list[dict], path: Path, test_seq_len: int) -> Path:
+def read_rows(run_dir: Path) -> list[dict]:
+    """The per-run rows of sweep.csv with their types back."""
+    import csv
+
+    types = {"seq_len": int, "seed": int, "steps": int, "eval_accuracy": float,
+             "test_accuracy": float, "solved": lambda s: s == "True"}
+    with open(Path(run_dir) / "sweep.csv") as f:
+        return [{k: types.get(k, str)(v) for k, v in row.items()} for row in csv.DictReader(f)]
+
+
+def plot(run_dir: Path, test_seq_len: int) -> Path:
+    """Draws sweep.png from sweep.csv (redraw without re-running)."""
+    table = aggregate(read_rows(run_dir))
     import matplotlib
 
     matplotlib.use("Agg")
@@ -47,10 +59,14 @@ def plot(table: list[dict], path: Path, test_seq_len: int) -> Path:
              title="solved within the step budget")
     right.set(xlabel="training sequence length", ylabel=f"accuracy at T={test_seq_len}",
               ylim=(0.45, 1.02), title="length generalisation")
+    lengths = sorted({r["seq_len"] for r in table})
     for ax in (left, right):
-        ax.set_xscale("log", base=2)
+        ax.set_xscale("log")
+        ax.set_xticks(lengths, [str(n) for n in lengths])
+        ax.minorticks_off()
         ax.legend()
     fig.tight_layout()
+    path = Path(run_dir) / "sweep.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return path
@@ -80,7 +96,7 @@ def run_sweep(config, train_one) -> dict:
     results.write_csv(run.path / "sweep.csv", rows)
     markdown = results.markdown_table(table)
     (run.path / "sweep.md").write_text(markdown + "\n")
-    plot(table, run.path / "sweep.png", config.test_seq_len)
+    plot(run.path, config.test_seq_len)
     wall = time.perf_counter() - start
     run.write_summary({"sweep": table, "runs": len(rows), "wall_time_s": wall})
     print(markdown)
