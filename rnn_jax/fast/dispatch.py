@@ -2,7 +2,8 @@
 
 `remat` (the memory option of `rnn_jax.unroll`):
     False          keep every step's gate activations for the backward pass (fastest);
-    True (or 1)    keep only the carries; the backward recomputes the gates;
+    True (or 1)    keep only the carries; the backward recomputes the gates (sqrt(time) steps
+                   at a time, one large matmul each);
     k >= 2         chunked checkpointing: keep the carry every k steps and recompute inside a
                    chunk in the backward pass; memory O(time/k + k) steps of state;
     "sqrt"         chunked with k = ceil(sqrt(time)).
@@ -77,10 +78,16 @@ def run_kernel(
     """
     time = inputs.shape[0]
     chunk = chunk_size(remat, time)
-    pad = 0 if chunk is None else -time % chunk
-    inputs, mask = _pad_time(inputs, mask, pad)
-    run = engine.make_unroll(kernel, project, chunk is None and bool(remat), chunk, unroll)
-    ys, carry = run(params, proj_params, inputs, carry, mask)
+    if chunk is not None:
+        mode, k = "chunk", chunk
+    elif remat:  # step remat: the backward recomputes gates sqrt(time) steps at a time
+        mode, k = "step", math.ceil(math.sqrt(time))
+    else:
+        mode, k = "save", 1
+    inputs, mask = _pad_time(inputs, mask, 0 if mode == "save" else -time % k)
+    ys, carry = engine.make_unroll(kernel, project, mode, k, unroll)(
+        params, proj_params, inputs, carry, mask
+    )
     return ys[:time], carry
 
 

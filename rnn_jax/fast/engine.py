@@ -7,12 +7,14 @@ The reverse scan holds only `delta(t) @ W^T` and the elementwise gate math; the 
 weight gradients (`sum_t h(t-1)^T delta(t)`) and the input projection's VJP (input weights,
 bias, inputs) run after it as large matmuls over all steps of a span. Memory modes:
 
-    chunk=None, remat=False   save the gate activations of every step (fastest)
-    chunk=None, remat=True    save only the carries; the backward recomputes every gate with
-                              one large matmul (step rematerialisation)
-    chunk=k                   save the carry every k steps; the backward re-runs each chunk
-                              forward, then its reverse scan (chunked checkpointing). Memory is
-                              O(time/k carries + k steps of gates); time must be a multiple of k.
+    mode "save"    save the gate activations of every step (fastest; k is ignored)
+    mode "step"    save only the carry of every step (step rematerialisation); the backward
+                   recomputes the gates of k steps at a time with one large matmul, so the
+                   extra memory is k steps of gates; no sequential recomputation
+    mode "chunk"   save the carry every k steps; the backward re-runs each chunk forward, then
+                   its reverse scan (chunked checkpointing). Memory O(time/k carries + k steps
+                   of gates).
+In "step" and "chunk" modes time must be a multiple of k (pad with masked steps).
 """
 
 from functools import lru_cache
@@ -93,22 +95,24 @@ def _chunks(a, chunk):
 
 
 @lru_cache(maxsize=None)
-def make_unroll(kernel: Kernel, project: Callable, remat: bool, chunk: int | None, unroll: int):
+def make_unroll(kernel: Kernel, project: Callable, mode: str, k: int, unroll: int):
     """`f(params, proj_params, inputs, carry0, mask) -> (ys, final_carry)` with a custom VJP.
 
     `project(proj_params, inputs) -> xs_proj [time, batch, gates]` is the time-parallel input
     projection (e.g. `cell.project_inputs`, or a gather from a `[vocab, gates]` table).
     """
+    if mode not in ("save", "step", "chunk"):
+        raise ValueError(f"expected mode 'save', 'step' or 'chunk', received {mode!r}")
 
     @jax.custom_vjp
     def run(params, proj_params, inputs, carry0, mask):
         return fwd(params, proj_params, inputs, carry0, mask)[0]
 
     def fwd(params, proj_params, inputs, carry0, mask):
-        if chunk is None:
+        if mode != "chunk":
             xs_proj = project(proj_params, inputs)
             final, carries, saved = _forward_span(
-                kernel, params, xs_proj, carry0, mask, unroll, save=not remat
+                kernel, params, xs_proj, carry0, mask, unroll, save=mode == "save"
             )
             ys = _outputs(kernel, carries, mask)
             return (ys, final), (params, proj_params, inputs, carry0, mask, carries, saved)
@@ -120,7 +124,7 @@ def make_unroll(kernel: Kernel, project: Callable, remat: bool, chunk: int | Non
             return final, (carry, _outputs(kernel, carries, mask_c))
 
         final, (starts, ys) = jax.lax.scan(
-            chunk_body, carry0, (_chunks(inputs, chunk), _chunks(mask, chunk))
+            chunk_body, carry0, (_chunks(inputs, k), _chunks(mask, k))
         )
         ys = ys.reshape((-1,) + ys.shape[2:])
         return (ys, final), (params, proj_params, inputs, carry0, mask, starts, None)
@@ -128,21 +132,23 @@ def make_unroll(kernel: Kernel, project: Callable, remat: bool, chunk: int | Non
     def bwd(residuals, cotangents):
         params, proj_params, inputs, carry0, mask, carries, saved = residuals
         dys, dfinal = cotangents
-        if chunk is None:
-            if remat:  # recompute every gate at once from the saved carries: one big matmul
-                xs_proj = project(proj_params, inputs)
-                saved = kernel.forward(params, _shift(carry0, carries), xs_proj)[1]
+        if mode == "save":
             dcarry0, grads, deltas = _backward_span(
                 kernel, params, carry0, carries, saved, mask, dys, dfinal, unroll
             )
             dproj, dinputs = _projection_vjp(project, proj_params, inputs, deltas)
             return grads, dproj, dinputs, dcarry0, None
 
-        def chunk_body(state, chunk_inputs):
+        def span_body(state, span_inputs):
             dcarry, grads, dproj = state
-            start, inputs_c, mask_c, dys_c = chunk_inputs
+            start, carries_c, inputs_c, mask_c, dys_c = span_inputs
             xs_proj = project(proj_params, inputs_c)
-            _, carries_c, saved_c = _forward_span(kernel, params, xs_proj, start, mask_c, unroll, True)
+            if mode == "chunk":  # re-run the chunk's forward scan from its saved carry
+                _, carries_c, saved_c = _forward_span(
+                    kernel, params, xs_proj, start, mask_c, unroll, True
+                )
+            else:  # every carry is saved: all k steps' gates at once, one large matmul
+                saved_c = kernel.forward(params, _shift(start, carries_c), xs_proj)[1]
             dcarry, grads_c, deltas = _backward_span(
                 kernel, params, start, carries_c, saved_c, mask_c, dys_c, dcarry, unroll
             )
@@ -150,10 +156,16 @@ def make_unroll(kernel: Kernel, project: Callable, remat: bool, chunk: int | Non
             state = (dcarry, tree_map(jnp.add, grads, grads_c), tree_map(jnp.add, dproj, dproj_c))
             return state, dinputs_c
 
+        if mode == "chunk":
+            starts, carries = carries, None
+        else:  # the carry before each span of k steps
+            ends = tree_map(lambda a: a[k - 1 :: k][:-1], carries)
+            starts = tree_map(lambda c0, e: jnp.concatenate([c0[None], e]), carry0, ends)
+            carries = tree_map(lambda a: _chunks(a, k), carries)
         zeros = (tree_map(jnp.zeros_like, params), tree_map(jnp.zeros_like, proj_params))
-        chunk_inputs = (carries, _chunks(inputs, chunk), _chunks(mask, chunk), _chunks(dys, chunk))
+        span_inputs = (starts, carries, _chunks(inputs, k), _chunks(mask, k), _chunks(dys, k))
         (dcarry0, grads, dproj), dinputs = jax.lax.scan(
-            chunk_body, (dfinal, *zeros), chunk_inputs, reverse=True
+            span_body, (dfinal, *zeros), span_inputs, reverse=True
         )
         if dinputs is not None:
             dinputs = dinputs.reshape(inputs.shape)
