@@ -1,0 +1,320 @@
+"""Vanishing and exploding gradients, measured: the notes' bound, clipping, and how far back.
+
+    python -m experiments.vanishing_gradients                # all three parts (minutes on 2 cores)
+    python -m experiments.vanishing_gradients --parts=gradients --T=200
+
+Cells: every entry of `rnn_jax.cells.CELLS`, with the vanilla tanh RNN swept over recurrent
+spectral radii (`--radii`) and the LSTM at forget-gate bias 0 and 1; a cell registered later
+(e.g. "urnn") joins automatically. Parts, written to `<out_dir>/vanishing_gradients/`:
+
+1. gradients (no training): at init, on random one-hot inputs of length `--T`, L(T) = cross-
+   entropy of a random readout of the last output. `rnn_jax.diagnostics` gives ||dL(T)/dh(t)||
+   for all t in one backward pass and ||dh(T)/dh(k)||; plotted (log10, geometric mean over the
+   batch) against T - t with the bound ||dL/dh(T)|| (lambda_W lambda_phi)^(T-t) dashed for the
+   vanilla cells; table of fitted per-step decay rates -> `gradients_seed<seed>.{png,md,json}`.
+2. clipping: vanilla tanh at the largest radius trained on delayed recall (D = --seq_len - 1)
+   with `--clip_optimizer`/`--clip_lr`, without clipping and with --clip; grad_norm (before
+   clipping) every step -> `clipping_seed<seed>.{png,md}` plus the two run dirs.
+3. recall: accuracy on held-out sequences vs delay D (`--delays`) for every cell (or
+   `--recall_cells`) after `--steps` updates (vanilla only at `--recall_radii`) -> `recall_seed<seed>.{png,md}` plus run dirs.
+
+Defaults: hidden 32, batch 32, T 100, 600 steps of Adam (lr 1e-2, clip 1) per recall run.
+`--quick` shrinks everything to run end to end in seconds. Results: experiments/
+vanishing_gradients.md.
+"""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+from absl import app, flags
+
+from experiments import flags as shared
+from rnn_jax import diagnostics, losses, readout, results, train, unroll
+from rnn_jax.cells import CELLS, get_cell
+from rnn_jax.data import recall
+from rnn_jax.unroll import output_size
+
+flags.DEFINE_list("parts", ["gradients", "clipping", "recall"], "Parts of the study to run.")
+flags.DEFINE_list("radii", ["0.5", "0.9", "1.0", "1.1", "1.5"], "Vanilla tanh spectral radii.")
+flags.DEFINE_list("recall_radii", ["1.0"], "Vanilla tanh radii trained in the recall part.")
+flags.DEFINE_list("recall_cells", [], "Cells (CELLS names) of the recall part; empty: all.")
+flags.DEFINE_list("delays", ["1", "2", "4", "8", "16", "32"], "Recall delays D.")
+flags.DEFINE_integer("T", 100, "Sequence length of the gradient measurements.")
+flags.DEFINE_integer("num_symbols", 4, "Alphabet of the inputs and the recall task.")
+flags.DEFINE_integer("eval_batch", 512, "Held-out sequences per recall accuracy.")
+flags.DEFINE_enum("clip_optimizer", "sgd", sorted(train.OPTIMIZERS), "Optimiser of part 2.")
+flags.DEFINE_float("clip_lr", 0.1, "Learning rate of part 2.")
+FLAGS = flags.FLAGS
+
+EXPERIMENT = "vanishing_gradients"
+PARTS = ("gradients", "clipping", "recall")
+DEFAULTS = dict(steps=600, lr=1e-2, optimizer="adam", clip=1.0, batch=32, hidden=32, seq_len=30,
+                log_every=50, cell="vanilla")
+QUICK = dict(steps=6, batch=4, hidden=6, seq_len=5, log_every=2)
+QUICK_OWN = dict(T=8, delays=[2], radii=[1.5], eval_batch=8, recall_cells=["gru"])
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    train: shared.TrainConfig
+    parts: tuple[str, ...]
+    radii: tuple[float, ...]
+    recall_radii: tuple[float, ...]
+    recall_cells: tuple[str, ...]
+    delays: tuple[int, ...]
+    T: int
+    num_symbols: int
+    eval_batch: int
+    clip_optimizer: str
+    clip_lr: float
+
+
+def variants(radii) -> list[tuple[str, str, dict]]:
+    """(label, cell name, init options) for every registered cell; vanilla per radius, LSTM per
+    forget bias."""
+    rows = []
+    for name in sorted(CELLS):
+        if name == "vanilla":
+            rows += [(f"vanilla_tanh_rho{r:g}", name, {"spectral_radius": r}) for r in radii]
+        elif name == "lstm":
+            rows += [(f"lstm_fb{b:g}", name, {"forget_bias": b}) for b in (0.0, 1.0)]
+        else:
+            rows.append((name, name, {}))
+    return rows
+
+
+def init_model(cell, key, options, config: Config):
+    key_cell, key_readout = jax.random.split(key)
+    params = cell.init(key_cell, config.num_symbols, config.train.hidden, **options)
+    head = readout.init_linear(key_readout, output_size(cell, params), config.num_symbols)
+    return {"cell": params, "readout": head}
+
+
+def vanilla_activation(cell) -> str | None:
+    """'tanh'/'relu'/... for vanilla cells (the bound applies), None otherwise."""
+    return cell.name.split("_", 1)[1] if cell.name.startswith("vanilla_") else None
+
+
+@jax.jit(static_argnums=0)
+def measure(cell, model, xs, labels):
+    """Geometric means over the batch of ||dL(T)/dh(t)|| and ||dh(T)/dh(t)||, t = 0..T."""
+
+    def loss_fn(output):  # L(T): cross-entropy of the readout of the last output
+        logits = readout.linear(model["readout"], output)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+    grads = diagnostics.gradient_norms(cell, model["cell"], xs, loss_fn)
+    jacobians = diagnostics.jacobian_norms(cell, model["cell"], xs, final_only=True)
+    geo_mean = lambda a: jnp.exp(jnp.mean(jnp.log(jnp.maximum(a, 1e-37)), axis=0))
+    return geo_mean(grads), geo_mean(jacobians)
+
+
+def gradient_study(config: Config, out: Path) -> str:
+    """Part 1: gradient and Jacobian norms at init vs distance, with the bound; returns the table."""
+    key_data, key_labels, key_model = jax.random.split(jax.random.key(config.train.seed), 3)
+    xs, _ = recall.sample(key_data, config.train.batch, config.T - 1, config.num_symbols)
+    labels = jax.random.randint(key_labels, (config.train.batch,), 0, config.num_symbols)
+    curves, rows = {}, []
+    for i, (label, name, options) in enumerate(variants(config.radii)):
+        cell = get_cell(name)
+        model = init_model(cell, jax.random.fold_in(key_model, i), options, config)
+        grads, jacobians = measure(cell, model, xs, labels)
+        activation = vanilla_activation(cell)
+        factor = float(diagnostics.bound_factor(model["cell"].W, activation)) if activation else None
+        curves[label] = {"grad": np.asarray(grads).tolist(), "jacobian": np.asarray(jacobians).tolist(),
+                         "bound_factor": factor}
+        rows.append({"cell": label, "bound factor": factor,
+                     "fitted rate dL/dh": float(diagnostics.decay_rate(grads)),
+                     "fitted rate dh(T)/dh(k)": float(diagnostics.decay_rate(jacobians)),
+                     f"dL/dh(0) / dL/dh(T), T={config.T}": float(grads[0] / grads[-1])})
+    stem = out / f"gradients_seed{config.train.seed}"
+    stem.with_suffix(".json").write_text(json.dumps(curves))
+    table = results.markdown_table(rows)
+    stem.with_suffix(".md").write_text(table + "\n")
+    plot_gradients(stem.with_suffix(".png"), curves, config.T)
+    return table
+
+
+def plot_gradients(path: Path, curves: dict, T: int) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    distance = np.arange(T, -1, -1)  # T - t for t = 0..T
+    fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
+    for ax, kind, title in ((axes[0], "grad", "||dL(T)/dh(t)||"),
+                            (axes[1], "jacobian", "||dh(T)/dh(t)||_2")):
+        for color, (label, curve) in zip(plt.cm.tab20(np.linspace(0, 1, len(curves))), curves.items()):
+            values = np.asarray(curve[kind])
+            ax.plot(distance, np.log10(np.maximum(values, 1e-37)), color=color, label=label)
+            if curve["bound_factor"] is not None:  # the notes' bound, from the parameters
+                bound = values[-1] * curve["bound_factor"] ** distance
+                ax.plot(distance, np.log10(np.maximum(bound, 1e-37)), color=color, ls="--", lw=0.8)
+        ax.set(xlabel="distance T - t", title=f"log10 {title} at init (dashed: bound)")
+    axes[0].set_ylabel("log10 norm (geometric mean over the batch)")
+    axes[1].set_ylim(bottom=-20)
+    axes[1].legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def recall_loss_fn(cell):
+    """The loop's loss: cross-entropy of the readout of the last output vs the recalled symbol."""
+
+    def loss_fn(params, batch, key, stream):
+        xs, labels = batch
+        ys, _ = unroll(cell, params["cell"], xs)
+        logits = readout.linear(params["readout"], ys[:, -1])
+        accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
+        return losses.softmax_cross_entropy(logits, labels), ({"accuracy": accuracy}, stream)
+
+    return loss_fn
+
+
+def train_recall(config: Config, run_name: str, label: str, name: str, options: dict, delay: int,
+                 optimizer, log_every: int) -> tuple[Path, dict]:
+    """Trains one cell on recall at `delay` with the shared loop; returns (run dir, final record)."""
+    cfg = config.train
+    cell = get_cell(name)
+    key_model, key_data, key_eval, key_train = jax.random.split(jax.random.key(cfg.seed), 4)
+    params = init_model(cell, key_model, options, config)
+    loss_fn = recall_loss_fn(cell)
+    eval_data = recall.sample(key_eval, config.eval_batch, delay, config.num_symbols)
+    evaluate = train.make_eval_step(lambda p, b: loss_fn(p, b, None, ())[1][0])
+    run = results.Run.create(cfg.out_dir, EXPERIMENT, run_name, {"config": config, "cell": label,
+                             "delay": delay}, overwrite=cfg.overwrite)
+    state = train.init_state(params, optimizer, key_train)
+    get_batch = lambda step: recall.sample(jax.random.fold_in(key_data, step), cfg.batch, delay,
+                                           config.num_symbols)
+    _, history = train.fit(
+        state, train.make_train_step(loss_fn, optimizer), get_batch, num_steps=cfg.steps,
+        eval_fn=lambda p: {"eval_accuracy": evaluate(p, eval_data)["accuracy"]},
+        log_every=log_every, run=run, plot=False)
+    return run.path, history[-1]
+
+
+def clipping_study(config: Config, out: Path, prefix: str) -> str:
+    """Part 2: grad_norm over training with and without clipping; returns the table."""
+    radius, cfg = max(config.radii), config.train
+    rows, series = [], {}
+    for clip in (0.0, cfg.clip):
+        optimizer = train.make_optimizer(config.clip_optimizer, config.clip_lr, clip_norm=clip)
+        path, last = train_recall(config, f"{prefix}clipping_clip{clip:g}_seed{cfg.seed}",
+                                  "vanilla", "vanilla", {"spectral_radius": radius},
+                                  cfg.seq_len - 1, optimizer, log_every=1)
+        norms = np.array([r["grad_norm"] for r in results.read_metrics(path)])
+        series[f"clip {clip:g}" if clip else "no clipping"] = norms
+        rows.append({"clip": clip or None, "median grad norm": float(np.median(norms)),
+                     "max grad norm": float(norms.max()),
+                     "steps > 10x median": int(np.sum(norms > 10 * np.median(norms))),
+                     "final loss": last["loss"], "final eval accuracy": last["eval_accuracy"]})
+    stem = out / f"clipping_seed{cfg.seed}"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, norms in series.items():
+        ax.semilogy(np.arange(1, len(norms) + 1), norms, label=label, lw=0.8)
+    ax.set(xlabel="step", ylabel="global grad norm (before clipping)",
+           title=f"vanilla tanh, rho {radius:g}, recall D = {cfg.seq_len - 1}, "
+                 f"{config.clip_optimizer} lr {config.clip_lr:g}")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(stem.with_suffix(".png"), dpi=90)
+    plt.close(fig)
+    table = results.markdown_table(rows)
+    stem.with_suffix(".md").write_text(table + "\n")
+    return table
+
+
+def recall_study(config: Config, out: Path, prefix: str) -> str:
+    """Part 3: held-out recall accuracy vs delay D for every cell; returns the table."""
+    cfg = config.train
+    optimizer = shared.make_optimizer(cfg)
+    accuracy = {}
+    for label, name, options in variants(config.recall_radii):
+        if config.recall_cells and name not in config.recall_cells:
+            continue
+        accuracy[label] = [
+            train_recall(config, f"{prefix}recall_{label}_D{delay}_seed{cfg.seed}", label, name,
+                         options, delay, optimizer, cfg.log_every)[1]["eval_accuracy"]
+            for delay in config.delays
+        ]
+    rows = [{"cell": label, **{f"D={d}": a for d, a in zip(config.delays, accs)}}
+            for label, accs in accuracy.items()]
+    stem = out / f"recall_seed{cfg.seed}"
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for label, accs in accuracy.items():
+        ax.plot(config.delays, accs, marker="o", label=label)
+    ax.axhline(1 / config.num_symbols, color="k", ls="--", label="chance")
+    ax.set(xscale="log", xlabel="delay D", ylabel="held-out accuracy",
+           title=f"recall after {cfg.steps} steps (h = {cfg.hidden})")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(stem.with_suffix(".png"), dpi=90)
+    plt.close(fig)
+    table = results.markdown_table(rows)
+    stem.with_suffix(".md").write_text(table + "\n")
+    return table
+
+
+def own_flag(name: str):
+    return QUICK_OWN[name] if FLAGS.quick and not FLAGS[name].present and name in QUICK_OWN \
+        else FLAGS[name].value
+
+
+def make_config() -> Config:
+    """Reads and validates every flag before any compile."""
+    cfg = shared.train_config(DEFAULTS, QUICK)
+    parse = lambda name, kind: tuple(kind(v) for v in own_flag(name))
+    try:
+        radii, recall_radii = parse("radii", float), parse("recall_radii", float)
+        delays = parse("delays", int)
+    except ValueError as error:
+        raise shared.FlagError(f"--radii/--recall_radii/--delays: expected numbers ({error})")
+    shared.check(all(p in PARTS for p in FLAGS.parts), "parts", f"parts among {PARTS}", FLAGS.parts)
+    recall_cells = tuple(own_flag("recall_cells"))
+    shared.check(set(recall_cells) <= set(CELLS), "recall_cells", f"cells among {sorted(CELLS)}",
+                 recall_cells)
+    shared.check(len(radii) > 0 and min(radii) > 0, "radii", "positive radii", radii)
+    shared.check(len(delays) > 0 and min(delays) >= 0, "delays", "delays >= 0", delays)
+    shared.check(own_flag("T") >= 1, "T", "an integer >= 1", own_flag("T"))
+    shared.check(FLAGS.num_symbols >= 2, "num_symbols", "an integer >= 2", FLAGS.num_symbols)
+    shared.check(FLAGS.clip_lr > 0, "clip_lr", "a positive learning rate", FLAGS.clip_lr)
+    return Config(cfg, tuple(FLAGS.parts), radii, recall_radii, recall_cells, delays, own_flag("T"),
+                  FLAGS.num_symbols, own_flag("eval_batch"), FLAGS.clip_optimizer, FLAGS.clip_lr)
+
+
+def main(argv) -> Path:
+    shared.check_no_positional(argv)
+    config = make_config()
+    prefix = ("quick_" if config.train.quick else "") + (
+        f"{config.train.run_name}_" if config.train.run_name else "")
+    out = Path(config.train.out_dir) / EXPERIMENT / f"{prefix}study"
+    out.mkdir(parents=True, exist_ok=True)
+    studies = {"gradients": lambda: gradient_study(config, out),
+               "clipping": lambda: clipping_study(config, out, prefix),
+               "recall": lambda: recall_study(config, out, prefix)}
+    report = "\n\n".join(f"## {part}\n\n{studies[part]()}" for part in config.parts)
+    path = out / f"report_seed{config.train.seed}.md"
+    path.write_text(report + "\n")
+    print(report)
+    return path
+
+
+if __name__ == "__main__":
+    app.run(lambda argv: main(argv) and None)
