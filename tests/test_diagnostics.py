@@ -118,8 +118,10 @@ def test_jacobian_norms_equal_python_loop_jacrev(name, key, x64):
     np.testing.assert_allclose(final_only, norms[:, -1], rtol=1e-12)
 
 
-@pytest.mark.parametrize("activation", ["tanh", "relu", "sigmoid"])
-@pytest.mark.parametrize("spectral_radius,recurrent_init", [(0.7, "orthogonal"), (1.4, "glorot")])
+@pytest.mark.parametrize("activation,recurrent_init,spectral_radius", [  # radius: orthogonal only
+    ("tanh", "orthogonal", 0.7), ("tanh", "orthogonal", 1.4), ("tanh", "glorot", 1.0),
+    ("relu", "glorot", 1.0), ("sigmoid", "orthogonal", 1.4),
+])
 def test_vanilla_jacobian_norms_never_exceed_the_bound(
     activation, spectral_radius, recurrent_init, key, x64
 ):
@@ -133,7 +135,8 @@ def test_vanilla_jacobian_norms_never_exceed_the_bound(
     bound = diagnostics.jacobian_bound(params.W, activation, jnp.maximum(distances, 0))
     lower = (distances >= 0)[None]
     assert bool(jnp.all(jnp.where(lower, norms <= bound[None] * (1 + 1e-9), True)))
-    assert bool(jnp.any(norms[:, -1, 0] > 0))  # the comparison is not vacuous
+    one_step = jnp.diagonal(norms, offset=-1, axis1=1, axis2=2) / bound[1, 0]  # t = k + 1
+    assert float(jnp.max(one_step)) > 0.5  # and the bound is close: the test is not vacuous
 
 
 def test_bound_is_exact_for_linear_rnn_with_orthogonal_W(key, x64):
