@@ -134,7 +134,7 @@ def gradient_study(config: Config, out: Path) -> str:
             rows.append({"cell": label, "bound factor": factor,
                          "fitted rate dL/dh": diagnostics.decay_rate(grads),
                          "fitted rate dh(T)/dh(k)": diagnostics.decay_rate(jacobians),
-                         f"dL/dh(0) / dL/dh(T), T={config.T}": grads[0] / grads[-1]})
+                         f"dL/dh(0) / dL/dh(T), T={config.T}": f"{grads[0] / grads[-1]:.1e}"})
     curves, rows = results.to_jsonable(curves), results.to_jsonable(rows)
     stem = out / f"gradients_seed{config.train.seed}"
     stem.with_suffix(".json").write_text(json.dumps(curves))
