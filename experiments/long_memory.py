@@ -156,14 +156,17 @@ def compare(out_dir: str, task: str, T: int, seed: int, name_prefix: str = "") -
         baseline = TASKS[task].baseline(T)
         beaten = [r["step"] for r in records if r["eval_loss"] <= BEAT_FRACTION * baseline]
         cell = config["train"]["cell"]
-        curves[cell] = [(r["step"], r["eval_loss"]) for r in records]
+        curves[f"{cell} (h = {config['train']['hidden']})"] = [
+            (r["step"], r["eval_loss"]) for r in records
+        ]
         rows.append(f"| {cell} | {config['train']['hidden']} | {summary['num_params']} | "
-                    f"{records[-1]['eval_loss']:.4f} | {beaten[0] if beaten else 'never'} | "
+                    f"{records[-1]['eval_loss']:.3g} | {min(r['eval_loss'] for r in records):.3g} | "
+                    f"{beaten[0] if beaten else 'never'} | "
                     f"{summary['steps']} | {summary['wall_time_s']:.0f} |")
     stem = root / f"{name_prefix}{task}_T{T}_seed{seed}"
     header = (f"{task}, T = {T}, baseline {TASKS[task].baseline(T):.4f} (beaten: eval loss <= "
-              f"{BEAT_FRACTION} x baseline)\n\n| cell | hidden | params | final eval loss | "
-              "steps to beat baseline | steps | wall s |\n|---|---|---|---|---|---|---|\n")
+              f"{BEAT_FRACTION} x baseline)\n\n| cell | hidden | params | final eval loss | best eval "
+              "loss | steps to beat baseline | steps | wall s |\n|---|---|---|---|---|---|---|---|\n")
     stem.with_suffix(".md").write_text(header + "\n".join(rows) + "\n")
     plot_comparison(stem.with_suffix(".png"), curves, TASKS[task].baseline(T), f"{task}, T = {T}")
     return stem.with_suffix(".md")
@@ -180,7 +183,7 @@ def plot_comparison(path: Path, curves: dict, baseline: float, title: str) -> No
         if points:
             ax.plot(*zip(*points), label=cell)
     ax.axhline(baseline, color="k", linestyle="--", label="baseline")
-    ax.set(xlabel="iteration", ylabel="evaluation loss", title=title)
+    ax.set(xlabel="iteration", ylabel="evaluation loss", title=title, yscale="log")
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
