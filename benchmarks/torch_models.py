@@ -10,7 +10,13 @@ try:
 except ImportError:  # the benchmark skips the PyTorch rows with a note
     torch = None
 
-VARIANTS = {"torch nn.LSTM": "lstm", "torch nn.GRU": "gru"}
+# name -> (cell, intra-op threads); 1 thread shows PyTorch's own work on a loaded machine,
+# where 2 OpenMP threads wait on each other.
+VARIANTS = {
+    "torch nn.LSTM": ("lstm", 2),
+    "torch nn.GRU": ("gru", 2),
+    "torch nn.LSTM (1 thread)": ("lstm", 1),
+}
 
 
 def available() -> bool:
@@ -22,7 +28,7 @@ def version() -> str:
 
 
 def time_train_step(kind, batch, time_steps, hidden, vocab, steps, seed=0, threads=2):
-    """Times `steps` Adam steps; returns (first-step seconds, list of later step seconds)."""
+    """Times `steps` Adam steps: (first-step seconds, later steps' seconds, their CPU seconds)."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rnn_class = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
@@ -44,9 +50,10 @@ def time_train_step(kind, batch, time_steps, hidden, vocab, steps, seed=0, threa
         optimizer.step()
         return loss.item()
 
-    times = []
+    times, cpu_times = [], []
     for _ in range(steps + 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         step()
         times.append(time.perf_counter() - start)
-    return times[0], times[1:]
+        cpu_times.append(time.process_time() - cpu_start)
+    return times[0], times[1:], cpu_times[1:]

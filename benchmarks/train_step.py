@@ -8,7 +8,9 @@ next to PyTorch's nn.LSTM when torch is installed:
     python -m benchmarks.train_step --memory     # peak RSS at T = 10,000, one child per case
     python -m benchmarks.train_step --memory --memory_time 100000 --memory_cases "rnn_jax lstm gather+fast:sqrt"
 
-Columns: median step time over `--steps` steps (after the first), tokens/s = batch*time/median,
+Columns: median step time over `--steps` steps (after the first), the median CPU time of the
+process per step (all threads; steadier than wall time on a loaded machine), tokens/s =
+batch*time/median,
 GFLOP/s of the dense model's matmul FLOPs (3 x forward: forward, input grads, weight grads),
 fraction of a 2048x2048 float32 matmul measured in the same run, ratio to the PyTorch peer,
 and the first step's time (compile + run). Load averages are printed with every table: the
@@ -73,25 +75,26 @@ def model_flops(cell: str, batch: int, time_steps: int, hidden: int, vocab: int)
 
 
 def time_jax(name, batch, time_steps, hidden, vocab, steps, remat=False):
-    """(first-step seconds, later step seconds) of a JAX variant's jitted train step."""
+    """(first-step seconds, later steps' seconds, their CPU seconds) of a jitted train step."""
     builder, _ = jax_models.VARIANTS[name]
     key_params, key_data = jax.random.split(jax.random.key(0))
     params, loss_fn = builder(key_params, vocab, hidden, remat=remat)
     step, opt_state = jax_models.make_train_step(loss_fn, params)
     tokens = jax.random.randint(key_data, (batch, time_steps + 1), 0, vocab)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
-    times = []
+    times, cpu_times = [], []
     for _ in range(steps + 1):
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         params, opt_state, loss = step(params, opt_state, inputs, targets)
         loss.block_until_ready()
         times.append(time.perf_counter() - start)
-    return times[0], times[1:]
+        cpu_times.append(time.process_time() - cpu_start)
+    return times[0], times[1:], cpu_times[1:]
 
 
 def cell_of(name: str) -> str:
     if name in torch_models.VARIANTS:
-        return torch_models.VARIANTS[name]
+        return torch_models.VARIANTS[name][0]
     return jax_models.VARIANTS[name][1]
 
 
@@ -105,17 +108,18 @@ def run_speed(variants, sizes, time_steps, vocab, steps):
                 if not torch_models.available():
                     notes.append(f"{name}: skipped, torch is not installed")
                     continue
-                kind = torch_models.VARIANTS[name]
-                first, times = torch_models.time_train_step(
-                    kind, batch, time_steps, hidden, vocab, steps
+                kind, threads = torch_models.VARIANTS[name]
+                first, times, cpu_times = torch_models.time_train_step(
+                    kind, batch, time_steps, hidden, vocab, steps, threads=threads
                 )
             else:
-                first, times = time_jax(name, batch, time_steps, hidden, vocab, steps)
+                first, times, cpu_times = time_jax(name, batch, time_steps, hidden, vocab, steps)
             median = statistics.median(times)
             flops = model_flops(cell_of(name), batch, time_steps, hidden, vocab)
             rows.append(
                 {"variant": name, "batch": batch, "hidden": hidden, "time": time_steps,
-                 "median_ms": 1e3 * median, "tokens_per_s": batch * time_steps / median,
+                 "median_ms": 1e3 * median, "cpu_ms": 1e3 * statistics.median(cpu_times),
+                 "tokens_per_s": batch * time_steps / median,
                  "gflops": flops / median / 1e9, "peak_fraction": flops / median / 1e9 / peak,
                  "first_step_s": first}
             )
@@ -124,21 +128,25 @@ def run_speed(variants, sizes, time_steps, vocab, steps):
         match = [r for r in rows if r["variant"] == peer and r["batch"] == row["batch"]
                  and r["hidden"] == row["hidden"]]
         row["vs_torch"] = row["tokens_per_s"] / match[0]["tokens_per_s"] if match else None
+        row["vs_torch_cpu"] = match[0]["cpu_ms"] / row["cpu_ms"] if match else None
     notes.append(load())
     return rows, notes
 
 
 def format_speed(rows) -> str:
     lines = [
-        "| variant | B | H | T | median ms | tokens/s | GFLOP/s | of peak | vs torch | first step s |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | B | H | T | median ms | CPU ms | tokens/s | GFLOP/s | of peak | vs torch "
+        "| vs torch, CPU time | first step s |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = "-" if r["vs_torch"] is None else f"{r['vs_torch']:.2f}x"
+        cpu_ratio = "-" if r["vs_torch_cpu"] is None else f"{r['vs_torch_cpu']:.2f}x"
         lines.append(
             f"| {r['variant']} | {r['batch']} | {r['hidden']} | {r['time']} | {r['median_ms']:.1f} "
+            f"| {r['cpu_ms']:.1f} "
             f"| {r['tokens_per_s']:,.0f} | {r['gflops']:.1f} | {100 * r['peak_fraction']:.0f} % "
-            f"| {ratio} | {r['first_step_s']:.2f} |"
+            f"| {ratio} | {cpu_ratio} | {r['first_step_s']:.2f} |"
         )
     return "\n".join(lines)
 
@@ -179,7 +187,7 @@ def format_memory(rows) -> str:
 
 def child_main(args) -> None:
     """One memory case: time `steps` steps and print JSON; the parent reads the peak RSS."""
-    first, times = time_jax(args.child, args.batch, args.time, args.hidden, args.vocab,
+    first, times, _ = time_jax(args.child, args.batch, args.time, args.hidden, args.vocab,
                             args.steps, remat=parse_remat(args.remat))
     step_s = statistics.median(times) if times else first
     print(json.dumps({"first_step_s": first, "step_s": step_s}))
