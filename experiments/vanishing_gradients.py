@@ -16,7 +16,8 @@ spectral radii (`--radii`) and the LSTM at forget-gate bias 0 and 1; a cell regi
    with `--clip_optimizer`/`--clip_lr`, without clipping and with --clip; grad_norm (before
    clipping) every step -> `clipping_seed<seed>.{png,md}` plus the two run dirs.
 3. recall: accuracy on held-out sequences vs delay D (`--delays`) for every cell (or
-   `--recall_cells`) after `--steps` updates (vanilla only at `--recall_radii`) -> `recall_seed<seed>.{png,md}` plus run dirs.
+   `--recall_cells`) after `--steps` updates (vanilla only at `--recall_radii`)
+   -> `recall_seed<seed>.{png,md}` plus run dirs.
 
 Defaults: hidden 32, batch 32, T 100, 600 steps of Adam (lr 1e-2, clip 1) per recall run; the
 whole study took about 20 min wall on 2 shared cores (recall: 42 trainings, 11 min). Headline:
@@ -202,7 +203,7 @@ def recall_loss_fn(cell):
 
 def train_recall(config: Config, run_name: str, label: str, name: str, options: dict, delay: int,
                  optimizer, log_every: int) -> tuple[Path, dict]:
-    """Trains one cell on recall at `delay` with the shared loop; returns (run dir, final record)."""
+    """Trains one cell on recall at `delay` with the shared loop; returns (run dir, last record)."""
     cfg = config.train
     cell = get_cell(name)
     key_model, key_data, key_eval, key_train = jax.random.split(jax.random.key(cfg.seed), 4)

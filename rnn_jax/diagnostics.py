@@ -96,7 +96,9 @@ def perturbed_unroll(
 
 
 def _zeros_eps(cell, params, xs):
-    return jnp.zeros((xs.shape[0], xs.shape[1] + 1, carry_size(cell, params)), xs.dtype)
+    """Zero perturbations `[batch, time + 1, D]` in the (real) dtype of the flattened carry."""
+    flat = jax.eval_shape(lambda p: flatten_carry(cell.initial_carry(p, ())), params)
+    return jnp.zeros((xs.shape[0], xs.shape[1] + 1, flat.shape[-1]), flat.dtype)
 
 
 def carry_gradients(
