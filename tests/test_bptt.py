@@ -41,11 +41,11 @@ def test_hand_bptt_equals_autodiff(reduction, use_mask, use_h0, key, x64):
     options = dict(
         mask=mask if use_mask else None, h0=h0 if use_h0 else None, reduction=reduction
     )
-    L, grads, _ = bptt.bptt(params, head, xs, labels, **options)
+    L, grads, _ = jax.jit(lambda p, r: bptt.bptt(p, r, xs, labels, **options))(params, head)
     h0_or_zeros = h0 if use_h0 else jnp.zeros((BATCH, HIDDEN))
-    autodiff = jax.grad(
+    autodiff = jax.jit(jax.grad(
         lambda p, r, s0: bptt.loss(p, r, xs, labels, **{**options, "h0": s0}), argnums=(0, 1, 2)
-    )(params, head, h0_or_zeros)
+    ))(params, head, h0_or_zeros)
     assert_relative_close(grads.cell, autodiff[0])
     assert_relative_close(grads.readout, autodiff[1])
     assert_relative_close(grads.h0, autodiff[2])
