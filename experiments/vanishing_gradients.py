@@ -1,14 +1,14 @@
 """Vanishing and exploding gradients, measured: the notes' bound, clipping, and how far back.
 
     python -m experiments.vanishing_gradients                # all three parts (minutes on 2 cores)
-    python -m experiments.vanishing_gradients --parts=gradients --T=200
+    python -m experiments.vanishing_gradients --parts=gradients --gradient_len=200
 
 Cells: every entry of `rnn_jax.cells.CELLS`, with the vanilla tanh RNN swept over recurrent
 spectral radii (`--radii`) and the LSTM at forget-gate bias 0 and 1; a cell registered later
 (e.g. "urnn") joins automatically. Parts, written to `<out_dir>/vanishing_gradients/`:
 
-1. gradients (no training): at init, on random one-hot inputs of length `--T`, L(T) = cross-
-   entropy of a random readout of the last output. `rnn_jax.diagnostics` gives ||dL(T)/dh(t)||
+1. gradients (no training): at init, on random one-hot inputs of length T (`--gradient_len`),
+   L(T) = cross-entropy of a random readout of the last output. `rnn_jax.diagnostics` gives ||dL(T)/dh(t)||
    for all t in one backward pass and ||dh(T)/dh(k)||; plotted (log10, geometric mean over the
    batch) against T - t with the bound ||dL/dh(T)|| (lambda_W lambda_phi)^(T-t) dashed for the
    vanilla cells; table of fitted per-step decay rates -> `gradients_seed<seed>.{png,md,json}`.
@@ -47,7 +47,7 @@ flags.DEFINE_list("radii", ["0.5", "0.9", "1.0", "1.1", "1.5"], "Vanilla tanh sp
 flags.DEFINE_list("recall_radii", ["1.0"], "Vanilla tanh radii trained in the recall part.")
 flags.DEFINE_list("recall_cells", [], "Cells (CELLS names) of the recall part; empty: all.")
 flags.DEFINE_list("delays", ["1", "2", "4", "8", "16", "32"], "Recall delays D.")
-flags.DEFINE_integer("T", 100, "Sequence length of the gradient measurements.")
+flags.DEFINE_integer("gradient_len", 100, "Sequence length T of the gradient measurements.")
 flags.DEFINE_integer("num_symbols", 4, "Alphabet of the inputs and the recall task.")
 flags.DEFINE_integer("eval_batch", 512, "Held-out sequences per recall accuracy.")
 flags.DEFINE_enum("clip_optimizer", "sgd", sorted(train.OPTIMIZERS), "Optimiser of part 2.")
@@ -59,7 +59,7 @@ PARTS = ("gradients", "clipping", "recall")
 DEFAULTS = dict(steps=600, lr=1e-2, optimizer="adam", clip=1.0, batch=32, hidden=32, seq_len=30,
                 log_every=50, cell="vanilla")
 QUICK = dict(steps=6, batch=4, hidden=6, seq_len=5, log_every=2)
-QUICK_OWN = dict(T=8, delays=[2], radii=[1.5], eval_batch=8, recall_cells=["gru"])
+QUICK_OWN = dict(gradient_len=8, delays=[2], radii=[1.5], eval_batch=8, recall_cells=["gru"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -296,10 +296,12 @@ def make_config() -> Config:
                  recall_cells)
     shared.check(len(radii) > 0 and min(radii) > 0, "radii", "positive radii", radii)
     shared.check(len(delays) > 0 and min(delays) >= 0, "delays", "delays >= 0", delays)
-    shared.check(own_flag("T") >= 1, "T", "an integer >= 1", own_flag("T"))
+    shared.check(own_flag("gradient_len") >= 1, "gradient_len", "an integer >= 1",
+                 own_flag("gradient_len"))
     shared.check(FLAGS.num_symbols >= 2, "num_symbols", "an integer >= 2", FLAGS.num_symbols)
     shared.check(FLAGS.clip_lr > 0, "clip_lr", "a positive learning rate", FLAGS.clip_lr)
-    return Config(cfg, tuple(FLAGS.parts), radii, recall_radii, recall_cells, delays, own_flag("T"),
+    return Config(cfg, tuple(FLAGS.parts), radii, recall_radii, recall_cells, delays,
+                  own_flag("gradient_len"),
                   FLAGS.num_symbols, own_flag("eval_batch"), FLAGS.clip_optimizer, FLAGS.clip_lr)
 
 

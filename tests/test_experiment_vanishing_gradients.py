@@ -54,7 +54,7 @@ def test_recall_sample_targets_the_first_symbol(key):
     (["--parts=gradients,plots"], "--parts: expected parts among"),
     (["--radii=0.5,-1"], "--radii: expected positive radii"),
     (["--delays=a"], "expected numbers"),
-    (["--T=0"], "--T: expected an integer >= 1"),
+    (["--gradient_len=0"], "--gradient_len: expected an integer >= 1"),
     (["--recall_cells=gru,rnn"], "--recall_cells: expected cells among"),
 ])
 def test_bad_flags_raise(argv, match, tmp_path):
