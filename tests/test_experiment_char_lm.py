@@ -67,3 +67,16 @@ def test_bad_flags_raise(tmp_path):
         shared.call_main(char_lm.main, ["--quick", f"--out_dir={tmp_path}", "--dropout=1.5"])
     with pytest.raises(ValueError, match="--checkpoint: expected a run directory"):
         shared.call_main(char_lm.main, ["--sample_only"])
+
+
+def test_word_level_runs_with_a_capped_vocabulary(tmp_path):
+    shared.call_main(char_lm.main, [
+        "--quick", "--level=word", "--vocab_cap=200", "--steps=4", f"--out_dir={tmp_path}",
+        "--sample_len=5"])
+    (run_dir,) = (tmp_path / "char_lm").iterdir()
+    assert "levelword" in run_dir.name
+    vocab = json.loads((run_dir / "vocab.json").read_text())
+    assert vocab["level"] == "word" and len(vocab["tokens"]) == 200
+    assert vocab["tokens"][0] == vocab["unknown"] == "<unk>"
+    sample, prime = (run_dir / "sample.txt").read_text(), (run_dir / "prime.txt").read_text()
+    assert sample.startswith(prime + " ") and len(sample) > len(prime) + 5
