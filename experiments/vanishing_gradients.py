@@ -49,7 +49,7 @@ flags.DEFINE_list("recall_cells", [], "Cells (CELLS names) of the recall part; e
 flags.DEFINE_list("delays", ["1", "2", "4", "8", "16", "32"], "Recall delays D.")
 flags.DEFINE_integer("gradient_len", 100, "Sequence length T of the gradient measurements.")
 flags.DEFINE_integer("num_symbols", 4, "Alphabet of the inputs and the recall task.")
-flags.DEFINE_integer("eval_batch", 512, "Held-out sequences per recall accuracy.")
+flags.DEFINE_integer("recall_eval_batch", 512, "Held-out sequences per recall accuracy.")
 flags.DEFINE_enum("clip_optimizer", "sgd", sorted(train.OPTIMIZERS), "Optimiser of part 2.")
 flags.DEFINE_float("clip_lr", 0.1, "Learning rate of part 2.")
 FLAGS = flags.FLAGS
@@ -59,7 +59,8 @@ PARTS = ("gradients", "clipping", "recall")
 DEFAULTS = dict(steps=600, lr=1e-2, optimizer="adam", clip=1.0, batch=32, hidden=32, seq_len=30,
                 log_every=50, cell="vanilla")
 QUICK = dict(steps=6, batch=4, hidden=6, seq_len=5, log_every=2)
-QUICK_OWN = dict(gradient_len=8, delays=[2], radii=[1.5], eval_batch=8, recall_cells=["gru"])
+QUICK_OWN = dict(gradient_len=8, delays=[2], radii=[1.5], recall_eval_batch=8,
+                 recall_cells=["gru"])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -302,7 +303,8 @@ def make_config() -> Config:
     shared.check(FLAGS.clip_lr > 0, "clip_lr", "a positive learning rate", FLAGS.clip_lr)
     return Config(cfg, tuple(FLAGS.parts), radii, recall_radii, recall_cells, delays,
                   own_flag("gradient_len"),
-                  FLAGS.num_symbols, own_flag("eval_batch"), FLAGS.clip_optimizer, FLAGS.clip_lr)
+                  FLAGS.num_symbols, own_flag("recall_eval_batch"), FLAGS.clip_optimizer,
+                  FLAGS.clip_lr)
 
 
 def main(argv) -> Path:
