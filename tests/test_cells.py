@@ -160,3 +160,13 @@ def test_output_feedback_teacher_forcing_with_own_outputs_equals_free_running(ke
 def test_output_feedback_output_size_option(key):
     params = get_cell("output_feedback").init(key, 3, 5, output_size=2)
     assert params.W.shape == (2, 5) and params.V.shape == (5, 2)
+
+
+@pytest.mark.parametrize("name", sorted(CELLS))
+def test_initial_carry_can_be_donated(name, key):
+    """A carry held in a donated train state must not alias one buffer twice."""
+    cell = get_cell(name)
+    carry = cell.initial_carry(cell.init(key, 3, 4), (2,))
+    expected = jax.tree.map(lambda a: np.asarray(a) + 1, carry)
+    donated = jax.jit(lambda c: jax.tree.map(lambda a: a + 1, c), donate_argnums=0)(carry)
+    jax.tree.map(np.testing.assert_array_equal, donated, expected)

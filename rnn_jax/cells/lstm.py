@@ -64,8 +64,11 @@ def init(
 
 def initial_carry(params: LSTMParams, batch_shape: tuple[int, ...] = ()) -> LSTMState:
     hidden_size = params.W.shape[0]
-    zeros = zeros_carry(hidden_size, batch_shape, params.W.dtype)
-    return LSTMState(h=zeros, c=zeros)
+    # two distinct buffers, so a donated train state may hold both
+    return LSTMState(
+        h=zeros_carry(hidden_size, batch_shape, params.W.dtype),
+        c=zeros_carry(hidden_size, batch_shape, params.W.dtype),
+    )
 
 
 def project_inputs(params: LSTMParams, xs: jax.Array) -> jax.Array:
