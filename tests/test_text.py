@@ -74,7 +74,7 @@ def test_no_network_error_names_data_path(tmp_path):
 
 def test_corrupted_download_fails_the_sha256_check(tmp_path):
     bad = tmp_path / "bad.txt"
-    bad.write_text("First Citizen:\nBefore we proceed any further, hear me spleak.\n")
+    bad.write_text("A corrupted download: not the expected corpus.\n")
     with pytest.raises(ValueError, match=f"expected sha256 {text.TINYSHAKESPEARE_SHA256}"):
         text.download_tinyshakespeare(tmp_path / "cache", url=bad.as_uri())
     assert not (tmp_path / "cache" / "tinyshakespeare.txt").exists()
