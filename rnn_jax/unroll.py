@@ -16,6 +16,7 @@ import numpy as np
 
 from rnn_jax.cells.base import Cell
 from rnn_jax.fast import dispatch as fast
+from rnn_jax.fast.engine import select_valid
 
 
 def _check_inputs(cell: Cell, params: Any, xs: jax.Array) -> None:
@@ -156,8 +157,7 @@ def _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll_factor, re
         def body(carry, inputs):
             x_proj, valid = inputs
             new_carry, h = step(params, carry, x_proj)
-            keep = lambda new, old: jnp.where(valid.reshape((-1,) + (1,) * (new.ndim - 1)), new, old)
-            return jax.tree.map(keep, new_carry, carry), keep(h, jnp.zeros_like(h))
+            return select_valid(valid, (new_carry, h), (carry, jnp.zeros_like(h)))
 
         carry, ys = jax.lax.scan(body, carry, (xs_proj, mask), unroll=unroll_factor)
 

@@ -15,6 +15,7 @@ state), but PyTorch applies the reset gate *after* the matmul, `n = tanh(U_n x +
 r * (W_n h + b_hn))`, and has a second bias b_hn. The two agree exactly only when r = 1.
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -76,7 +77,6 @@ def input_size(params: GRUParams) -> int:
 def make_cell(**init_options) -> Cell:
     """The GRU cell; `init_options` become init defaults."""
 
-    def cell_init(key, input_size, hidden_size, **options):
-        return init(key, input_size, hidden_size, **{**init_options, **options})
+    cell_init = functools.partial(init, **init_options)  # call-time options override
 
     return Cell("gru", cell_init, initial_carry, project_inputs, step, input_size)

@@ -12,6 +12,7 @@ U: [in, 4*hidden], W: [hidden, 4*hidden], b: [4*hidden]. The forget-gate bias st
 `forget_bias` (default 1.0, Jozefowicz et al. 2015), every other bias at 0.
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -90,7 +91,6 @@ def input_size(params: LSTMParams) -> int:
 def make_cell(**init_options) -> Cell:
     """The LSTM cell; `init_options` (e.g. `forget_bias=0.0`) become init defaults."""
 
-    def cell_init(key, input_size, hidden_size, **options):
-        return init(key, input_size, hidden_size, **{**init_options, **options})
+    cell_init = functools.partial(init, **init_options)  # call-time options override
 
     return Cell("lstm", cell_init, initial_carry, project_inputs, step, input_size)

@@ -12,6 +12,7 @@ o(t-1), which makes every step independent (`teacher_forced`, one parallel pass,
 `init(key, input_size, hidden_size, output_size=...)`; output_size defaults to input_size.
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -87,8 +88,7 @@ def make_cell(activation: str = "tanh", **init_options) -> Cell:
         o = affine(s, params.V, params.c)  # o(t) = c + V s(t)
         return o, o
 
-    def cell_init(key, input_size, hidden_size, **options):
-        return init(key, input_size, hidden_size, **{**init_options, **options})
+    cell_init = functools.partial(init, **init_options)  # call-time options override
 
     return Cell(
         f"output_feedback_{activation}", cell_init, initial_carry, project_inputs, step, input_size

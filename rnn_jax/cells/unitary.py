@@ -24,6 +24,7 @@ jit bakes it in as a constant. The price: `init` draws it on the host, so `init`
 run under `jit`/`vmap` (a ValueError says so); everything else (step, unroll, grad) can.
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -171,7 +172,6 @@ def input_size(params: URNNParams) -> int:
 def make_cell(**init_options) -> Cell:
     """The uRNN cell; `init_options` become init defaults. Outputs are `2*hidden` wide."""
 
-    def cell_init(key, input_size, hidden_size, **options):
-        return init(key, input_size, hidden_size, **{**init_options, **options})
+    cell_init = functools.partial(init, **init_options)  # call-time options override
 
     return Cell("urnn", cell_init, initial_carry, project_inputs, step, input_size)

@@ -8,6 +8,7 @@ With phi = identity, U = [[1]], W = [[1]], b = 0 the cell computes a running sum
 The IRNN (Le, Jaitly & Hinton 2015) is phi = relu with `recurrent_init="identity"`.
 """
 
+import functools
 from typing import NamedTuple
 
 import jax
@@ -65,7 +66,6 @@ def make_cell(activation: str = "tanh", **init_options) -> Cell:
         s = phi(x_proj + s_prev @ params.W)  # s(t) = phi(b + W s(t-1) + U x(t))
         return s, s
 
-    def cell_init(key, input_size, hidden_size, **options):
-        return init(key, input_size, hidden_size, **{**init_options, **options})
+    cell_init = functools.partial(init, **init_options)  # call-time options override
 
     return Cell(f"vanilla_{activation}", cell_init, initial_carry, project_inputs, step, input_size)
