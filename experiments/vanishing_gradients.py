@@ -20,7 +20,7 @@ spectral radii (`--radii`) and the LSTM at forget-gate bias 0 and 1; a cell regi
    -> `recall_seed<seed>.{png,md}` plus run dirs.
 
 Defaults: hidden 32, batch 32, T 100, 600 steps of Adam (lr 1e-2, clip 1) per recall run; the
-whole study took about 20 min wall on 2 shared cores (recall: 42 trainings, 11 min). Headline:
+whole study took about 20 min wall on 2 shared cores (recall: 42 trainings, 659 s of summed training time). Headline:
 gradient decay per step at init from 0.47 (tanh, radius 0.5) to 0.999 (uRNN); only the uRNN and
 the LSTM with forget bias 1 recall at D = 32. `--quick` shrinks everything to run end to end in
 seconds. Results and commands: experiments/vanishing_gradients.md.
