@@ -16,6 +16,7 @@ import tempfile
 import jax
 
 from benchmarks import jax_models
+from rnn_jax import runtime
 
 
 def profile(name, batch, hidden, time_steps, vocab, steps, top):
@@ -57,6 +58,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--top", type=int, default=25)
     args = parser.parse_args(argv)
+    runtime.keep_host_memory()  # as benchmarks.train_step does by default
     profile(args.variant, args.batch, args.hidden, args.time, args.vocab, args.steps, args.top)
 
 

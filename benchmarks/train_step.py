@@ -15,6 +15,10 @@ GFLOP/s of the dense model's matmul FLOPs (3 x forward: forward, input grads, we
 fraction of a 2048x2048 float32 matmul measured in the same run, ratio to the PyTorch peer,
 and the first step's time (compile + run). Load averages are printed with every table: the
 machine may be shared.
+
+Host memory: by default the process first calls `rnn_jax.runtime.keep_host_memory()` (glibc
+keeps freed memory mapped, so per-step buffers do not page-fault), which applies to every
+implementation in the run, PyTorch's included; `--default_malloc` leaves glibc's defaults.
 """
 
 import argparse
@@ -31,6 +35,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import jax_models, torch_models
+from rnn_jax import runtime
 
 QUICK_VARIANTS = ["rnn_jax lstm gather+fast", "torch nn.LSTM"]
 FULL_VARIANTS = list(jax_models.VARIANTS) + list(torch_models.VARIANTS)
@@ -151,12 +156,13 @@ def format_speed(rows) -> str:
     return "\n".join(lines)
 
 
-def run_memory_case(case, batch, hidden, time_steps, vocab, steps):
+def run_memory_case(case, batch, hidden, time_steps, vocab, steps, default_malloc=False):
     """Runs one case in a child process; returns its row with the child's peak RSS."""
     name, remat = case.rsplit(":", 1)
     command = [sys.executable, "-m", "benchmarks.train_step", "--child", name, "--remat", remat,
                "--batch", str(batch), "--hidden", str(hidden), "--time", str(time_steps),
                "--vocab", str(vocab), "--steps", str(steps)]
+    command += ["--default_malloc"] if default_malloc else []
     with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
         child = subprocess.Popen(command, stdout=out, stderr=err, text=True)
         _, status, usage = os.wait4(child.pid, 0)  # the child's peak RSS, measured from outside
@@ -204,6 +210,8 @@ def parse_args(argv):
     parser.add_argument("--memory", action="store_true", help="long-sequence peak-memory table")
     parser.add_argument("--memory_time", type=int, default=10_000)
     parser.add_argument("--memory_cases", default=",".join(MEMORY_CASES))
+    parser.add_argument("--default_malloc", action="store_true",
+                        help="leave glibc's malloc defaults (no rnn_jax.runtime.keep_host_memory)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--remat", default="false", help=argparse.SUPPRESS)
     parser.add_argument("--batch", type=int, default=32, help="batch of --child / --memory")
@@ -213,14 +221,16 @@ def parse_args(argv):
 
 def main(argv=None) -> None:
     args = parse_args(argv)
+    kept = False if args.default_malloc else runtime.keep_host_memory()
     if args.child:
         child_main(args)
         return
     print(f"# {platform.platform()}, {os.cpu_count()} CPUs; jax {jax.__version__}, "
-          f"torch {torch_models.version()}; {load()}")
+          f"torch {torch_models.version()}; host memory kept (keep_host_memory): {kept}; {load()}")
     if args.memory:
         rows = [run_memory_case(case, args.batch, args.hidden, args.memory_time, args.vocab,
-                                min(args.steps, 2)) for case in args.memory_cases.split(",")]
+                                min(args.steps, 2), args.default_malloc)
+                for case in args.memory_cases.split(",")]
         print(format_memory(rows))
         print(f"# {load()}")
         return

@@ -18,7 +18,7 @@ from typing import Any, Callable, Sequence
 from absl import app, flags
 from absl.testing import flagsaver
 
-from rnn_jax import results, train
+from rnn_jax import results, runtime, train
 from rnn_jax.cells import CELLS
 
 FLAGS = flags.FLAGS
@@ -46,6 +46,10 @@ flags.DEFINE_integer("log_every", None, "Log and record metrics every this many 
 flags.DEFINE_integer("eval_every", None, "Evaluate every this many steps (0: only at the end).")
 flags.DEFINE_integer("checkpoint_every", None, "Checkpoint every this many steps (0: never); "
                      "a run started again with the same flags resumes from its last one.")
+# Runtime (speed only; results are the same either way).
+flags.DEFINE_bool("keep_host_memory", True, "Keep freed host memory mapped between training "
+                  "steps (glibc mallopt, rnn_jax.runtime): no page faults on XLA:CPU's per-step "
+                  "buffers, faster steps; resident memory stays at its peak.")
 
 
 class FlagError(ValueError, app.UsageError):
@@ -167,6 +171,18 @@ def fit_options(config: TrainConfig) -> dict:
         "eval_every": config.eval_every,
         "checkpoint_every": config.checkpoint_every,
     }
+
+
+def run(main: Callable[[Sequence[str]], Any]) -> None:
+    """The command-line entry point of an experiment: `app.run(main)`, exit status 0 on success,
+    with `--keep_host_memory` applied before the first JAX computation."""
+
+    def main_with_runtime(argv: Sequence[str]) -> None:
+        if FLAGS.keep_host_memory:
+            runtime.keep_host_memory()
+        main(argv)
+
+    app.run(main_with_runtime)
 
 
 def call_main(main: Callable[[Sequence[str]], Any], argv: Sequence[str]) -> Any:

@@ -25,7 +25,7 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import optax
-from absl import app, flags
+from absl import flags
 
 from experiments import flags as shared
 from rnn_jax import get_cell, losses, readout, results, train, unroll
@@ -217,4 +217,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: main(argv) and None)  # exit status 0, not the returned path
+    shared.run(main)

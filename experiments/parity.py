@@ -23,7 +23,7 @@ from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
-from absl import app, flags
+from absl import flags
 
 from experiments import flags as shared
 from experiments import parity_sweep
@@ -193,4 +193,4 @@ def run_experiment(config: Config) -> dict:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    shared.run(main)

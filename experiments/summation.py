@@ -19,7 +19,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-from absl import app, flags
+from absl import flags
 
 from experiments import flags as shared
 from rnn_jax import handbuilt, losses, readout, results, train
@@ -157,4 +157,4 @@ def run_experiment(config: Config) -> dict:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    shared.run(main)

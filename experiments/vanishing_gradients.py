@@ -34,7 +34,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from absl import app, flags
+from absl import flags
 
 from experiments import flags as shared
 from rnn_jax import diagnostics, losses, readout, results, train, unroll
@@ -325,4 +325,4 @@ def main(argv) -> Path:
 
 
 if __name__ == "__main__":
-    app.run(lambda argv: main(argv) and None)
+    shared.run(main)

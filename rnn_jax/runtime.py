@@ -1,0 +1,44 @@
+"""Process-wide settings for fast training steps on XLA:CPU (opt-in: a library never applies them).
+
+XLA:CPU allocates a step's temporaries afresh on every call: at batch 64, hidden 512, T = 100 an
+LSTM step needs ~200 MB (`[time, batch, 4*hidden]` gate activations, deltas, ...). glibc serves
+such blocks with fresh `mmap`ed pages and unmaps them on `free`, so every step touches new pages
+and pays one page fault per 4 kB page: measured 49,400 faults and ~60 ms of a ~230 ms step
+(`benchmarks/README.md`). Worker threads make it worse: their malloc arenas are capped at 64 MB
+per heap, so large blocks are always mmapped there, whatever the threshold.
+
+`keep_host_memory()` tells glibc to keep freed memory: one arena for all threads, blocks up to
+`threshold_bytes` from the heap, and no trimming of the heap top below twice that (at most
+2 GB). Steps then
+reuse pages already mapped (0 faults per step). The cost: the process's resident memory stays at
+its peak instead of shrinking between steps. The experiments' command-line entry points apply
+it (`--keep_host_memory`, default on); the benchmarks apply it to every implementation alike.
+"""
+
+import ctypes
+import ctypes.util
+import platform
+
+# mallopt(3) parameter numbers (glibc malloc.h)
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
+_M_ARENA_MAX = -8
+
+
+def keep_host_memory(threshold_bytes: int = 1 << 30) -> bool:
+    """Keeps freed host memory mapped (glibc `mallopt`); returns whether it was applied.
+
+    Call it once, early, before the first JAX computation (threads that already own a malloc
+    arena keep it). A no-op returning False where the C library is not glibc (macOS, musl).
+    """
+    if not 0 < threshold_bytes < 2**31:
+        raise ValueError(f"expected 0 < threshold_bytes < 2**31 (a C int), received {threshold_bytes}")
+    if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
+        return False
+    libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+    settings = (
+        (_M_ARENA_MAX, 1),
+        (_M_MMAP_THRESHOLD, threshold_bytes),
+        (_M_TRIM_THRESHOLD, min(2 * threshold_bytes, 2**31 - 1)),
+    )
+    return all(libc.mallopt(ctypes.c_int(param), ctypes.c_int(value)) == 1 for param, value in settings)
