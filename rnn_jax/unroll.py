@@ -90,7 +90,7 @@ def unroll(
     carry: Any = None,
     lengths: jax.Array | None = None,
     reverse: bool = False,
-    unroll: int = 1,
+    unroll: int | None = None,
     remat: bool | int | str = False,
     backward: str = "fast",
 ) -> tuple[jax.Array, Any]:
@@ -104,7 +104,8 @@ def unroll(
       lengths: `[batch]` ints in [0, time]; steps past a sequence's length are padding.
       reverse: run each sequence from its last valid step back to its first; outputs are
         returned in the original time order.
-      unroll: `jax.lax.scan`'s unroll factor.
+      unroll: `jax.lax.scan`'s unroll factor; None: 2 on the hand-written BPTT path (the
+        fastest on XLA:CPU, `benchmarks/README.md`), 1 elsewhere.
       remat: memory of the backward pass: False keeps every step's activations; True
         rematerialises each step; an int k >= 2 (or "sqrt": k = ceil(sqrt(time))) keeps the
         carry every k steps and recomputes inside each chunk (see `rnn_jax.fast`).
@@ -150,7 +151,7 @@ def _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll_factor, re
         def body(carry, x_proj):
             return step(params, carry, x_proj)
 
-        carry, ys = jax.lax.scan(body, carry, xs_proj, unroll=unroll_factor)
+        carry, ys = jax.lax.scan(body, carry, xs_proj, unroll=unroll_factor or 1)
     else:
         mask = jnp.swapaxes(sequence_mask(lengths, time), 0, 1)  # [time, batch]
 
@@ -159,7 +160,7 @@ def _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll_factor, re
             new_carry, h = step(params, carry, x_proj)
             return select_valid(valid, (new_carry, h), (carry, jnp.zeros_like(h)))
 
-        carry, ys = jax.lax.scan(body, carry, (xs_proj, mask), unroll=unroll_factor)
+        carry, ys = jax.lax.scan(body, carry, (xs_proj, mask), unroll=unroll_factor or 1)
 
     ys = jnp.swapaxes(ys, 0, 1)  # [batch, time, hidden]
     if reverse:

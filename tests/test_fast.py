@@ -126,7 +126,14 @@ def test_unbatched_fast_equals_autodiff(key, x64):
 
 
 @pytest.mark.parametrize(
-    "options", [{}, {"lengths": LENGTHS, "reverse": True}, {"remat": 2, "lengths": LENGTHS}]
+    "options",
+    [
+        {},
+        {"lengths": LENGTHS, "reverse": True},
+        {"remat": 2, "lengths": LENGTHS},
+        {"remat": True},
+        {"unroll": 3, "lengths": LENGTHS},
+    ],
 )
 @pytest.mark.parametrize("name", ["lstm", "gru"])
 def test_unroll_tokens_equals_unroll_of_embeddings(key, x64, name, options):

@@ -22,6 +22,9 @@ from rnn_jax.fast import engine
 from rnn_jax.fast.kernels import Kernel, kernel_for
 
 BACKWARDS = ("fast", "autodiff")
+# The hand-written BPTT's default scan unroll (`unroll=None`): 2 was the fastest of 1, 2, 4 and
+# 5 for the char-LM LSTM step on XLA:CPU (36.9 vs 39.2 ms at B32 H256; benchmarks/README.md).
+FAST_UNROLL = 2
 
 
 def check_options(remat: Any, backward: str) -> None:
@@ -70,11 +73,13 @@ def run_kernel(
     mask: jax.Array | None,
     *,
     remat: Any = False,
-    unroll: int = 1,
+    unroll: int | None = None,
+    per_step: bool = False,
 ) -> tuple[jax.Array, Any]:
     """Hand-written-BPTT unroll, time-major: inputs `[time, batch, ...]` -> ys `[time, batch, h]`.
 
-    `project(proj_params, inputs)` gives the gate pre-activations' input part for all steps.
+    `project(proj_params, inputs)` gives the gate pre-activations' input part for all steps;
+    `per_step`: the forward applies it one step at a time inside the loop (for gathers).
     """
     time = inputs.shape[0]
     chunk = chunk_size(remat, time)
@@ -85,7 +90,8 @@ def run_kernel(
     else:
         mode, k = "save", 1
     inputs, mask = _pad_time(inputs, mask, 0 if mode == "save" else -time % k)
-    ys, carry = engine.make_unroll(kernel, project, mode, k, unroll)(
+    unroll = FAST_UNROLL if unroll is None else unroll
+    ys, carry = engine.make_unroll(kernel, project, mode, k, unroll, per_step)(
         params, proj_params, inputs, carry, mask
     )
     return ys[:time], carry
@@ -106,7 +112,7 @@ def _autodiff_chunked(cell, params, xs, carry, mask, chunk, unroll):
 
     @jax.checkpoint
     def chunk_body(carry, inputs):
-        return jax.lax.scan(step, carry, inputs, unroll=unroll)
+        return jax.lax.scan(step, carry, inputs, unroll=unroll or 1)
 
     split = lambda a: None if a is None else a.reshape((-1, chunk) + a.shape[1:])
     carry, ys = jax.lax.scan(chunk_body, carry, (split(xs_proj), split(mask)))
@@ -122,7 +128,7 @@ def unroll(
     *,
     remat: Any = False,
     backward: str = "fast",
-    unroll: int = 1,
+    unroll: int | None = None,
 ) -> tuple[jax.Array, Any]:
     """Batch-major entry used by `rnn_jax.unroll`: xs `[batch, time, in]`, mask `[batch, time]`.
 

@@ -17,6 +17,7 @@ bias, inputs) run after it as large matmuls over all steps of a span. Memory mod
 In "step" and "chunk" modes time must be a multiple of k (pad with masked steps).
 """
 
+import functools
 from functools import lru_cache
 from typing import Any, Callable
 
@@ -42,17 +43,22 @@ def _shift(carry0: Any, carries: Any) -> Any:
     return tree_map(lambda c0, cs: jnp.concatenate([c0[None], cs[:-1]], axis=0), carry0, carries)
 
 
-def _forward_span(kernel: Kernel, params, xs_proj, carry, mask, unroll, save):
-    """Scan over one span: returns (final carry, carries per step, saved per step or None)."""
+def _forward_span(kernel: Kernel, params, xs, carry, mask, unroll, save, project_step=None):
+    """Scan over one span: returns (final carry, carries per step, saved per step or None).
+
+    `xs` are the projected inputs, or, with `project_step`, raw inputs projected one step at a
+    time inside the loop (`project_step(x(t)) -> x_proj(t)`, e.g. a row gather for tokens).
+    """
 
     def body(carry, inputs):
-        x_proj, valid = inputs
+        x, valid = inputs
+        x_proj = x if project_step is None else project_step(x)
         new_carry, saved = kernel.forward(params, carry, x_proj)
         if valid is not None:
             new_carry = select_valid(valid, new_carry, carry)
         return new_carry, (new_carry, saved if save else None)
 
-    final, (carries, saved) = jax.lax.scan(body, carry, (xs_proj, mask), unroll=unroll)
+    final, (carries, saved) = jax.lax.scan(body, carry, (xs, mask), unroll=unroll)
     return final, carries, saved
 
 
@@ -95,11 +101,15 @@ def _chunks(a, chunk):
 
 
 @lru_cache(maxsize=None)
-def make_unroll(kernel: Kernel, project: Callable, mode: str, k: int, unroll: int):
+def make_unroll(
+    kernel: Kernel, project: Callable, mode: str, k: int, unroll: int, per_step: bool = False
+):
     """`f(params, proj_params, inputs, carry0, mask) -> (ys, final_carry)` with a custom VJP.
 
     `project(proj_params, inputs) -> xs_proj [time, batch, gates]` is the time-parallel input
-    projection (e.g. `cell.project_inputs`, or a gather from a `[vocab, gates]` table).
+    projection (e.g. `cell.project_inputs`, or a gather from a `[vocab, gates]` table). With
+    `per_step` the forward scans project one step at a time instead (cheap projections only,
+    such as the gather: no `[time, batch, gates]` buffer is written and read back).
     """
     if mode not in ("save", "step", "chunk"):
         raise ValueError(f"expected mode 'save', 'step' or 'chunk', received {mode!r}")
@@ -109,18 +119,21 @@ def make_unroll(kernel: Kernel, project: Callable, mode: str, k: int, unroll: in
         return fwd(params, proj_params, inputs, carry0, mask)[0]
 
     def fwd(params, proj_params, inputs, carry0, mask):
+        project_step = functools.partial(project, proj_params) if per_step else None
         if mode != "chunk":
-            xs_proj = project(proj_params, inputs)
+            xs = inputs if per_step else project(proj_params, inputs)
             final, carries, saved = _forward_span(
-                kernel, params, xs_proj, carry0, mask, unroll, save=mode == "save"
+                kernel, params, xs, carry0, mask, unroll, mode == "save", project_step
             )
             ys = _outputs(kernel, carries, mask)
             return (ys, final), (params, proj_params, inputs, carry0, mask, carries, saved)
 
         def chunk_body(carry, chunk_inputs):
             inputs_c, mask_c = chunk_inputs
-            xs_proj = project(proj_params, inputs_c)
-            final, carries, _ = _forward_span(kernel, params, xs_proj, carry, mask_c, unroll, False)
+            xs = inputs_c if per_step else project(proj_params, inputs_c)
+            final, carries, _ = _forward_span(
+                kernel, params, xs, carry, mask_c, unroll, False, project_step
+            )
             return final, (carry, _outputs(kernel, carries, mask_c))
 
         final, (starts, ys) = jax.lax.scan(
@@ -142,12 +155,14 @@ def make_unroll(kernel: Kernel, project: Callable, mode: str, k: int, unroll: in
         def span_body(state, span_inputs):
             dcarry, grads, dproj = state
             start, carries_c, inputs_c, mask_c, dys_c = span_inputs
-            xs_proj = project(proj_params, inputs_c)
             if mode == "chunk":  # re-run the chunk's forward scan from its saved carry
+                project_step = functools.partial(project, proj_params) if per_step else None
+                xs = inputs_c if per_step else project(proj_params, inputs_c)
                 _, carries_c, saved_c = _forward_span(
-                    kernel, params, xs_proj, start, mask_c, unroll, True
+                    kernel, params, xs, start, mask_c, unroll, True, project_step
                 )
             else:  # every carry is saved: all k steps' gates at once, one large matmul
+                xs_proj = project(proj_params, inputs_c)
                 saved_c = kernel.forward(params, _shift(start, carries_c), xs_proj)[1]
             dcarry, grads_c, deltas = _backward_span(
                 kernel, params, start, carries_c, saved_c, mask_c, dys_c, dcarry, unroll

@@ -30,7 +30,7 @@ def unroll_tokens(
     carry: Any = None,
     lengths: jax.Array | None = None,
     reverse: bool = False,
-    unroll: int = 1,
+    unroll: int | None = None,
     remat: bool | int | str = False,
     backward: str = "fast",
 ) -> tuple[jax.Array, Any]:
@@ -75,7 +75,7 @@ def unroll_tokens(
     table = cell.project_inputs(params, embedding)  # [vocab, gates] = embedding U + b
     ys, carry = dispatch.run_kernel(
         kernel, gather_rows, params, table, jnp.swapaxes(tokens, 0, 1), carry, mask,
-        remat=remat, unroll=unroll,
+        remat=remat, unroll=unroll, per_step=True,
     )
     ys = jnp.swapaxes(ys, 0, 1)
     return (reverse_padded(ys, lengths) if reverse else ys), carry
