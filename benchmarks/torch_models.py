@@ -3,7 +3,7 @@
 torch is not a dependency of rnn_jax: `pip install -r benchmarks/requirements.txt` adds it.
 """
 
-import time
+from benchmarks import timing
 
 try:
     import torch
@@ -28,7 +28,7 @@ def version() -> str:
 
 
 def time_train_step(kind, batch, time_steps, hidden, vocab, steps, seed=0, threads=2):
-    """Times `steps` Adam steps: (first-step seconds, later steps' seconds, their CPU seconds)."""
+    """Times `steps` Adam steps: `benchmarks.timing.time_steps`'s tuple."""
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
     rnn_class = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
@@ -50,10 +50,4 @@ def time_train_step(kind, batch, time_steps, hidden, vocab, steps, seed=0, threa
         optimizer.step()
         return loss.item()
 
-    times, cpu_times = [], []
-    for _ in range(steps + 1):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        step()
-        times.append(time.perf_counter() - start)
-        cpu_times.append(time.process_time() - cpu_start)
-    return times[0], times[1:], cpu_times[1:]
+    return timing.time_steps(step, steps)

@@ -8,12 +8,13 @@ next to PyTorch's nn.LSTM when torch is installed:
     python -m benchmarks.train_step --memory     # peak RSS at T = 10,000, one child per case
     python -m benchmarks.train_step --memory --memory_time 100000 --memory_cases "rnn_jax lstm gather+fast:sqrt"
 
-Columns: median step time over `--steps` steps (after the first), the median CPU time of the
-process per step (all threads; steadier than wall time on a loaded machine), tokens/s =
+Columns: median step time over `--steps` steps (after the first; with `--rounds N` every
+variant is timed N times in turn and the median round is shown, with the fastest and slowest
+round), the median CPU time of the process per step (all threads), tokens/s =
 batch*time/median,
 GFLOP/s of the dense model's matmul FLOPs (3 x forward: forward, input grads, weight grads),
 fraction of a 2048x2048 float32 matmul measured in the same run, ratio to the PyTorch peer,
-and the first step's time (compile + run). Load averages are printed with every table: the
+the first step's time (compile + run) and the minor page faults per step. Load averages are printed with every table: the
 machine may be shared.
 
 Host memory: by default the process first calls `rnn_jax.runtime.keep_host_memory()` (glibc
@@ -34,7 +35,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-from benchmarks import jax_models, torch_models
+from benchmarks import jax_models, timing, torch_models
 from rnn_jax import runtime
 
 QUICK_VARIANTS = ["rnn_jax lstm gather+fast", "torch nn.LSTM"]
@@ -80,21 +81,20 @@ def model_flops(cell: str, batch: int, time_steps: int, hidden: int, vocab: int)
 
 
 def time_jax(name, batch, time_steps, hidden, vocab, steps, remat=False):
-    """(first-step seconds, later steps' seconds, their CPU seconds) of a jitted train step."""
+    """`benchmarks.timing.time_steps`'s tuple for a jitted train step."""
     builder, _ = jax_models.VARIANTS[name]
     key_params, key_data = jax.random.split(jax.random.key(0))
     params, loss_fn = builder(key_params, vocab, hidden, remat=remat)
     step, opt_state = jax_models.make_train_step(loss_fn, params)
     tokens = jax.random.randint(key_data, (batch, time_steps + 1), 0, vocab)
     inputs, targets = tokens[:, :-1], tokens[:, 1:]
-    times, cpu_times = [], []
-    for _ in range(steps + 1):
-        start, cpu_start = time.perf_counter(), time.process_time()
-        params, opt_state, loss = step(params, opt_state, inputs, targets)
+    state = [params, opt_state]
+
+    def one_step():
+        state[0], state[1], loss = step(*state, inputs, targets)
         loss.block_until_ready()
-        times.append(time.perf_counter() - start)
-        cpu_times.append(time.process_time() - cpu_start)
-    return times[0], times[1:], cpu_times[1:]
+
+    return timing.time_steps(one_step, steps)
 
 
 def cell_of(name: str) -> str:
@@ -103,30 +103,51 @@ def cell_of(name: str) -> str:
     return jax_models.VARIANTS[name][1]
 
 
-def run_speed(variants, sizes, time_steps, vocab, steps):
-    """Times every variant at every (batch, hidden); returns rows (dicts) and notes."""
+def time_variant(name, batch, hidden, time_steps, vocab, steps):
+    """`benchmarks.timing.time_steps`'s tuple for one variant (None: torch is not installed)."""
+    if name not in torch_models.VARIANTS:
+        return time_jax(name, batch, time_steps, hidden, vocab, steps)
+    if not torch_models.available():
+        return None
+    kind, threads = torch_models.VARIANTS[name]
+    return torch_models.time_train_step(
+        kind, batch, time_steps, hidden, vocab, steps, threads=threads
+    )
+
+
+def run_speed(variants, sizes, time_steps, vocab, steps, rounds=1):
+    """Times every variant at every (batch, hidden), `rounds` times in turn (so that a slow
+    spell of a shared machine hits every variant alike); returns rows (dicts) and notes.
+
+    A row's times are the median over rounds of each round's median step; `range_ms` gives the
+    fastest and slowest round.
+    """
     peak = matmul_peak()
     rows, notes = [], [f"matmul peak (2048^2 float32, jax): {peak:.1f} GFLOP/s", load()]
     for batch, hidden in sizes:
-        for name in variants:
-            if name in torch_models.VARIANTS:
-                if not torch_models.available():
-                    notes.append(f"{name}: skipped, torch is not installed")
-                    continue
-                kind, threads = torch_models.VARIANTS[name]
-                first, times, cpu_times = torch_models.time_train_step(
-                    kind, batch, time_steps, hidden, vocab, steps, threads=threads
-                )
-            else:
-                first, times, cpu_times = time_jax(name, batch, time_steps, hidden, vocab, steps)
-            median = statistics.median(times)
+        runs = {name: [] for name in variants}
+        for _ in range(rounds):
+            for name in runs:
+                result = time_variant(name, batch, hidden, time_steps, vocab, steps)
+                if result is not None:
+                    runs[name].append(result)
+        for name, results in runs.items():
+            if not results:
+                notes.append(f"{name}: skipped, torch is not installed")
+                continue
+            medians = [statistics.median(times) for _, times, _, _ in results]
+            median = statistics.median(medians)
             flops = model_flops(cell_of(name), batch, time_steps, hidden, vocab)
             rows.append(
                 {"variant": name, "batch": batch, "hidden": hidden, "time": time_steps,
-                 "median_ms": 1e3 * median, "cpu_ms": 1e3 * statistics.median(cpu_times),
+                 "median_ms": 1e3 * median,
+                 "range_ms": (1e3 * min(medians), 1e3 * max(medians)),
+                 "cpu_ms": 1e3 * statistics.median(
+                     statistics.median(cpu) for _, _, cpu, _ in results),
+                 "faults": statistics.median(statistics.median(f) for _, _, _, f in results),
                  "tokens_per_s": batch * time_steps / median,
                  "gflops": flops / median / 1e9, "peak_fraction": flops / median / 1e9 / peak,
-                 "first_step_s": first}
+                 "first_step_s": statistics.median(first for first, _, _, _ in results)}
             )
     for row in rows:  # ratio to the PyTorch peer of the same cell and size
         peer = "torch nn.LSTM" if cell_of(row["variant"]) == "lstm" else "torch nn.GRU"
@@ -140,18 +161,18 @@ def run_speed(variants, sizes, time_steps, vocab, steps):
 
 def format_speed(rows) -> str:
     lines = [
-        "| variant | B | H | T | median ms | CPU ms | tokens/s | GFLOP/s | of peak | vs torch "
-        "| vs torch, CPU time | first step s |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| variant | B | H | T | median ms | rounds' range ms | CPU ms | tokens/s | GFLOP/s "
+        "| of peak | vs torch | vs torch, CPU time | first step s | page faults/step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = "-" if r["vs_torch"] is None else f"{r['vs_torch']:.2f}x"
         cpu_ratio = "-" if r["vs_torch_cpu"] is None else f"{r['vs_torch_cpu']:.2f}x"
         lines.append(
             f"| {r['variant']} | {r['batch']} | {r['hidden']} | {r['time']} | {r['median_ms']:.1f} "
-            f"| {r['cpu_ms']:.1f} "
+            f"| {r['range_ms'][0]:.1f}-{r['range_ms'][1]:.1f} | {r['cpu_ms']:.1f} "
             f"| {r['tokens_per_s']:,.0f} | {r['gflops']:.1f} | {100 * r['peak_fraction']:.0f} % "
-            f"| {ratio} | {cpu_ratio} | {r['first_step_s']:.2f} |"
+            f"| {ratio} | {cpu_ratio} | {r['first_step_s']:.2f} | {r['faults']:,.0f} |"
         )
     return "\n".join(lines)
 
@@ -193,7 +214,7 @@ def format_memory(rows) -> str:
 
 def child_main(args) -> None:
     """One memory case: time `steps` steps and print JSON; the parent reads the peak RSS."""
-    first, times, _ = time_jax(args.child, args.batch, args.time, args.hidden, args.vocab,
+    first, times, _, _ = time_jax(args.child, args.batch, args.time, args.hidden, args.vocab,
                             args.steps, remat=parse_remat(args.remat))
     step_s = statistics.median(times) if times else first
     print(json.dumps({"first_step_s": first, "step_s": step_s}))
@@ -207,6 +228,9 @@ def parse_args(argv):
     parser.add_argument("--time", type=int, default=100, help="sequence length T")
     parser.add_argument("--vocab", type=int, default=65)
     parser.add_argument("--steps", type=int, default=20, help="timed steps after the first")
+    parser.add_argument("--rounds", type=int, default=None,
+                        help="time every variant this many times, in turn (default: 3 with "
+                             "--full, else 1); rows give the median round")
     parser.add_argument("--memory", action="store_true", help="long-sequence peak-memory table")
     parser.add_argument("--memory_time", type=int, default=10_000)
     parser.add_argument("--memory_cases", default=",".join(MEMORY_CASES))
@@ -238,7 +262,8 @@ def main(argv=None) -> None:
     variants = args.variants.split(",") if args.variants else variants
     sizes = args.sizes or ("32x256,64x512" if args.full else "32x256")
     sizes = [tuple(int(n) for n in size.split("x")) for size in sizes.split(",")]
-    rows, notes = run_speed(variants, sizes, args.time, args.vocab, args.steps)
+    rounds = args.rounds or (3 if args.full else 1)
+    rows, notes = run_speed(variants, sizes, args.time, args.vocab, args.steps, rounds)
     print(format_speed(rows))
     for note in notes:
         print(f"# {note}")

@@ -13,7 +13,8 @@ def test_speed_table_has_a_row_per_variant(capsys):
     assert set(JAX_VARIANTS) <= set(jax_models.VARIANTS)
     assert set(TORCH_VARIANTS) <= set(torch_models.VARIANTS)
     variants = ",".join(JAX_VARIANTS + TORCH_VARIANTS)
-    train_step.main(["--variants", variants, "--sizes", "2x8", "--time", "4", "--steps", "2"])
+    train_step.main(["--variants", variants, "--sizes", "2x8", "--time", "4", "--steps", "2",
+                     "--rounds", "2", "--default_malloc"])
     out = capsys.readouterr().out
     for name in JAX_VARIANTS:
         assert f"| {name} | 2 | 8 | 4 |" in out
@@ -28,7 +29,7 @@ def test_speed_table_has_a_row_per_variant(capsys):
 def test_memory_case_runs_in_a_child_process(capsys):
     case = "rnn_jax lstm gather+fast:sqrt"
     train_step.main(["--memory", "--memory_time", "9", "--batch", "2", "--hidden", "8",
-                     "--memory_cases", case])
+                     "--memory_cases", case, "--default_malloc"])
     out = capsys.readouterr().out
     row = next(line for line in out.splitlines() if line.startswith(f"| {case} |"))
     cells = [cell.strip() for cell in row.strip("|").split("|")]
