@@ -50,6 +50,9 @@ flags.DEFINE_integer("checkpoint_every", None, "Checkpoint every this many steps
 flags.DEFINE_bool("keep_host_memory", True, "Keep freed host memory mapped between training "
                   "steps (glibc mallopt, rnn_jax.runtime): no page faults on XLA:CPU's per-step "
                   "buffers, faster steps; resident memory stays at its peak.")
+flags.DEFINE_string("compilation_cache_dir", "~/.cache/rnn_jax/xla", "Keep compiled XLA "
+                    "programs here, so later runs with the same shapes start without compiling "
+                    "(JAX's persistent cache); empty: off.")
 
 
 class FlagError(ValueError, app.UsageError):
@@ -175,11 +178,14 @@ def fit_options(config: TrainConfig) -> dict:
 
 def run(main: Callable[[Sequence[str]], Any]) -> None:
     """The command-line entry point of an experiment: `app.run(main)`, exit status 0 on success,
-    with `--keep_host_memory` applied before the first JAX computation."""
+    with `--keep_host_memory` and `--compilation_cache_dir` applied before the first JAX
+    computation."""
 
     def main_with_runtime(argv: Sequence[str]) -> None:
         if FLAGS.keep_host_memory:
             runtime.keep_host_memory()
+        if FLAGS.compilation_cache_dir:
+            runtime.enable_compilation_cache(FLAGS.compilation_cache_dir)
         main(argv)
 
     app.run(main_with_runtime)

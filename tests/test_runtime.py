@@ -57,3 +57,33 @@ def test_keep_host_memory_removes_per_call_page_faults():
 def test_keep_host_memory_rejects_bad_threshold(threshold):
     with pytest.raises(ValueError, match="threshold_bytes"):
         runtime.keep_host_memory(threshold)
+
+
+_COMPILE_CHILD = textwrap.dedent(
+    """
+    import sys
+    from rnn_jax import runtime
+    runtime.enable_compilation_cache(sys.argv[1])
+    import jax, jax.numpy as jnp
+    print(float(jax.jit(lambda x: jnp.sum(jnp.tanh(x) ** 2))(jnp.arange(5.0))))
+    """
+)
+
+
+def test_compilation_cache_is_written_once_and_reused(tmp_path):
+    directory = tmp_path / "nested" / "cache"
+
+    def run_child():
+        result = subprocess.run([sys.executable, "-c", _COMPILE_CHILD, str(directory)],
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr[-2000:]
+        return result.stdout.strip(), sorted(path.name for path in directory.iterdir())
+
+    value, entries = run_child()
+    assert entries, "the first process wrote no compiled program"
+    assert run_child() == (value, entries)  # same result; every program came from the cache
+
+
+def test_compilation_cache_rejects_empty_directory():
+    with pytest.raises(ValueError, match="compilation cache directory"):
+        runtime.enable_compilation_cache("")
