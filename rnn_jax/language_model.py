@@ -26,7 +26,8 @@ import optax
 from rnn_jax import initializers, losses, readout
 from rnn_jax.cells.base import Cell
 from rnn_jax.train import reset_stream
-from rnn_jax.unroll import init_stack, unroll_stack
+from rnn_jax.fast import unroll_tokens
+from rnn_jax.unroll import init_stack, unroll
 
 ApplyFn = Callable[[Any, jax.Array, Any, jax.Array | None], tuple[jax.Array, Any]]
 
@@ -74,6 +75,13 @@ def _embed(params: LMParams, tokens: jax.Array) -> jax.Array:
     return params.embed[tokens]
 
 
+def _embedding_matrix(params: LMParams) -> jax.Array:
+    """`[vocab, embed]`, or the identity `[vocab, vocab]` for one-hot inputs."""
+    if params.embed is None:
+        return jnp.eye(params.readout.V.shape[1], dtype=params.readout.V.dtype)
+    return params.embed
+
+
 def _dropout(key: jax.Array | None, rate: float, x: jax.Array) -> jax.Array:
     """Inverted dropout; the identity when `key` is None (evaluation) or `rate` is 0."""
     if key is None or rate == 0.0:
@@ -109,18 +117,16 @@ def apply(
     Returns:
       `(logits [batch, time, vocab], every layer's final carry)`.
     """
-    xs = _embed(params, tokens)
-    if key is None or dropout_rate == 0.0:
-        hs, carries = unroll_stack(cells, params.layers, xs, carries=stream)
-        return _logits(params.readout, hs), carries
     carries = (None,) * len(cells) if stream is None else stream
-    final = []
-    for layer, layer_key in enumerate(jax.random.split(key, len(cells))):
-        xs, (carry,) = unroll_stack(
-            cells[layer : layer + 1], params.layers[layer : layer + 1], xs,
-            carries=carries[layer : layer + 1],
-        )
-        xs = _dropout(layer_key, dropout_rate, xs)  # between layers / before the readout
+    dropout = key is not None and dropout_rate > 0.0
+    keys = jax.random.split(key, len(cells)) if dropout else (None,) * len(cells)
+    xs, final = tokens, []
+    for layer, (cell, layer_params, carry) in enumerate(zip(cells, params.layers, carries)):
+        if layer == 0:  # embedding and input projection as one table gather (rnn_jax.fast)
+            xs, carry = unroll_tokens(cell, layer_params, _embedding_matrix(params), xs, carry=carry)
+        else:
+            xs, carry = unroll(cell, layer_params, xs, carry=carry)
+        xs = _dropout(keys[layer], dropout_rate, xs)  # between layers / before the readout
         final.append(carry)
     return _logits(params.readout, xs), tuple(final)
 
