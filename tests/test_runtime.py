@@ -1,5 +1,6 @@
 """rnn_jax.runtime.keep_host_memory: XLA:CPU's per-call buffers stop page-faulting."""
 
+import pathlib
 import platform
 import subprocess
 import sys
@@ -87,3 +88,16 @@ def test_compilation_cache_is_written_once_and_reused(tmp_path):
 def test_compilation_cache_rejects_empty_directory():
     with pytest.raises(ValueError, match="compilation cache directory"):
         runtime.enable_compilation_cache("")
+
+
+def test_experiment_command_line_fills_the_compilation_cache(tmp_path):
+    """`python -m experiments.parity` goes through `experiments.flags.run`, which applies
+    `--compilation_cache_dir` (and `--keep_host_memory`) before the first computation."""
+    cache = tmp_path / "cache"
+    command = [sys.executable, "-m", "experiments.parity", "--quick", "--cell=gru",
+               f"--out_dir={tmp_path / 'runs'}", f"--compilation_cache_dir={cache}"]
+    repo_root = pathlib.Path(__file__).resolve().parents[1]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=repo_root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "accuracy" in result.stdout
+    assert any(cache.iterdir()), "no compiled program was written to --compilation_cache_dir"
