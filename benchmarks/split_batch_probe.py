@@ -6,6 +6,10 @@ One host CPU is exposed as NUM_DEVICES XLA devices and the char-LM LSTM step (to
 hand-written BPTT, Adam) runs each batch shard on its own device with `jax.shard_map`, so the
 two cores each run a scan; gradients are averaged with `pmean`. Prints median step time and
 tokens/s over 20 steps.
+
+Result (benchmarks/README.md): 1.5x over one device at B32 H256 under glibc's default malloc,
+but no gain once `rnn_jax.runtime.keep_host_memory()` removed the page faults (36-43 ms vs
+34-36 ms on one device); kept as a record, not used.
 """
 import os, sys, time
 ndev = int(sys.argv[1])
