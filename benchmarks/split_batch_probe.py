@@ -8,8 +8,10 @@ two cores each run a scan; gradients are averaged with `pmean`. Prints median st
 tokens/s over 20 steps.
 
 Result (benchmarks/README.md): 1.5x over one device at B32 H256 under glibc's default malloc,
-but no gain once `rnn_jax.runtime.keep_host_memory()` removed the page faults (36-43 ms vs
-34-36 ms on one device); kept as a record, not used.
+but no gain once the page faults were gone (run with `GLIBC_TUNABLES=glibc.malloc.arena_max=1:
+glibc.malloc.mmap_threshold=1073741824:glibc.malloc.trim_threshold=4294967296`, the settings
+`rnn_jax.runtime.keep_host_memory()` makes: 36.3 and 43.4 ms per step, against 41-48 ms for
+one device measured the same hour); kept as a record, not used.
 """
 import os, sys, time
 ndev = int(sys.argv[1])
