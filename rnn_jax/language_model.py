@@ -68,18 +68,16 @@ def _logits(params: readout.LinearParams, hs: jax.Array) -> jax.Array:
     return _affine(hs, params.V, params.c)
 
 
-def _embed(params: LMParams, tokens: jax.Array) -> jax.Array:
-    """`[...] int -> [..., embed or vocab]`."""
-    if params.embed is None:
-        return jax.nn.one_hot(tokens, params.readout.V.shape[1], dtype=params.readout.V.dtype)
-    return params.embed[tokens]
-
-
 def _embedding_matrix(params: LMParams) -> jax.Array:
     """`[vocab, embed]`, or the identity `[vocab, vocab]` for one-hot inputs."""
     if params.embed is None:
         return jnp.eye(params.readout.V.shape[1], dtype=params.readout.V.dtype)
     return params.embed
+
+
+def _embed(params: LMParams, tokens: jax.Array) -> jax.Array:
+    """`[...] int -> [..., embed or vocab]` (one-hot rows of the identity without an embedding)."""
+    return _embedding_matrix(params)[tokens]
 
 
 def _dropout(key: jax.Array | None, rate: float, x: jax.Array) -> jax.Array:

@@ -96,6 +96,13 @@ def _projection_vjp(project: Callable, proj_params, inputs, deltas):
     return vjp(deltas)
 
 
+def _forward_inputs(project, proj_params, inputs, per_step):
+    """(xs, project_step) for `_forward_span`: projected inputs, or raw ones projected per step."""
+    if per_step:
+        return inputs, functools.partial(project, proj_params)
+    return project(proj_params, inputs), None
+
+
 def _chunks(a, chunk):
     return None if a is None else a.reshape((a.shape[0] // chunk, chunk) + a.shape[1:])
 
@@ -119,9 +126,8 @@ def make_unroll(
         return fwd(params, proj_params, inputs, carry0, mask)[0]
 
     def fwd(params, proj_params, inputs, carry0, mask):
-        project_step = functools.partial(project, proj_params) if per_step else None
         if mode != "chunk":
-            xs = inputs if per_step else project(proj_params, inputs)
+            xs, project_step = _forward_inputs(project, proj_params, inputs, per_step)
             final, carries, saved = _forward_span(
                 kernel, params, xs, carry0, mask, unroll, mode == "save", project_step
             )
@@ -130,7 +136,7 @@ def make_unroll(
 
         def chunk_body(carry, chunk_inputs):
             inputs_c, mask_c = chunk_inputs
-            xs = inputs_c if per_step else project(proj_params, inputs_c)
+            xs, project_step = _forward_inputs(project, proj_params, inputs_c, per_step)
             final, carries, _ = _forward_span(
                 kernel, params, xs, carry, mask_c, unroll, False, project_step
             )
@@ -156,8 +162,7 @@ def make_unroll(
             dcarry, grads, dproj = state
             start, carries_c, inputs_c, mask_c, dys_c = span_inputs
             if mode == "chunk":  # re-run the chunk's forward scan from its saved carry
-                project_step = functools.partial(project, proj_params) if per_step else None
-                xs = inputs_c if per_step else project(proj_params, inputs_c)
+                xs, project_step = _forward_inputs(project, proj_params, inputs_c, per_step)
                 _, carries_c, saved_c = _forward_span(
                     kernel, params, xs, start, mask_c, unroll, True, project_step
                 )
