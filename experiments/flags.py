@@ -15,7 +15,7 @@ Invalid values raise `FlagError`, a ValueError that absl's `app.run` prints as a
 import dataclasses
 from typing import Any, Callable, Sequence
 
-from absl import app, flags
+from absl import app, flags, logging
 from absl.testing import flagsaver
 
 from rnn_jax import results, runtime, train
@@ -185,7 +185,10 @@ def run(main: Callable[[Sequence[str]], Any]) -> None:
         if FLAGS.keep_host_memory:
             runtime.keep_host_memory()
         if FLAGS.compilation_cache_dir:
-            runtime.enable_compilation_cache(FLAGS.compilation_cache_dir)
+            try:
+                runtime.enable_compilation_cache(FLAGS.compilation_cache_dir)
+            except OSError as error:  # e.g. a read-only home: run without the cache
+                logging.warning("compilation cache off (--compilation_cache_dir): %s", error)
         main(argv)
 
     app.run(main_with_runtime)

@@ -101,3 +101,15 @@ def test_experiment_command_line_fills_the_compilation_cache(tmp_path):
     assert result.returncode == 0, result.stderr[-2000:]
     assert "accuracy" in result.stdout
     assert any(cache.iterdir()), "no compiled program was written to --compilation_cache_dir"
+
+
+def test_experiment_runs_without_the_cache_when_its_directory_cannot_be_made(tmp_path):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a directory")
+    command = [sys.executable, "-m", "experiments.parity", "--quick", "--cell=gru",
+               f"--out_dir={tmp_path / 'runs'}", f"--compilation_cache_dir={blocker / 'cache'}"]
+    repo_root = pathlib.Path(__file__).resolve().parents[1]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=repo_root)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "compilation cache off (--compilation_cache_dir)" in result.stderr
+    assert "accuracy" in result.stdout
