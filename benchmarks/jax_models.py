@@ -30,8 +30,9 @@ def _readout_loss(ys, V, c, targets):
     return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
 
 
-def rnn_jax_model(key, vocab, hidden, *, cell_name, mode, remat=False):
-    """rnn_jax's cell; mode "gather" (token table + fast BPTT), "fast" or "autodiff"."""
+def rnn_jax_model(key, vocab, hidden, *, cell_name, mode, remat=False, unroll=None):
+    """rnn_jax's cell; mode "gather" (token table + fast BPTT), "fast" or "autodiff";
+    `unroll`: the scans' unroll factor (None: the library's default)."""
     cell = rnn_jax.get_cell(cell_name)
     keys = jax.random.split(key, 3)
     params = CharModel(
@@ -43,10 +44,12 @@ def rnn_jax_model(key, vocab, hidden, *, cell_name, mode, remat=False):
 
     def loss_fn(params, tokens, targets):
         if mode == "gather":
-            ys, _ = fast.unroll_tokens(cell, params.rnn, params.embedding, tokens, remat=remat)
+            ys, _ = fast.unroll_tokens(
+                cell, params.rnn, params.embedding, tokens, remat=remat, unroll=unroll
+            )
         else:
             xs = jnp.take(params.embedding, tokens, axis=0)
-            ys, _ = rnn_jax.unroll(cell, params.rnn, xs, remat=remat, backward=mode)
+            ys, _ = rnn_jax.unroll(cell, params.rnn, xs, remat=remat, backward=mode, unroll=unroll)
         return _readout_loss(ys, params.V, params.c, targets)
 
     return params, loss_fn
@@ -110,6 +113,7 @@ def flax_model(key, vocab, hidden, *, remat=False):
 # name -> (builder, recurrent cell for the FLOP count, PyTorch peer to compare with)
 VARIANTS: dict[str, tuple[Callable, str]] = {
     "rnn_jax lstm gather+fast": (functools.partial(rnn_jax_model, cell_name="lstm", mode="gather"), "lstm"),
+    "rnn_jax lstm gather+fast (unroll=1)": (functools.partial(rnn_jax_model, cell_name="lstm", mode="gather", unroll=1), "lstm"),
     "rnn_jax lstm fast": (functools.partial(rnn_jax_model, cell_name="lstm", mode="fast"), "lstm"),
     "rnn_jax lstm autodiff": (functools.partial(rnn_jax_model, cell_name="lstm", mode="autodiff"), "lstm"),
     "rnn_jax gru gather+fast": (functools.partial(rnn_jax_model, cell_name="gru", mode="gather"), "gru"),

@@ -3,14 +3,15 @@
 `keep_host_memory()`: XLA:CPU's per-step buffers stop page-faulting (below).
 `enable_compilation_cache(directory)`: compiled programs are kept on disk, so a second run of
 the same experiment (a resume, a sweep, a re-run with the same shapes) skips XLA compilation:
-the char-LM LSTM step's first call drops from ~1.3 s to ~0.15 s, and parameter initialisation
-from ~3 s to ~0.9 s (`benchmarks/README.md`). Results are unchanged.
+the README's main job (`python -m experiments.parity --cell=lstm`) took 10.6 s, then 4.7 s
+when run again. Results are unchanged.
 
 XLA:CPU allocates a step's temporaries afresh on every call: at batch 64, hidden 512, T = 100 an
 LSTM step needs ~200 MB (`[time, batch, 4*hidden]` gate activations, deltas, ...). glibc serves
 such blocks with fresh `mmap`ed pages and unmaps them on `free`, so every step touches new pages
-and pays one page fault per 4 kB page: measured 49,400 faults and ~60 ms of a ~230 ms step
-(`benchmarks/README.md`). Worker threads make it worse: their malloc arenas are capped at 64 MB
+and pays one page fault per 4 kB page: 43,000-49,000 faults per step, 207 ms per step against
+162 ms without them (`python -m benchmarks.train_step --sizes 64x512 --default_malloc`, then
+without the flag; `benchmarks/README.md`). Worker threads make it worse: their malloc arenas are capped at 64 MB
 per heap, so large blocks are always mmapped there, whatever the threshold.
 
 `keep_host_memory()` tells glibc to keep freed memory: one arena for all threads, blocks up to

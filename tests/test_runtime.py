@@ -90,26 +90,27 @@ def test_compilation_cache_rejects_empty_directory():
         runtime.enable_compilation_cache("")
 
 
-def test_experiment_command_line_fills_the_compilation_cache(tmp_path):
-    """`python -m experiments.parity` goes through `experiments.flags.run`, which applies
-    `--compilation_cache_dir` (and `--keep_host_memory`) before the first computation."""
-    cache = tmp_path / "cache"
+def _run_parity_quick(tmp_path, cache_dir) -> subprocess.CompletedProcess:
+    """`python -m experiments.parity --quick` in a child process (through `flags.run`)."""
     command = [sys.executable, "-m", "experiments.parity", "--quick", "--cell=gru",
-               f"--out_dir={tmp_path / 'runs'}", f"--compilation_cache_dir={cache}"]
+               f"--out_dir={tmp_path / 'runs'}", f"--compilation_cache_dir={cache_dir}"]
     repo_root = pathlib.Path(__file__).resolve().parents[1]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=repo_root)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "accuracy" in result.stdout
+    return result
+
+
+def test_experiment_command_line_fills_the_compilation_cache(tmp_path):
+    """`python -m experiments.parity` goes through `experiments.flags.run`, which applies
+    `--compilation_cache_dir` (and `--keep_host_memory`) before the first computation."""
+    cache = tmp_path / "cache"
+    _run_parity_quick(tmp_path, cache)
     assert any(cache.iterdir()), "no compiled program was written to --compilation_cache_dir"
 
 
 def test_experiment_runs_without_the_cache_when_its_directory_cannot_be_made(tmp_path):
     blocker = tmp_path / "a_file"
     blocker.write_text("not a directory")
-    command = [sys.executable, "-m", "experiments.parity", "--quick", "--cell=gru",
-               f"--out_dir={tmp_path / 'runs'}", f"--compilation_cache_dir={blocker / 'cache'}"]
-    repo_root = pathlib.Path(__file__).resolve().parents[1]
-    result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=repo_root)
-    assert result.returncode == 0, result.stderr[-2000:]
+    result = _run_parity_quick(tmp_path, blocker / "cache")
     assert "compilation cache off (--compilation_cache_dir)" in result.stderr
-    assert "accuracy" in result.stdout

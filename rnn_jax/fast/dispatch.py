@@ -23,7 +23,9 @@ from rnn_jax.fast.kernels import Kernel, kernel_for
 
 BACKWARDS = ("fast", "autodiff")
 # The hand-written BPTT's default scan unroll (`unroll=None`): 2 was the fastest of 1, 2, 4 and
-# 5 for the char-LM LSTM step on XLA:CPU (36.9 vs 39.2 ms at B32 H256; benchmarks/README.md).
+# 5 for the char-LM LSTM step on XLA:CPU (33.7 vs 37.2 ms at B32 H256, at ~0.3 s more compile
+# time; `benchmarks.train_step --variants "rnn_jax lstm gather+fast,rnn_jax lstm gather+fast
+# (unroll=1)"`, benchmarks/README.md).
 FAST_UNROLL = 2
 
 
