@@ -113,7 +113,7 @@ def flax_model(key, vocab, hidden, *, remat=False):
 # name -> (builder, recurrent cell for the FLOP count, PyTorch peer to compare with)
 VARIANTS: dict[str, tuple[Callable, str]] = {
     "rnn_jax lstm gather+fast": (functools.partial(rnn_jax_model, cell_name="lstm", mode="gather"), "lstm"),
-    "rnn_jax lstm gather+fast (unroll=1)": (functools.partial(rnn_jax_model, cell_name="lstm", mode="gather", unroll=1), "lstm"),
+    "rnn_jax lstm gather+fast (unroll=2)": (functools.partial(rnn_jax_model, cell_name="lstm", mode="gather", unroll=2), "lstm"),
     "rnn_jax lstm fast": (functools.partial(rnn_jax_model, cell_name="lstm", mode="fast"), "lstm"),
     "rnn_jax lstm autodiff": (functools.partial(rnn_jax_model, cell_name="lstm", mode="autodiff"), "lstm"),
     "rnn_jax gru gather+fast": (functools.partial(rnn_jax_model, cell_name="gru", mode="gather"), "gru"),

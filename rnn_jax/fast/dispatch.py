@@ -22,11 +22,12 @@ from rnn_jax.fast import engine
 from rnn_jax.fast.kernels import Kernel, kernel_for
 
 BACKWARDS = ("fast", "autodiff")
-# The hand-written BPTT's default scan unroll (`unroll=None`): 2 beats 1 for the char-LM LSTM
-# step on XLA:CPU at B32 H256 (33.0 vs 38.3 ms, at ~0.2 s more compile time) and ties it at
-# B64 H512 (159.3 vs 154.7 ms): `python -m benchmarks.train_step --full`, benchmarks/README.md.
-# (4 and 5 were slower than 2 in the previous round's A/B.)
-FAST_UNROLL = 2
+# The hand-written BPTT's default scan unroll (`unroll=None`). With unroll=2 XLA slices two
+# steps at a time out of each saved array, and the loop fusions that then read two slices of
+# one array compile to slow code (see kernels.py); with the LSTM's gates saved as separate
+# arrays, 1 is as fast or faster at both benchmark sizes and compiles ~0.3 s sooner
+# (`python -m benchmarks.train_step --full`, benchmarks/README.md, "Saved gates").
+FAST_UNROLL = 1
 
 
 def check_options(remat: Any, backward: str) -> None:

@@ -49,7 +49,10 @@ def _sigmoid(z: jax.Array) -> jax.Array:
     return 0.5 * jnp.tanh(0.5 * z) + 0.5  # sigma(z) = (1 + tanh(z/2)) / 2
 
 
-# ---- LSTM, gates (i, f, g, o); saved = (activated gates [.., 4H], tanh(c(t)) [.., H]) ----
+# ---- LSTM, gates (i, f, g, o); saved = (i, f, g, o, tanh(c(t))), five [.., H] arrays ----
+# Saved as separate arrays, not one [.., 4H] `act`: XLA:CPU compiles a loop fusion that reads
+# several column slices of one scanned array into slow code (the reverse step's gate products
+# took 22-30 us each instead of ~5 us at B32 H256; benchmarks/README.md, "Saved gates").
 
 
 def _lstm_scale(hidden: int, dtype) -> jax.Array:
@@ -65,19 +68,23 @@ def _lstm_forward(params: lstm.LSTMParams, carry: lstm.LSTMState, x_proj: jax.Ar
     i, f, g, o = lstm.split_gates(act)
     c = f * carry.c + i * g  # c(t) = f c(t-1) + i g
     tanh_c = jnp.tanh(c)
-    return lstm.LSTMState(h=o * tanh_c, c=c), (act, tanh_c)
+    return lstm.LSTMState(h=o * tanh_c, c=c), (i, f, g, o, tanh_c)
 
 
 def _lstm_backward(params, saved, carry_prev, carry, dcarry):
     del carry
-    act, tanh_c = saved
-    i, f, g, o = lstm.split_gates(act)
+    i, f, g, o, tanh_c = saved
     dc = dcarry.c + dcarry.h * o * (1.0 - tanh_c * tanh_c)  # dL/dc(t), through h = o tanh(c)
-    d_act = jnp.concatenate([dc * g, dc * carry_prev.c, dc * i, dcarry.h * tanh_c], axis=-1)
-    hidden = tanh_c.shape[-1]
-    column = jax.lax.broadcasted_iota(jnp.int32, act.shape, act.ndim - 1)
-    is_g = (column >= 2 * hidden) & (column < 3 * hidden)
-    delta = d_act * jnp.where(is_g, 1.0 - act * act, act * (1.0 - act))  # tanh', sigma'
+    # delta = dL/d(pre-activations): sigma' = s (1 - s) for i, f, o; tanh' = 1 - g^2 for g
+    delta = jnp.concatenate(
+        [
+            dc * g * (i * (1.0 - i)),
+            dc * carry_prev.c * (f * (1.0 - f)),
+            dc * i * (1.0 - g * g),
+            dcarry.h * tanh_c * (o * (1.0 - o)),
+        ],
+        axis=-1,
+    )
     return lstm.LSTMState(h=delta @ params.W.T, c=dc * f), delta
 
 
