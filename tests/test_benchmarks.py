@@ -1,6 +1,10 @@
 """The training-step benchmark runs end to end in a tiny configuration (no timing asserts)."""
 
-from benchmarks import dispatch_probe, jax_models, torch_models, train_step
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from benchmarks import dispatch_probe, jax_models, slice_probe, torch_models, train_step
 
 
 # one variant per code path (the others differ only in the cell or the backward option)
@@ -50,3 +54,23 @@ def test_dispatch_probe_has_a_row_per_setting(capsys):
     for row in rows[1:]:
         first, step = row.split(" | ")[3:5]
         assert 0 < float(first.split("-")[0]) and 0 < float(step.split(" ")[0])
+
+
+def test_slice_probe_cases_compute_the_same_recurrence(capsys):
+    # the layouts differ, the arithmetic must not: same a(t), b(t) -> same final carry
+    cases = slice_probe._cases(batch=3, hidden=4, steps=5)
+    carry = jnp.zeros((3, 4))
+
+    def final(read, xs):
+        body = lambda c, x: (jnp.tanh(0.9 * c + read(x)[0] * read(x)[1]), None)
+        return jax.lax.scan(body, carry, xs)[0]
+
+    finals = {name: final(read, xs) for name, (read, xs) in cases.items()}
+    reference = finals.pop("two [T, B, H] arrays")
+    finals.pop("one [T, B, H] array, read once (b = 1)")
+    for name, value in finals.items():
+        np.testing.assert_array_equal(value, reference, err_msg=name)
+    slice_probe.main(["--batch", "2", "--hidden", "8", "--time", "4", "--repeats", "1"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0][2:] for row in rows[1:]] == list(cases)
+    assert all(float(row.split(" | ")[1].rstrip(" |")) > 0 for row in rows[1:])
