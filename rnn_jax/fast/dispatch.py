@@ -23,10 +23,11 @@ from rnn_jax.fast.kernels import Kernel, kernel_for
 
 BACKWARDS = ("fast", "autodiff")
 # The hand-written BPTT's default scan unroll (`unroll=None`). With unroll=2 XLA slices two
-# steps at a time out of each saved array, and the loop fusions that then read two slices of
-# one array compile to slow code (see kernels.py); with the LSTM's gates saved as separate
-# arrays, 1 is as fast or faster at both benchmark sizes and compiles ~0.3 s sooner
-# (`python -m benchmarks.train_step --full`, benchmarks/README.md, "Saved gates").
+# steps at a time out of each saved array, and loop fusions that read two slices of one scanned
+# array compile to slow code (`python -m benchmarks.slice_probe`). With the LSTM's gates saved
+# as separate arrays, 1 beats 2 at B32 H256 (60.4 vs 66.8 ms, one process, alternating rounds),
+# about ties at B64 H512 (two runs of three faster), and compiles 0.2-0.35 s sooner
+# (benchmarks/README.md, "saved gates as separate arrays").
 FAST_UNROLL = 1
 
 

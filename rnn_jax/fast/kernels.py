@@ -51,8 +51,8 @@ def _sigmoid(z: jax.Array) -> jax.Array:
 
 # ---- LSTM, gates (i, f, g, o); saved = (i, f, g, o, tanh(c(t))), five [.., H] arrays ----
 # Saved as separate arrays, not one [.., 4H] `act`: XLA:CPU compiles a loop fusion that reads
-# several column slices of one scanned array into slow code (the reverse step's gate products
-# took 22-30 us each instead of ~5 us at B32 H256; benchmarks/README.md, "Saved gates").
+# several column slices of one scanned array into slow code (at B32 H256 four of the reverse
+# step's gate kernels took 15-30 us each; now 4-19 us; `python -m benchmarks.slice_probe`).
 
 
 def _lstm_scale(hidden: int, dtype) -> jax.Array:
