@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import optax
 
 import rnn_jax
+from benchmarks import previous_lstm_kernel
 from rnn_jax import fast
 
 
@@ -114,6 +115,7 @@ def flax_model(key, vocab, hidden, *, remat=False):
 VARIANTS: dict[str, tuple[Callable, str]] = {
     "rnn_jax lstm gather+fast": (functools.partial(rnn_jax_model, cell_name="lstm", mode="gather"), "lstm"),
     "rnn_jax lstm gather+fast (unroll=2)": (functools.partial(rnn_jax_model, cell_name="lstm", mode="gather", unroll=2), "lstm"),
+    "rnn_jax lstm gather+fast (previous kernel)": (previous_lstm_kernel.previous_kernel_model, "lstm"),
     "rnn_jax lstm fast": (functools.partial(rnn_jax_model, cell_name="lstm", mode="fast"), "lstm"),
     "rnn_jax lstm autodiff": (functools.partial(rnn_jax_model, cell_name="lstm", mode="autodiff"), "lstm"),
     "rnn_jax gru gather+fast": (functools.partial(rnn_jax_model, cell_name="gru", mode="gather"), "gru"),

@@ -74,3 +74,18 @@ def test_slice_probe_cases_compute_the_same_recurrence(capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert [row.split(" | ")[0][2:] for row in rows[1:]] == list(cases)
     assert all(float(row.split(" | ")[1].rstrip(" |")) > 0 for row in rows[1:])
+
+
+def test_previous_kernel_variant_has_the_library_kernels_gradients():
+    # kept to re-measure the saved-gate layout change: it must compute the same gradients
+    key_params, key_tokens = jax.random.split(jax.random.key(0))
+    params, previous_loss = jax_models.VARIANTS["rnn_jax lstm gather+fast (previous kernel)"][0](
+        key_params, 7, 8
+    )
+    _, library_loss = jax_models.rnn_jax_model(key_params, 7, 8, cell_name="lstm", mode="gather")
+    tokens = jax.random.randint(key_tokens, (3, 6), 0, 7)
+    previous = jax.grad(previous_loss)(params, tokens[:, :-1], tokens[:, 1:])
+    library = jax.grad(library_loss)(params, tokens[:, :-1], tokens[:, 1:])
+    for a, b in zip(jax.tree.leaves(previous), jax.tree.leaves(library)):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+    assert any(float(jnp.abs(a).max()) > 0 for a in jax.tree.leaves(library))
