@@ -18,7 +18,7 @@ from rnn_jax.fast import engine, kernels, tokens
 
 def _forward(params, carry, x_proj):
     z = x_proj + carry.h @ params.W
-    scale = jnp.broadcast_to(kernels._lstm_scale(params.W.shape[0], z.dtype), z.shape)
+    scale = kernels._row(kernels._lstm_scale(params.W.shape[0], z.dtype), z)
     act = scale * jnp.tanh(scale * z) + (1.0 - scale)
     i, f, g, o = lstm.split_gates(act)
     c = f * carry.c + i * g

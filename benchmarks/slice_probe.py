@@ -37,14 +37,19 @@ def _cases(batch: int, hidden: int, steps: int) -> dict:
     }
 
 
-def time_case(read, xs, carry, repeats: int) -> float:
-    """Median seconds per scan iteration."""
+def make_run(read):
+    """The jitted scan of a case: `(carry, xs) -> final c`, `c(t) = tanh(0.9 c(t-1) + a(t) b(t))`."""
 
     def body(c, x):
         a, b = read(x)
         return jnp.tanh(0.9 * c + a * b), None
 
-    run = jax.jit(lambda c, xs: jax.lax.scan(body, c, xs)[0])
+    return jax.jit(lambda c, xs: jax.lax.scan(body, c, xs)[0])
+
+
+def time_case(read, xs, carry, repeats: int) -> float:
+    """Median seconds per scan iteration."""
+    run = make_run(read)
     run(carry, xs).block_until_ready()  # compile
     steps = jax.tree.leaves(xs)[0].shape[0]
     times = []

@@ -60,12 +60,7 @@ def test_slice_probe_cases_compute_the_same_recurrence(capsys):
     # the layouts differ, the arithmetic must not: same a(t), b(t) -> same final carry
     cases = slice_probe._cases(batch=3, hidden=4, steps=5)
     carry = jnp.zeros((3, 4))
-
-    def final(read, xs):
-        body = lambda c, x: (jnp.tanh(0.9 * c + read(x)[0] * read(x)[1]), None)
-        return jax.lax.scan(body, carry, xs)[0]
-
-    finals = {name: final(read, xs) for name, (read, xs) in cases.items()}
+    finals = {name: slice_probe.make_run(read)(carry, xs) for name, (read, xs) in cases.items()}
     reference = finals.pop("two [T, B, H] arrays")
     finals.pop("one [T, B, H] array, read once (b = 1)")
     for name, value in finals.items():

@@ -25,9 +25,10 @@ BACKWARDS = ("fast", "autodiff")
 # The hand-written BPTT's default scan unroll (`unroll=None`). With unroll=2 XLA slices two
 # steps at a time out of each saved array, and loop fusions that read two slices of one scanned
 # array compile to slow code (`python -m benchmarks.slice_probe`). With the LSTM's gates saved
-# as separate arrays, 1 beats 2 at B32 H256 (60.4 vs 66.8 ms, one process, alternating rounds),
-# about ties at B64 H512 (two runs of three faster), and compiles 0.2-0.35 s sooner
-# (benchmarks/README.md, "saved gates as separate arrays").
+# as separate arrays, 1 runs about as fast as 2 (`python -m benchmarks.train_step --variants
+# "rnn_jax lstm gather+fast,rnn_jax lstm gather+fast (unroll=2)" --rounds 8`: 53.4 vs 54.0 ms at
+# B32 H256; `--full`: 63.6 vs 70.7 ms, and 369.2 vs 354.6 ms at B64 H512) and its first step is
+# 0.2-0.35 s shorter (1.02 vs 1.22 s, 1.30 vs 1.65 s); benchmarks/README.md, "saved gates".
 FAST_UNROLL = 1
 
 
