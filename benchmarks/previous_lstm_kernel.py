@@ -1,9 +1,10 @@
 """The LSTM kernel as it was before 2026-11-30, kept so the saved-gate change can be re-measured.
 
 It saved the four activated gates as one `[.., 4H]` array and sliced `i, f, g, o` out of it in
-the reverse step (one masked derivative over all columns), with scan unroll 2. The library's
-kernel (`rnn_jax/fast/kernels.py`) saves them as separate arrays, with unroll 1: same
-arithmetic, different layout. Compare in one process, rounds alternating:
+the reverse step (one masked derivative over all columns), multiplied by W with a transposed
+contraction (`delta @ W.T` inside the loop), with scan unroll 2. The library's kernel
+(`rnn_jax/fast/kernels.py`) saves them as separate arrays and multiplies by a W^T made once
+before the reverse scan, with unroll 1: same arithmetic, different layouts. Compare in one process, rounds alternating:
 
     python -m benchmarks.train_step --variants "rnn_jax lstm gather+fast,rnn_jax lstm gather+fast (previous kernel)" --rounds 8
 """
@@ -39,7 +40,10 @@ def _backward(params, saved, carry_prev, carry, dcarry):
     return lstm.LSTMState(h=delta @ params.W.T, c=dc * f), delta
 
 
-PREVIOUS_LSTM = kernels.LSTM._replace(name="lstm_previous", forward=_forward, backward=_backward)
+# backward_weights = identity: the previous kernel multiplied by W with a transposed contraction
+PREVIOUS_LSTM = kernels.LSTM._replace(
+    name="lstm_previous", forward=_forward, backward_weights=lambda params: params, backward=_backward
+)
 
 
 def previous_kernel_model(key, vocab, hidden, *, remat=False, unroll=2):

@@ -4,7 +4,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from benchmarks import dispatch_probe, jax_models, slice_probe, torch_models, train_step
+from benchmarks import (
+    dispatch_probe,
+    dot_layout,
+    jax_models,
+    slice_probe,
+    torch_models,
+    train_step,
+)
 
 
 # one variant per code path (the others differ only in the cell or the backward option)
@@ -69,6 +76,19 @@ def test_slice_probe_cases_compute_the_same_recurrence(capsys):
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
     assert [row.split(" | ")[0][2:] for row in rows[1:]] == list(cases)
     assert all(float(row.split(" | ")[1].rstrip(" |")) > 0 for row in rows[1:])
+
+
+def test_dot_layout_cases_agree_and_print_a_row_each(capsys):
+    # the two backward layouts hold the same W^T: same carry after the scan
+    cases = dot_layout._cases(batch=3, hidden=4)
+    finals = {name: dot_layout.make_run(step, 5)(c, w) for name, (step, c, w) in cases.items()}
+    transposed, materialised = (v for k, v in finals.items() if k.startswith("backward"))
+    np.testing.assert_allclose(transposed, materialised, rtol=1e-6)
+    assert transposed.shape == (3, 16)
+    dot_layout.main(["--batch", "2", "--hidden", "8", "--time", "3", "--repeats", "1", "--rounds", "2"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
+    assert [row.split(" | ")[0][2:] for row in rows[1:]] == list(cases)
+    assert all(float(row.split(" | ")[1]) > 0 for row in rows[1:])
 
 
 def test_previous_kernel_variant_has_the_library_kernels_gradients():

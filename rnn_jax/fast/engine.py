@@ -70,13 +70,14 @@ def _outputs(kernel: Kernel, carries, mask):
 def _backward_span(kernel: Kernel, params, carry0, carries, saved, mask, dys, dcarry, unroll):
     """Reverse scan over one span: returns (dcarry before the span, param grads, deltas)."""
     carries_prev = _shift(carry0, carries)
+    weights = kernel.backward_weights(params)  # W^T, laid out once for the loop's dots
 
     def body(dcarry, inputs):
         saved_t, prev_t, carry_t, dy, valid = inputs
         if valid is not None:
             dy = jnp.where(valid[:, None], dy, 0.0)  # padded outputs are constant zeros
         dcarry_t = kernel.add_output_grad(dcarry, dy)
-        dprev, delta = kernel.backward(params, saved_t, prev_t, carry_t, dcarry_t)
+        dprev, delta = kernel.backward(weights, saved_t, prev_t, carry_t, dcarry_t)
         if valid is not None:
             dprev = select_valid(valid, dprev, dcarry)  # padded steps pass the carry through
             delta = jnp.where(valid[:, None], delta, 0.0)
