@@ -123,7 +123,9 @@ def run_speed(variants, sizes, time_steps, vocab, steps, rounds=1):
     spell of a shared machine hits every variant alike); returns rows (dicts) and notes.
 
     A row's times are the median over rounds of each round's median step; `range_ms` gives the
-    fastest and slowest round.
+    fastest and slowest round. `vs_torch_paired` is the median over rounds of the ratio within
+    each round (PyTorch's step time over the variant's, measured seconds apart), with its range:
+    on a VM whose speed drifts between rounds it is steadier than the ratio of the medians.
     """
     peak = matmul_peak()
     rows, notes = [], [f"matmul peak (2048^2 float32, jax): {peak:.1f} GFLOP/s", load()]
@@ -143,7 +145,7 @@ def run_speed(variants, sizes, time_steps, vocab, steps, rounds=1):
             flops = model_flops(cell_of(name), batch, time_steps, hidden, vocab)
             rows.append(
                 {"variant": name, "batch": batch, "hidden": hidden, "time": time_steps,
-                 "median_ms": 1e3 * median,
+                 "median_ms": 1e3 * median, "round_ms": [1e3 * m for m in medians],
                  "range_ms": (1e3 * min(medians), 1e3 * max(medians)),
                  "cpu_ms": 1e3 * statistics.median(
                      statistics.median(cpu) for _, _, cpu, _ in results),
@@ -158,6 +160,10 @@ def run_speed(variants, sizes, time_steps, vocab, steps, rounds=1):
                  and r["hidden"] == row["hidden"]]
         row["vs_torch"] = row["tokens_per_s"] / match[0]["tokens_per_s"] if match else None
         row["vs_torch_cpu"] = match[0]["cpu_ms"] / row["cpu_ms"] if match else None
+        paired = [p / v for p, v in zip(match[0]["round_ms"], row["round_ms"])] if match else []
+        row["vs_torch_paired"] = (
+            (statistics.median(paired), min(paired), max(paired)) if paired else None
+        )
     notes.append(load())
     return rows, notes
 
@@ -165,17 +171,20 @@ def run_speed(variants, sizes, time_steps, vocab, steps, rounds=1):
 def format_speed(rows) -> str:
     lines = [
         "| variant | B | H | T | median ms | rounds' range ms | CPU ms | tokens/s | GFLOP/s "
-        "| of peak | vs torch | vs torch, CPU time | first step s | page faults/step |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| of peak | vs torch | vs torch, paired rounds | vs torch, CPU time | first step s "
+        "| page faults/step |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         ratio = "-" if r["vs_torch"] is None else f"{r['vs_torch']:.2f}x"
+        paired = "-" if r["vs_torch_paired"] is None else (
+            "{:.2f}x ({:.2f}-{:.2f})".format(*r["vs_torch_paired"]))
         cpu_ratio = "-" if r["vs_torch_cpu"] is None else f"{r['vs_torch_cpu']:.2f}x"
         lines.append(
             f"| {r['variant']} | {r['batch']} | {r['hidden']} | {r['time']} | {r['median_ms']:.1f} "
             f"| {r['range_ms'][0]:.1f}-{r['range_ms'][1]:.1f} | {r['cpu_ms']:.1f} "
             f"| {r['tokens_per_s']:,.0f} | {r['gflops']:.1f} | {100 * r['peak_fraction']:.0f} % "
-            f"| {ratio} | {cpu_ratio} | {r['first_step_s']:.2f} | {r['faults']:,.0f} |"
+            f"| {ratio} | {paired} | {cpu_ratio} | {r['first_step_s']:.2f} | {r['faults']:,.0f} |"
         )
     return "\n".join(lines)
 

@@ -37,6 +37,24 @@ def test_speed_table_has_a_row_per_variant(capsys):
     assert "matmul peak" in out and "load average" in out
 
 
+def test_paired_ratio_is_the_median_of_per_round_ratios(monkeypatch):
+    # scripted step times (ms) per round: the machine slows 2x in round 2, both variants alike
+    script = {"rnn_jax lstm gather+fast": [10.0, 20.0, 12.0], "torch nn.LSTM": [11.0, 22.0, 18.0]}
+    calls = {name: iter(times) for name, times in script.items()}
+
+    def fake_time_variant(name, *args):
+        ms = next(calls[name]) / 1e3
+        return 0.5, [ms, ms], [ms, ms], [0, 0]
+
+    monkeypatch.setattr(train_step, "time_variant", fake_time_variant)
+    monkeypatch.setattr(train_step, "matmul_peak", lambda: 100.0)
+    rows, _ = train_step.run_speed(list(script), [(2, 8)], 4, 5, 2, rounds=3)
+    ours = next(r for r in rows if r["variant"] == "rnn_jax lstm gather+fast")
+    np.testing.assert_allclose(ours["vs_torch_paired"], (1.1, 1.1, 1.5))  # 1.1, 1.1, 1.5
+    np.testing.assert_allclose(ours["vs_torch"], 18.0 / 12.0)  # ratio of the medians
+    assert "| 1.10x (1.10-1.50) |" in train_step.format_speed(rows)
+
+
 def test_memory_case_runs_in_a_child_process(capsys):
     case = "rnn_jax lstm gather+fast:sqrt"
     train_step.main(["--memory", "--memory_time", "9", "--batch", "2", "--hidden", "8",
