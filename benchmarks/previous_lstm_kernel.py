@@ -4,7 +4,8 @@ It saved the four activated gates as one `[.., 4H]` array and sliced `i, f, g, o
 the reverse step (one masked derivative over all columns), multiplied by W with a transposed
 contraction (`delta @ W.T` inside the loop), with scan unroll 2. The library's kernel
 (`rnn_jax/fast/kernels.py`) saves them as separate arrays and multiplies by a W^T made once
-before the reverse scan, with unroll 1: same arithmetic, different layouts. Compare in one process, rounds alternating:
+before the reverse scan, with unroll 1: same arithmetic, different layouts. Compare in one
+process, rounds alternating:
 
     python -m benchmarks.train_step --variants "rnn_jax lstm gather+fast,rnn_jax lstm gather+fast (previous kernel)" --rounds 8
 """

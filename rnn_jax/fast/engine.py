@@ -67,10 +67,14 @@ def _outputs(kernel: Kernel, carries, mask):
     return ys if mask is None else select_valid(mask, ys, jnp.zeros_like(ys))
 
 
-def _backward_span(kernel: Kernel, params, carry0, carries, saved, mask, dys, dcarry, unroll):
-    """Reverse scan over one span: returns (dcarry before the span, param grads, deltas)."""
+def _backward_span(
+    kernel: Kernel, params, weights, carry0, carries, saved, mask, dys, dcarry, unroll
+):
+    """Reverse scan over one span: returns (dcarry before the span, param grads, deltas).
+
+    `weights = kernel.backward_weights(params)` (W^T), made once by the caller for all spans.
+    """
     carries_prev = _shift(carry0, carries)
-    weights = kernel.backward_weights(params)  # W^T, laid out once for the loop's dots
 
     def body(dcarry, inputs):
         saved_t, prev_t, carry_t, dy, valid = inputs
@@ -152,9 +156,10 @@ def make_unroll(
     def bwd(residuals, cotangents):
         params, proj_params, inputs, carry0, mask, carries, saved = residuals
         dys, dfinal = cotangents
+        weights = kernel.backward_weights(params)  # W^T, laid out once for the reverse dots
         if mode == "save":
             dcarry0, grads, deltas = _backward_span(
-                kernel, params, carry0, carries, saved, mask, dys, dfinal, unroll
+                kernel, params, weights, carry0, carries, saved, mask, dys, dfinal, unroll
             )
             dproj, dinputs = _projection_vjp(project, proj_params, inputs, deltas)
             return grads, dproj, dinputs, dcarry0, None
@@ -171,7 +176,7 @@ def make_unroll(
                 xs_proj = project(proj_params, inputs_c)
                 saved_c = kernel.forward(params, _shift(start, carries_c), xs_proj)[1]
             dcarry, grads_c, deltas = _backward_span(
-                kernel, params, start, carries_c, saved_c, mask_c, dys_c, dcarry, unroll
+                kernel, params, weights, start, carries_c, saved_c, mask_c, dys_c, dcarry, unroll
             )
             dproj_c, dinputs_c = _projection_vjp(project, proj_params, inputs_c, deltas)
             state = (dcarry, tree_map(jnp.add, grads, grads_c), tree_map(jnp.add, dproj, dproj_c))
