@@ -19,8 +19,8 @@ steps), as the notes derive: dL/dW = sum_t h(t-1)^T delta(t), dL/dU = sum_t x(t)
 Gate nonlinearities use one tanh for all gates: sigma(x) = (1 + tanh(x / 2)) / 2.
 
 The reverse step's `delta(t) @ W^T` multiplies by a W^T materialised once (`backward_weights`)
-rather than by W with a transposed contraction: XLA:CPU runs the per-step dot 11-13 % faster so
-at B32 H256, about even at B64 H512 (`python -m benchmarks.dot_layout`).
+rather than by W with a transposed contraction: on XLA:CPU the per-step dot runs 11-13 % faster
+that way at B32 H256 and about even at B64 H512 (`python -m benchmarks.dot_layout`).
 """
 
 from functools import lru_cache
