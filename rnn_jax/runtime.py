@@ -2,37 +2,29 @@
 
 `keep_host_memory()`: XLA:CPU's per-step buffers stop page-faulting (below).
 `enable_compilation_cache(directory)`: compiled programs are kept on disk, so a second run of
-the same experiment (a resume, a sweep, a re-run with the same shapes) skips XLA compilation:
-the README's main job (`python -m experiments.parity --cell=lstm`) took 9.9 s, then 4.7 s
-when run again. Results are unchanged.
+the same experiment (a resume, a sweep, a re-run with the same shapes) skips XLA compilation.
+Results are unchanged by either.
 
-XLA:CPU allocates a step's temporaries afresh on every call: at batch 64, hidden 512, T = 100 an
-LSTM step needs ~200 MB (`[time, batch, 4*hidden]` gate activations, deltas, ...). glibc serves
-such blocks with fresh `mmap`ed pages and unmaps them on `free`, so every step touches new pages
-and pays one page fault per 4 kB page: 43,289 faults per step, 197 ms per step against 156 ms
-with `keep_host_memory()` (`python -m benchmarks.dispatch_probe`, "glibc defaults" row;
-`benchmarks/README.md`). With JAX's asynchronous CPU dispatch the step runs on
-a worker thread, whose malloc arena is capped at 64 MB per heap, so large blocks are mmapped
-there whatever the threshold.
+Why `keep_host_memory` helps: XLA:CPU allocates a step's temporaries afresh on every call
+(`[time, batch, 4*hidden]` gate activations, deltas, ...). glibc serves blocks above its mmap
+threshold with fresh `mmap`ed pages and unmaps them on `free`, so every step touches new pages
+and pays one page fault per page. With JAX's asynchronous CPU dispatch the step runs on a
+worker thread, whose malloc arena has a small per-heap cap, so large blocks are mmapped there
+whatever the threshold.
 
 `keep_host_memory()` (1) tells glibc to keep freed memory: blocks up to `threshold_bytes`
-(512 MB) come from the heap, and the heap top is not trimmed below twice that; (2) turns off
-JAX's asynchronous dispatch on CPU (`jax_cpu_enable_async_dispatch`), so each computation runs
-on the calling thread, i.e. in glibc's main arena, which has no such cap. Steps then reuse pages
-already mapped (0 faults per step). An earlier version capped glibc at one arena for all threads
-instead of (2): also 0 faults, but XLA's parallel compilation then contended for that arena
-(first step 1.17-1.25 s instead of 0.92-1.19 s at batch 32, hidden 256), and so did PyTorch's
-threads in the same benchmark process (`python -m benchmarks.dispatch_probe`,
-`benchmarks/README.md`).
-Blocks above the threshold are still mapped and unmapped each time. Why 512 MB: with 256 MB
-the autodiff LSTM step at batch 64, hidden 512 still faulted 84,436 times per step (394 vs
-324 ms with 512 MB: the "rnn_jax lstm autodiff" rows of `python -m benchmarks.train_step
---full` before and after); with 1 GB, fragmentation of the kept heap raised the peak of a T = 10,000
-chunked-remat step from 1.40 to 2.15 GiB (512 MB leaves it unchanged). The costs otherwise:
-resident memory stays at its peak instead of shrinking between steps, and Python no longer runs
-ahead of the computation (a training loop prepares the next batch after the step, not during
-it; cheap for in-memory batches). The experiments' command-line entry points apply it
-(`--keep_host_memory`, default on); the benchmarks apply it to every implementation alike.
+come from the heap, and the heap top is not trimmed below twice that; (2) turns off JAX's
+asynchronous dispatch on CPU (`jax_cpu_enable_async_dispatch`), so each computation runs on
+the calling thread, i.e. in glibc's main arena, which has no such cap. Steps then reuse pages
+that are already mapped. Capping glibc at one arena instead of (2) also stops the faults, but
+makes XLA's parallel compilation (and any other threaded library in the process) contend for
+that arena. The threshold is a trade: too small and a large step's blocks are still mapped
+afresh; too large and fragmentation of the kept heap raises the peak memory of long chunked-
+remat runs. The costs otherwise: resident memory stays at its peak instead of shrinking
+between steps, and Python no longer runs ahead of the computation (a training loop prepares
+the next batch after the step, not during it; cheap for in-memory batches). The experiments'
+command-line entry points apply it (`--keep_host_memory`, default on). The measurements behind
+these choices are in `benchmarks/README.md`.
 """
 
 import ctypes
@@ -47,7 +39,7 @@ from jax._src import xla_bridge  # backends_are_initialized: no public equivalen
 _M_TRIM_THRESHOLD = -1
 _M_MMAP_THRESHOLD = -3
 
-HEAP_THRESHOLD_BYTES = 1 << 29  # 512 MB: blocks up to this size stay in the heap
+HEAP_THRESHOLD_BYTES = 1 << 29  # blocks up to this many bytes stay in the heap
 
 
 def _check_threshold(threshold_bytes: int) -> None:
@@ -59,7 +51,7 @@ def set_malloc_thresholds(threshold_bytes: int = HEAP_THRESHOLD_BYTES) -> bool:
     """glibc `mallopt`: blocks up to `threshold_bytes` come from the heap, whose top is not
     trimmed below twice that; returns whether applied (False where the C library is not glibc:
     macOS, musl). Half of `keep_host_memory()`; on its own, steps that JAX dispatches to a worker
-    thread still fault (that thread's arena mmaps blocks over 64 MB)."""
+    thread still fault (that thread's arena mmaps large blocks whatever the threshold)."""
     _check_threshold(threshold_bytes)
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":
         return False
