@@ -13,12 +13,15 @@ Invalid values raise `FlagError`, a ValueError that absl's `app.run` prints as a
 """
 
 import dataclasses
+import os
+import sys
+from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from absl import app, flags, logging
 from absl.testing import flagsaver
 
-from rnn_jax import results, runtime, train
+from rnn_jax import results, run_lock, runtime, train
 from rnn_jax.cells import CELLS
 
 FLAGS = flags.FLAGS
@@ -40,7 +43,8 @@ flags.DEFINE_integer("test_seq_len", None, "Test sequence length (length general
 # Output and bookkeeping.
 flags.DEFINE_string("out_dir", None, "Runs go to <out_dir>/<experiment>/<run_name>/.")
 flags.DEFINE_string("run_name", None, "Run directory name; default: built from the main flags.")
-flags.DEFINE_bool("overwrite", None, "Delete an existing run directory of the same name first.")
+flags.DEFINE_bool("overwrite", None, "Delete the existing run directory of this --run_name "
+                  "first (only that one); without it a finished run is not trained again.")
 flags.DEFINE_bool("quick", None, "Tiny configuration that runs end to end in seconds (tests).")
 flags.DEFINE_integer("log_every", None, "Log and record metrics every this many steps.")
 flags.DEFINE_integer("eval_every", None, "Evaluate every this many steps (0: only at the end).")
@@ -135,11 +139,34 @@ def validate(config: TrainConfig) -> TrainConfig:
     check(config.lr_schedule in train.SCHEDULES, "lr_schedule", f"one of {train.SCHEDULES}",
           config.lr_schedule)
     check(config.cell in CELLS, "cell", f"one of {sorted(CELLS)}", config.cell)
-    check("/" not in config.run_name, "run_name", "a name without '/'", config.run_name)
+    check(not config.run_name or _is_path_component(config.run_name), "run_name",
+          "one path component (not '.' or '..', without '/')", config.run_name)
+    check_out_dir(config.out_dir)
     if config.lr_schedule == "warmup_cosine":
         check(config.warmup_steps < config.steps, "warmup_steps", f"fewer than --steps="
               f"{config.steps}", config.warmup_steps)
     return config
+
+
+def _is_path_component(name: str) -> bool:
+    try:
+        results.check_name(name)
+    except ValueError:
+        return False
+    return True
+
+
+def check_out_dir(out_dir: str) -> None:
+    """Raises FlagError unless `out_dir` is a directory this process can write in, or can be
+    created (its nearest existing ancestor is a directory it can write in)."""
+    path = Path(out_dir)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    expected = "a directory that can be created and written"
+    check(existing.is_dir(), "out_dir", expected, f"{out_dir} ({existing} is not a directory)")
+    check(os.access(existing, os.W_OK | os.X_OK), "out_dir", expected,
+          f"{out_dir} (no permission to write in {existing})")
 
 
 def make_optimizer(config: TrainConfig, **options):
@@ -160,7 +187,12 @@ def default_run_name(config: TrainConfig, **parts: Any) -> str:
 
 
 def make_run(config: TrainConfig, experiment: str, full_config: Any, **name_parts) -> results.Run:
-    """Creates (or reopens, to resume) the run directory and writes config.json."""
+    """Creates (or reopens, to resume) the run directory and writes config.json.
+
+    `--overwrite` removes only `<out_dir>/<experiment>/<run name>` (and says so in the log). A
+    finished run with the same config raises `results.RunFinished` before anything is written;
+    `run` and `call_main` report it as one line (exit status 0).
+    """
     return results.Run.create(
         config.out_dir, experiment, default_run_name(config, **name_parts), full_config,
         overwrite=config.overwrite,
@@ -190,18 +222,32 @@ def run(main: Callable[[Sequence[str]], Any]) -> None:
                 runtime.enable_compilation_cache(FLAGS.compilation_cache_dir)
             except OSError as error:  # e.g. a read-only home: run without the cache
                 logging.warning("compilation cache off (--compilation_cache_dir): %s", error)
-        main(argv)
+        try:
+            main(argv)
+        except results.RunFinished as finished:  # nothing to do: say so, exit status 0
+            print(finished)
+        except (results.RunDirectoryError, run_lock.RunLockedError,
+                train.NonFiniteLossError) as error:  # one line, no traceback
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
 
     app.run(main_with_runtime)
 
 
 def call_main(main: Callable[[Sequence[str]], Any], argv: Sequence[str]) -> Any:
     """Parses `argv` (no program name) and calls `main` in-process, then restores every flag:
-    for tests and notebooks. The experiment module must be imported before the call."""
+    for tests and notebooks. The experiment module must be imported before the call.
+
+    A finished run is reported as on the command line: its line is printed and the
+    `results.RunFinished` is returned instead of `main`'s value."""
     with flagsaver.flagsaver():
         FLAGS.unparse_flags()
         remaining = FLAGS(["experiment", *argv])
-        return main(remaining)
+        try:
+            return main(remaining)
+        except results.RunFinished as finished:
+            print(finished)
+            return finished
 
 
 def check_no_positional(argv: Sequence[str]) -> None:

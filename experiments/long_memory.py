@@ -144,13 +144,18 @@ def prefix(cfg: shared.TrainConfig) -> str:
     return ("quick_" if cfg.quick else "") + (f"{cfg.run_name}_" if cfg.run_name else "")
 
 
+def finished_runs(out_dir: str, task: str, T: int, seed: int, name_prefix: str) -> list[Path]:
+    """The run directories of (task, T, seed) with a summary (runs still going are left out)."""
+    root = Path(out_dir) / "long_memory"
+    return [path for path in sorted(root.glob(f"{name_prefix}{task}_T{T}_*_seed{seed}"))
+            if (path / results.SUMMARY).exists()]
+
+
 def compare(out_dir: str, task: str, T: int, seed: int, name_prefix: str = "") -> Path:
     """Redraws `<task>_T<T>_seed<seed>.png` and `.md` from every matching run directory."""
     root = Path(out_dir) / "long_memory"
     rows, curves = [], {}
-    for path in sorted(root.glob(f"{name_prefix}{task}_T{T}_*_seed{seed}")):
-        if not (path / results.SUMMARY).exists():
-            continue  # still running
+    for path in finished_runs(out_dir, task, T, seed, name_prefix):
         config, summary = results.Run(path).config(), results.Run(path).summary()
         records = [r for r in results.read_metrics(path) if r.get("eval_loss") is not None]
         baseline = TASKS[task].baseline(T)
@@ -197,20 +202,29 @@ def main(argv):
         else QUICK_EVAL_BATCH
     shared.check(T >= 2, "T", "an integer >= 2", T)
     shared.check(eval_batch >= 1, "eval_batch", "an integer >= 1", eval_batch)
+    cells_flag = "cell" if FLAGS.cell else "cells"
     cells = [FLAGS.cell] if FLAGS.cell else FLAGS.cells
+    shared.check_distinct(cells, cells_flag)
     for cell in cells:
-        shared.check(cell in HIDDEN[FLAGS.task], "cells", f"cells among {sorted(HIDDEN['adding'])}",
-                     cell)
+        shared.check(cell in HIDDEN[FLAGS.task], cells_flag,
+                     f"cells among {sorted(HIDDEN['adding'])}", cell)
     configs = [
         Config(shared.train_config({**DEFAULTS, "cell": cell, "hidden": HIDDEN[FLAGS.task][cell]},
                                    {**QUICK, "cell": cell}),
                FLAGS.task, T, FLAGS.clip_kind, eval_batch)
         for cell in cells
     ]  # every config validated before any compile
-    if not FLAGS.report_only:
-        for config in configs:
-            run_cell(config)
     cfg = configs[0].train
+    if FLAGS.report_only:
+        shared.check(bool(finished_runs(cfg.out_dir, FLAGS.task, T, cfg.seed, prefix(cfg))),
+                     "report_only", f"finished runs in {Path(cfg.out_dir) / 'long_memory'} to "
+                     "report on", "none")
+    else:
+        for config in configs:
+            try:
+                run_cell(config)
+            except results.RunFinished as finished:  # trained before: compared from its files
+                print(finished)
     table = compare(cfg.out_dir, FLAGS.task, T, cfg.seed, prefix(cfg))
     print(table.read_text())
     return table

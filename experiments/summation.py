@@ -36,6 +36,7 @@ DEFAULTS = dict(cell="vanilla", hidden=8, seq_len=10, test_seq_len=100, batch=32
 QUICK = dict(hidden=4, seq_len=5, test_seq_len=20, batch=8, steps=20, log_every=10,
              eval_every=10)
 EVAL_BATCH = 256
+EXACT_SUM = 2**24  # float32 holds every integer up to this exactly
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,6 +54,10 @@ def read_config() -> Config:
     shared.check(config.max_value >= 1, "max_value", "an integer >= 1", config.max_value)
     shared.check(config.test_seq_len > 0, "test_seq_len", "a positive integer",
                  config.test_seq_len)
+    longest = max(config.train.seq_len, config.test_seq_len)
+    shared.check(config.max_value <= EXACT_SUM // longest, "max_value", f"an integer <= "
+                 f"{EXACT_SUM // longest} (sums of {longest} values exact in float32)",
+                 config.max_value)
     return config
 
 
@@ -91,8 +96,12 @@ def predict(cell, params, xs, scale=1.0):
 def run_task(task: str, config: Config, run_name: str) -> dict:
     """Trains the learned network, evaluates it and the hand-set one; returns the summary."""
     cfg = config.train
-    run = results.Run.create(Path(cfg.out_dir) / "summation", run_name, task, config,
-                             overwrite=cfg.overwrite)
+    try:
+        run = results.Run.create(Path(cfg.out_dir) / "summation", run_name, task, config,
+                                 overwrite=cfg.overwrite)
+    except results.RunFinished as finished:  # trained before: reported from its files
+        print(finished)
+        return {**finished.run.summary(), "run": finished.run}
     init, learned, sample, metrics = make_task(task, config)
     key_init, key_data, key_eval, key_train = jax.random.split(jax.random.key(cfg.seed), 4)
     eval_sets = {"eval": sample(key_eval, EVAL_BATCH, cfg.seq_len),

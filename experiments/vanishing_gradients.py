@@ -212,8 +212,12 @@ def train_recall(config: Config, run_name: str, label: str, name: str, options: 
     loss_fn = recall_loss_fn(cell)
     eval_data = recall.sample(key_eval, config.eval_batch, delay, config.num_symbols)
     evaluate = train.make_eval_step(lambda p, b: loss_fn(p, b, None, ())[1][0])
-    run = results.Run.create(cfg.out_dir, EXPERIMENT, run_name, {"config": config, "cell": label,
-                             "delay": delay}, overwrite=cfg.overwrite)
+    try:
+        run = results.Run.create(cfg.out_dir, EXPERIMENT, run_name, {
+            "config": config, "cell": label, "delay": delay}, overwrite=cfg.overwrite)
+    except results.RunFinished as finished:  # trained before: its files are the result
+        print(finished)
+        return finished.run.path, finished.run.summary()["final"]
     state = train.init_state(params, optimizer, key_train)
     get_batch = lambda step: recall.sample(jax.random.fold_in(key_data, step), cfg.batch, delay,
                                            config.num_symbols)
@@ -282,25 +286,42 @@ def own_flag(name: str):
         else FLAGS[name].value
 
 
+def parse_list(name: str, kind, expected: str, least: float) -> tuple:
+    """A list flag as numbers of `kind`, each finite and >= `least`; FlagError naming it."""
+    values = own_flag(name)
+    try:
+        numbers = tuple(kind(v) for v in values)
+    except ValueError:
+        numbers = ()
+    shared.check(len(numbers) == len(values) and all(np.isfinite(numbers))
+                 and all(v >= least for v in numbers), name, expected,
+                 ",".join(map(str, values)))
+    return numbers
+
+
 def make_config() -> Config:
     """Reads and validates every flag before any compile."""
     cfg = shared.train_config(DEFAULTS, QUICK)
-    parse = lambda name, kind: tuple(kind(v) for v in own_flag(name))
-    try:
-        radii, recall_radii = parse("radii", float), parse("recall_radii", float)
-        delays = parse("delays", int)
-    except ValueError as error:
-        raise shared.FlagError(f"--radii/--recall_radii/--delays: expected numbers ({error})")
+    radii = parse_list("radii", float, "positive finite radii", least=np.nextafter(0, 1))
+    recall_radii = parse_list("recall_radii", float, "positive finite radii (or none)",
+                              least=np.nextafter(0, 1))
+    delays = parse_list("delays", int, "integer delays >= 0", least=0)
+    shared.check_distinct(radii, "radii")
+    shared.check_distinct(delays, "delays")
+    shared.check_distinct(FLAGS.parts, "parts")
     shared.check(all(p in PARTS for p in FLAGS.parts), "parts", f"parts among {PARTS}", FLAGS.parts)
     recall_cells = tuple(own_flag("recall_cells"))
     shared.check(set(recall_cells) <= set(CELLS), "recall_cells", f"cells among {sorted(CELLS)}",
                  recall_cells)
-    shared.check(len(radii) > 0 and min(radii) > 0, "radii", "positive radii", radii)
-    shared.check(len(delays) > 0 and min(delays) >= 0, "delays", "delays >= 0", delays)
     shared.check(own_flag("gradient_len") >= 1, "gradient_len", "an integer >= 1",
                  own_flag("gradient_len"))
     shared.check(FLAGS.num_symbols >= 2, "num_symbols", "an integer >= 2", FLAGS.num_symbols)
-    shared.check(FLAGS.clip_lr > 0, "clip_lr", "a positive learning rate", FLAGS.clip_lr)
+    shared.check(own_flag("recall_eval_batch") >= 1, "recall_eval_batch", "an integer >= 1",
+                 own_flag("recall_eval_batch"))
+    shared.check(np.isfinite(FLAGS.clip_lr) and FLAGS.clip_lr > 0, "clip_lr",
+                 "a positive finite learning rate", FLAGS.clip_lr)
+    shared.check(cfg.clip > 0 or "clipping" not in FLAGS.parts, "clip", "a norm > 0 for "
+                 "--parts=clipping (it compares training with and without it)", cfg.clip)
     return Config(cfg, tuple(FLAGS.parts), radii, recall_radii, recall_cells, delays,
                   own_flag("gradient_len"),
                   FLAGS.num_symbols, own_flag("recall_eval_batch"), FLAGS.clip_optimizer,

@@ -5,9 +5,20 @@ description of every leaf (tree path, shape, dtype). Restoring checks that descr
 the template state first, so a checkpoint written by a different model or optimiser gives a
 `ValueError` naming the first leaf that differs, and an unreadable (corrupt, half-written)
 checkpoint gives a `ValueError` naming its directory, instead of an orbax traceback.
+
+Every array's bytes are verified on restore against a SHA-256 stored with the description at
+save time. Why our own checksum: orbax 0.12 checksums only the shard index of its zarr3 files
+(crc32c), not the array data, so changed bytes in an array restore without complaint. A
+checkpoint that fails (`CorruptCheckpointError`) is moved to `<directory>_rejected/<step>`
+(kept for inspection, out of the way of the step's next save) and `restore_latest` falls back
+to the previous one: resuming from an older checkpoint replays the same steps exactly (see
+rnn_jax.train), so falling back loses only time, while stopping would make every run with
+one bad file need a person.
 """
 
 import contextlib
+import hashlib
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +70,14 @@ def _leaf_name(index: int) -> str:
     return f"{index:05d}"
 
 
+def _sha256(array: np.ndarray) -> str:
+    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
+
+
+class CorruptCheckpointError(ValueError):
+    """A checkpoint is unreadable, incomplete, or its array bytes differ from their checksum."""
+
+
 class Checkpointer:
     """Keeps the last `max_to_keep` checkpoints of a train state in `directory/<step>/`.
 
@@ -87,12 +106,14 @@ class Checkpointer:
         """Saves `state` (any pytree; a TrainState's own `step` when `step` is None)."""
         step = int(state.step) if step is None else int(step)
         leaves = {_leaf_name(i): _to_host(x) for i, x in enumerate(jax.tree.leaves(state))}
+        described = [{**leaf, "sha256": _sha256(array)}
+                     for leaf, array in zip(_describe(state), leaves.values())]
         with _quiet():
             self._manager.save(
                 step,
                 args=ocp.args.Composite(
                     arrays=ocp.args.StandardSave(leaves),
-                    meta=ocp.args.JsonSave({"step": step, "leaves": _describe(state)}),
+                    meta=ocp.args.JsonSave({"step": step, "leaves": described}),
                 ),
                 force=True,
             )
@@ -103,33 +124,69 @@ class Checkpointer:
         """Restores the checkpoint at `step` (default: latest) into the structure of `template`.
 
         Raises:
-          ValueError: no checkpoint, a corrupt one, or one whose leaves (tree paths, shapes,
-            dtypes) differ from `template`'s.
+          CorruptCheckpointError: unreadable, incomplete, or an array whose bytes differ from
+            the checksum saved with it (the message names the array).
+          ValueError: no checkpoint, or one whose leaves (tree paths, shapes, dtypes) differ
+            from `template`'s.
         """
         step = self.latest_step() if step is None else step
         if step is None:
             raise ValueError(f"no checkpoint in {self.directory}")
         where = self.directory / str(step)
         meta = self._read(step, where, meta=ocp.args.JsonRestore())["meta"]
-        _check_matches(meta["leaves"], _describe(template), where)
+        if not isinstance(meta, dict) or not isinstance(meta.get("leaves"), list):
+            raise CorruptCheckpointError(f"checkpoint {where} is unreadable (corrupt or "
+                                         "incomplete): its description is missing")
+        saved = [{k: v for k, v in leaf.items() if k != "sha256"} for leaf in meta["leaves"]]
+        _check_matches(saved, _describe(template), where)
         template_leaves, treedef = jax.tree.flatten(template)
         abstract = {_leaf_name(i): _to_host(x) for i, x in enumerate(template_leaves)}
         restored = self._read(step, where, arrays=ocp.args.StandardRestore(abstract))["arrays"]
         leaves = []
         for i, like in enumerate(template_leaves):
             value = np.asarray(restored[_leaf_name(i)])
+            expected = meta["leaves"][i].get("sha256")  # None: saved before checksums existed
+            if expected is not None and _sha256(value) != expected:
+                raise CorruptCheckpointError(
+                    f"checkpoint {where} is corrupt: the bytes of {saved[i]['path']} differ "
+                    "from the checksum saved with them"
+                )
             if _is_key(like):
                 leaves.append(jax.random.wrap_key_data(value, impl=jax.random.key_impl(like)))
             else:
                 leaves.append(jax.numpy.asarray(value))
         return jax.tree.unflatten(treedef, leaves)
 
+    def restore_latest(self, template: Any) -> Any | None:
+        """The newest checkpoint that restores and verifies, or None when there is none.
+
+        Each one that fails is named in a warning and moved to `<directory>_rejected/`; a
+        checkpoint of another model or optimiser (a ValueError) is raised, not skipped, since
+        every older one would differ the same way.
+        """
+        for step in sorted(self.all_steps(), reverse=True):
+            try:
+                return self.restore(template, step)
+            except CorruptCheckpointError as error:
+                rejected = self.directory.with_name(self.directory.name + "_rejected") / str(step)
+                while rejected.exists():  # the same step rejected before: keep both
+                    rejected = rejected.with_name(rejected.name + "+")
+                rejected.parent.mkdir(exist_ok=True)
+                shutil.move(self.directory / str(step), rejected)
+                with _quiet():
+                    self._manager.reload()
+                older = self.all_steps()
+                logging.warning("%s; moved it to %s; %s", error, rejected,
+                                f"falling back to step {older[-1]}" if older else
+                                "no other checkpoint: starting from the initial state")
+        return None
+
     def _read(self, step: int, where: Path, **items) -> Any:
         try:
             with _quiet():
                 return self._manager.restore(step, args=ocp.args.Composite(**items))
         except Exception as error:  # orbax raises many types; say which checkpoint is bad
-            raise ValueError(
+            raise CorruptCheckpointError(
                 f"checkpoint {where} is unreadable (corrupt or incomplete): {error}"
             ) from error
 

@@ -3,16 +3,26 @@
     results/<experiment>/<run_name>/
       config.json      the full config, written before step 0
       metrics.jsonl    one JSON object per logged step: {"step": ..., "loss": ..., ...}
-      summary.json     final metrics, wall time, parameter count, versions
+      summary.json     final metrics, wall time, parameter count, versions; "finished": true
       checkpoints/     orbax checkpoints (rnn_jax.checkpoint)
       curves.png       learning curves, drawn from metrics.jsonl by `plot_curves`
+      .lock            held by the process using the run (rnn_jax.run_lock)
 
 Plots are drawn from the files, so they can be redrawn without re-running.
+
+Nothing on disk is lost by accident: a run name is one path component, so `--overwrite` can
+only ever remove the one directory it names (moved aside by an atomic rename, then deleted, so
+a kill mid-delete never leaves half a run under the run's name); a finished run opened again
+with the same config raises `RunFinished` before anything is written; metrics.jsonl is only
+appended to, and the one rewrite (dropping records a resumed run will replay) writes a new file
+and renames it over the old one, so a kill at any moment leaves the old or the new file whole.
 """
 
 import dataclasses
+import glob
 import json
 import math
+import os
 import platform
 import shutil
 from pathlib import Path
@@ -20,6 +30,9 @@ from typing import Any
 
 import jax
 import numpy as np
+from absl import logging
+
+from rnn_jax import run_lock
 
 CONFIG = "config.json"
 METRICS = "metrics.jsonl"
@@ -66,6 +79,41 @@ def num_params(params: Any) -> int:
     return int(sum(np.size(leaf) for leaf in jax.tree.leaves(params)))
 
 
+
+class RunFinished(Exception):
+    """`Run.create` (or `train.fit`) found a run that `train.fit` completed with the same config.
+
+    Raised before anything is written, so the run directory is left exactly as it was;
+    `str(error)` is the line to show (where the run is, how to start it again).
+    """
+
+    def __init__(self, run: "Run"):
+        self.run = run
+        summary = run.summary()
+        super().__init__(
+            f"run {run.path} is already finished ({summary.get('steps', '?')} steps, stopped at "
+            f"{summary.get('stopped', '?')}); nothing was changed. To train it again, pass "
+            "--overwrite (replaces this run directory) or choose another --run_name"
+        )
+
+
+class RunDirectoryError(ValueError):
+    """The run directory cannot be used: a file in the way, no permission, a symbolic link."""
+
+
+def check_name(name: Any, what: str = "run name") -> str:
+    """Returns `name` if it is one path component: not empty, '.' or '..', no separator or NUL.
+
+    Why: `out_dir/experiment/name` must stay inside `out_dir/experiment`, so that
+    `--overwrite` can only ever remove the one run it names.
+    """
+    bad = {"/", os.sep, os.altsep or "/", "\0"}
+    if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in bad):
+        raise ValueError(f"expected the {what} to be one path component (not empty, '.' or "
+                         f"'..', without '/' or NUL), received {name!r}")
+    return name
+
+
 class Run:
     """A run directory. `Run.create` makes it and writes config.json; `Run(path)` opens it."""
 
@@ -82,30 +130,82 @@ class Run:
         *,
         overwrite: bool = False,
     ) -> "Run":
-        """Creates `out_dir/experiment/run_name/` and writes `config.json`.
+        """Creates `out_dir/experiment/run_name/`, locks it for this process, writes config.json.
 
         An existing directory is reused (so an interrupted run resumes) only if it was made
         with the same config; otherwise a ValueError names the differing keys. With
-        `overwrite=True` an existing directory is deleted first.
+        `overwrite=True` that one directory (never anything above it) is removed first.
+
+        Raises:
+          ValueError: `experiment` or `run_name` is not one path component; the directory
+            holds a run with a different config.
+          RunFinished: the directory holds a finished run with the same config (nothing on
+            disk is changed; not raised with `overwrite=True`).
+          RunDirectoryError: the directory cannot be created or written, or `overwrite` would
+            remove a symbolic link's target.
+          run_lock.RunLockedError: another process is using the directory.
         """
-        if not run_name or "/" in run_name:
-            raise ValueError(f"expected a non-empty run name without '/', received {run_name!r}")
+        check_name(experiment, "experiment name")
+        check_name(run_name)
         run = cls(Path(out_dir) / experiment / run_name)
         config = to_jsonable(config)
-        if overwrite and run.path.exists():
-            shutil.rmtree(run.path)
-        if (run.path / CONFIG).exists():
-            old = json.loads((run.path / CONFIG).read_text())
-            if old != config:
-                keys = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-                changes = ", ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in keys)
-                raise ValueError(
-                    f"run directory {run.path} holds a run with a different config ({changes}); "
-                    "choose another --run_name, or pass --overwrite to replace it"
-                )
-        run.path.mkdir(parents=True, exist_ok=True)
-        _write_json(run.path / CONFIG, config)
+        try:
+            if overwrite and (run.path.exists() or run.path.is_symlink()):
+                run._remove()
+            run._check_reusable(config)  # read only: a finished run is left untouched
+            run.path.mkdir(parents=True, exist_ok=True)
+            run_lock.acquire(run.path)
+        except OSError as error:
+            run_lock.release(run.path)
+            raise RunDirectoryError(f"run directory {run.path}: expected a directory that can be "
+                                    f"created and written, received {error}") from None
+        try:
+            run._check_reusable(config)  # again, now that no other process can change it
+            _write_json(run.path / CONFIG, config)
+        except BaseException:
+            run_lock.release(run.path)
+            raise
         return run
+
+    def _check_reusable(self, config: dict) -> None:
+        if not (self.path / CONFIG).exists():
+            return
+        old = json.loads((self.path / CONFIG).read_text())
+        if old != config:
+            keys = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
+            changes = ", ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in keys)
+            raise ValueError(
+                f"run directory {self.path} holds a run with a different config ({changes}); "
+                "choose another --run_name, or pass --overwrite to replace it"
+            )
+        if self.finished:
+            raise RunFinished(self)
+
+    def _remove(self) -> None:
+        """Removes this run directory: renamed aside (atomic), then deleted, so a kill midway
+        leaves either the whole run or a hidden `.<name>.removing-<pid>` folder."""
+        if self.path.is_symlink() or not self.path.is_dir():
+            kind = "a symbolic link" if self.path.is_symlink() else "not a directory"
+            raise RunDirectoryError(f"--overwrite: expected {self.path} to be a run directory, "
+                                    f"received {kind}; nothing was removed")
+        run_lock.acquire(self.path)  # refuses while another process is using the run
+        for leftover in self.path.parent.glob(f".{glob.escape(self.path.name)}.removing-*"):
+            shutil.rmtree(leftover)  # from an earlier --overwrite that was killed midway
+        aside = self.path.with_name(f".{self.path.name}.removing-{os.getpid()}")
+        os.rename(self.path, aside)
+        run_lock.release(self.path)
+        shutil.rmtree(aside)
+        logging.warning("--overwrite: removed the run directory %s", self.path)
+
+    @property
+    def finished(self) -> bool:
+        """Whether `train.fit` completed this run: summary.json says `"finished": true` (or,
+        for runs written before that key, has `"stopped"`)."""
+        path = self.path / SUMMARY
+        if not path.exists():
+            return False
+        summary = json.loads(path.read_text())
+        return bool(summary.get("finished", "stopped" in summary))
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -115,7 +215,9 @@ class Run:
         return json.loads((self.path / CONFIG).read_text())
 
     def log(self, record: dict) -> None:
-        """Appends one JSON object (one logged step) to metrics.jsonl."""
+        """Appends one JSON object (one logged step) to metrics.jsonl, as a single write of a
+        whole line: a killed process leaves at most a partial last line, which `read_metrics`
+        skips and `drop_metrics_after` removes."""
         with open(self.path / METRICS, "a") as f:
             f.write(json.dumps(to_jsonable(record)) + "\n")
 
@@ -123,13 +225,22 @@ class Run:
         """Every record in metrics.jsonl, in order ([] when there is none)."""
         return read_metrics(self.path)
 
-    def truncate_metrics(self, last_step: int) -> list[dict]:
-        """Keeps only records with `step <= last_step` (used on resume: steps after the
-        checkpoint will be run again). Returns the kept records."""
-        kept = [r for r in self.metrics() if r.get("step", 0) <= last_step]
-        with open(self.path / METRICS, "w") as f:
-            f.writelines(json.dumps(r) + "\n" for r in kept)
-        return kept
+    def drop_metrics_after(self, last_step: int) -> list[dict]:
+        """Keeps only records with `step <= last_step`; returns them.
+
+        Used when a run resumes at `last_step` (its checkpoint, or 0 without one): the steps
+        after it run again and log again. The file is rewritten only when something is dropped
+        (or a killed process left a partial last line), as a new file renamed over the old one
+        (`os.replace`, atomic): a kill at any moment leaves the old file or the new one, whole.
+        """
+        path = self.path / METRICS
+        if not path.exists():
+            return []
+        lines, torn = _metric_lines(path)
+        kept = [(record, line) for record, line in lines if record.get("step", 0) <= last_step]
+        if torn or len(kept) < len(lines):
+            _replace(path, "".join(line + "\n" for _, line in kept))
+        return [record for record, _ in kept]
 
     def write_summary(self, summary: dict) -> None:
         """Writes summary.json, adding the package versions."""
@@ -144,13 +255,37 @@ class Run:
     def summary(self) -> dict:
         return json.loads((self.path / SUMMARY).read_text())
 
+    def close(self) -> None:
+        """Releases this process's lock of the run directory (also released at exit)."""
+        run_lock.release(self.path)
+
+
+def _metric_lines(path: Path) -> tuple[list[tuple[dict, str]], bool]:
+    """`([(record, line), ...], torn)`: torn when the last line has no newline (a process was
+    killed while appending it); that line is kept only if it is a whole JSON object."""
+    *lines, tail = path.read_text().split("\n")
+    records = []
+    for number, line in enumerate(lines, 1):
+        if line.strip():
+            try:
+                records.append((json.loads(line), line))
+            except json.JSONDecodeError:
+                raise ValueError(f"{path} line {number}: expected one JSON object per line, "
+                                 f"received {line[:80]!r}") from None
+    if tail.strip():
+        try:
+            records.append((json.loads(tail), tail))
+        except json.JSONDecodeError:
+            logging.warning("%s: skipped a partial last line (a process was stopped while "
+                            "writing it): %r", path, tail[:80])
+    return records, bool(tail)
+
 
 def read_metrics(run_dir: str | Path) -> list[dict]:
+    """The records of `run_dir`/metrics.jsonl ([] when there is none); a partial last line,
+    left by a killed process, is skipped with a warning."""
     path = Path(run_dir) / METRICS
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
+    return [record for record, _ in _metric_lines(path)[0]] if path.exists() else []
 
 def write_csv(path: str | Path, rows: list[dict]) -> Path:
     """Writes `rows` (dicts with the same keys) as CSV, e.g. a sweep's sweep.csv."""
@@ -179,9 +314,18 @@ def markdown_table(rows: list[dict], columns: list[str] | None = None) -> str:
 
 
 def _write_json(path: Path, value: Any) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(value, indent=2, sort_keys=True) + "\n")
-    tmp.replace(path)  # atomic: an interrupt never leaves half a file
+    _replace(path, json.dumps(value, indent=2, sort_keys=True) + "\n")
+
+
+def _replace(path: Path, text: str) -> None:
+    """Writes `text` to `path` through a new file and `os.replace` (atomic): an interrupt
+    leaves the old file or the new one, never half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def plot_curves(run_dir: str | Path, *, filename: str = CURVES) -> Path | None:

@@ -26,7 +26,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from rnn_jax import results
+from rnn_jax import results, run_lock
 from rnn_jax.checkpoint import Checkpointer
 
 OPTIMIZERS = {
@@ -170,6 +170,12 @@ def _scalars(metrics: dict) -> dict:
     return {k: np.asarray(v).item() for k, v in jax.device_get(metrics).items()}
 
 
+def _all_finite(tree: Any) -> bool:
+    """Whether every floating-point leaf of `tree` is finite (one host transfer)."""
+    leaves = [np.asarray(x) for x in jax.device_get(jax.tree.leaves(tree))]
+    return all(np.isfinite(x).all() for x in leaves if np.issubdtype(x.dtype, np.inexact))
+
+
 def fit(
     state: TrainState,
     train_step: Callable[[TrainState, Any], tuple[TrainState, dict]],
@@ -186,6 +192,9 @@ def fit(
 ) -> tuple[TrainState, list[dict]]:
     """Runs `train_step` until `num_steps` updates are done (or the target is reached).
 
+    Steps are numbered by updates done, as in metrics.jsonl: "step" s is the record after the
+    update on batch `get_batch(s - 1)`.
+
     Args:
       state: the initial state (also the template when resuming from a checkpoint).
       train_step: from `make_train_step`.
@@ -195,29 +204,47 @@ def fit(
       log_every: log (absl) and record (metrics.jsonl) every this many steps and at the end.
       target: `(metric, value)`: stop once a logged metric reaches value (`>=`; `<=` for
         losses, bpc, perplexity, error); `(metric, value, "<=" or ">=")` to be explicit.
-      run: a `results.Run`: records go to its metrics.jsonl, summary.json and curves.png are
-        written at the end, and the run resumes from its latest checkpoint if it has one.
+      run: a `results.Run`, locked for this process: records go to its metrics.jsonl,
+        summary.json (with `"finished": true`) and curves.png are written at the end. An
+        unfinished run resumes from its newest valid checkpoint (a corrupt one is named and
+        the one before it used); without one it starts again from step 0. Either way the
+        records after the resumed step are dropped (atomically), as those steps run again.
       checkpoint_every: save a checkpoint every this many steps and at the end (needs `run`).
       plot: draw curves.png at the end (needs `run`).
     Returns:
       `(final_state, history)`: history is the list of logged records (including those
       recorded before a resume).
     Raises:
-      NonFiniteLossError: the loss became NaN/inf; the message names the step, and the last
-        checkpoint on disk (if any) is the last good one.
+      results.RunFinished: `run` is already finished (nothing is changed on disk).
+      NonFiniteLossError: the loss or the parameters became NaN/inf; the message names the
+        step and the last checkpoint whose parameters are all finite (never saved after).
     """
     start_time = time.perf_counter()
-    history, checkpointer = [], None
+    history, checkpointer, last_finite = [], None, None
+    if run is not None:
+        if run.finished:
+            raise results.RunFinished(run)
+        run_lock.acquire(run.path)
     if run is not None and checkpoint_every > 0:
         checkpointer = Checkpointer(run.checkpoint_dir)
-        if checkpointer.latest_step() is not None:
-            state = checkpointer.restore(state)
+        restored = checkpointer.restore_latest(state)
+        if restored is not None:
+            state = restored
             logging.info("resumed from %s at step %d", run.checkpoint_dir, int(state.step))
+            last_finite = int(state.step) if _all_finite(state.params) else None
     start_step = int(state.step)
     if run is not None:
-        history = run.truncate_metrics(start_step)  # steps after the checkpoint run again
-    pending, stopped, last_saved = [], "num_steps", None
+        history = run.drop_metrics_after(start_step)  # steps after start_step run again
+    pending, stopped = [], "num_steps"
     window_start, window_time = start_step, time.perf_counter()
+
+    def last_good() -> str:
+        if checkpointer is None:
+            return "no checkpoints are saved (checkpoint_every=0)"
+        if last_finite is None:
+            return f"no checkpoint with finite parameters in {checkpointer.directory}"
+        return (f"the last checkpoint with finite parameters is step {last_finite} in "
+                f"{checkpointer.directory}")
 
     def flush(done: int) -> dict:
         """Fetches the pending per-step metrics; raises on a non-finite loss."""
@@ -226,15 +253,24 @@ def fit(
         for i, metrics in enumerate(fetched):
             loss = float(np.asarray(metrics["loss"]))
             if not np.isfinite(loss):
-                bad = done - len(fetched) + i  # the batch index whose loss is non-finite
-                where = f"; last good checkpoint: step {last_saved} in {run.checkpoint_dir}" \
-                    if last_saved is not None else "; no checkpoint was saved"
+                bad = done - len(fetched) + i + 1  # numbered like metrics.jsonl: updates done
                 raise NonFiniteLossError(
-                    f"non-finite loss ({loss}) at step {bad} (batch get_batch({bad})): "
-                    f"stopped{where}. Try a smaller --lr or --clip."
+                    f"non-finite loss ({loss}) at step {bad} (the update on batch "
+                    f"get_batch({bad - 1})): stopped; {last_good()}. Try a smaller --lr or "
+                    "--clip."
                 )
         pending = []
         return _scalars(fetched[-1]) if fetched else {}
+
+    def save(state: TrainState) -> None:
+        nonlocal last_finite
+        done = int(state.step)
+        if not _all_finite(state.params):
+            raise NonFiniteLossError(
+                f"the parameters became non-finite by step {done} (not saved): stopped; "
+                f"{last_good()}. Try a smaller --lr or --clip."
+            )
+        last_finite = checkpointer.save(state)
 
     step = start_step
     for step in range(start_step, num_steps):
@@ -263,7 +299,7 @@ def fit(
                              if k not in ("step", "wall_s") and isinstance(v, float))
             logging.info("step %d/%d %s | %.1f steps/s", done, num_steps, shown, speed)
         if do_save or (reached and checkpointer is not None):
-            last_saved = checkpointer.save(state)
+            save(state)
         if reached:
             stopped = "target"
             logging.info("target %s reached at step %d", target, done)
@@ -272,13 +308,14 @@ def fit(
         flush(int(state.step))
     if checkpointer is not None:
         if int(state.step) not in checkpointer.all_steps():
-            checkpointer.save(state)
+            save(state)
         checkpointer.close()
     if run is not None:
         run.write_summary({
             "final": history[-1] if history else {},
             "steps": int(state.step),
             "stopped": stopped,
+            "finished": True,
             "resumed_from_step": start_step,
             "wall_time_s": time.perf_counter() - start_time,
             "num_params": results.num_params(state.params),

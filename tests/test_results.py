@@ -22,11 +22,11 @@ def test_create_writes_config_and_refuses_a_different_one(tmp_path):
     run.log({"step": 1, "loss": 1.0})
     replaced = results.Run.create(tmp_path, "parity", "a", {"lr": 0.2}, overwrite=True)
     assert replaced.config() == {"lr": 0.2} and replaced.metrics() == []
-    with pytest.raises(ValueError, match="expected a non-empty run name"):
+    with pytest.raises(ValueError, match="expected the run name to be one path component"):
         results.Run.create(tmp_path, "parity", "", config)
 
 
-def test_metrics_log_truncate_and_json_conversion(tmp_path):
+def test_metrics_log_drop_after_and_json_conversion(tmp_path):
     run = results.Run.create(tmp_path, "x", "r", {})
     for step in (10, 20, 30):
         run.log({"step": step, "loss": jnp.float32(1.0 / step), "acc": np.float64(step / 30)})
@@ -34,7 +34,7 @@ def test_metrics_log_truncate_and_json_conversion(tmp_path):
     records = run.metrics()
     assert [r["step"] for r in records] == [10, 20, 30, 40]
     assert records[0]["loss"] == pytest.approx(0.1) and records[-1]["loss"] is None
-    assert [r["step"] for r in run.truncate_metrics(20)] == [10, 20]
+    assert [r["step"] for r in run.drop_metrics_after(20)] == [10, 20]
     assert [r["step"] for r in run.metrics()] == [10, 20]
     assert results.to_jsonable({"a": jnp.arange(3), "b": (math.inf,)}) == {"a": [0, 1, 2],
                                                                            "b": [None]}

@@ -145,7 +145,10 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path
         xs, ys = delay_batch(step)
         return (xs * jnp.nan, ys) if step == 7 else (xs, ys)
 
-    with pytest.raises(train.NonFiniteLossError, match=r"at step 7 .*last good checkpoint: step 5"):
+    # Batch 7 is the 8th update: metrics.jsonl numbers it step 8.
+    expected = (r"at step 8 \(the update on batch get_batch\(7\)\).*last checkpoint with finite "
+                r"parameters is step 5 in .*checkpoints\. Try a smaller --lr")
+    with pytest.raises(train.NonFiniteLossError, match=expected):
         fit_into(tmp_path, 20, get_batch=poisoned)
     checkpointer = Checkpointer(tmp_path / "toy" / "run" / "checkpoints")
     assert checkpointer.all_steps() == [5]
