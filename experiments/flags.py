@@ -9,9 +9,11 @@ Precedence for every value: a flag given on the command line, else the `--quick`
 depends on the experiment (`--steps --lr --batch --hidden --seq_len ...`) therefore default to
 None in `--helpfull`; each experiment's docstring lists its own defaults.
 
-Invalid values raise `FlagError`, a ValueError that absl's `app.run` prints as a usage error.
+Invalid values raise `FlagError`, a ValueError that `run` prints as one line (the flag, what
+was expected, what was received) before exiting with status 1.
 """
 
+import contextlib
 import dataclasses
 import os
 import sys
@@ -126,6 +128,25 @@ def check(condition: bool, flag: str, expected: str, received: Any) -> None:
         raise FlagError(f"--{flag}: expected {expected}, received {received!r}")
 
 
+@contextlib.contextmanager
+def flag_errors(flag: str):
+    """Re-raises a ValueError of the block as FlagError('--flag: ...'): for values that can only
+    be checked by using them (a file to read, a text to encode), whose library error already
+    says what was expected and what was received."""
+    try:
+        yield
+    except FlagError:
+        raise
+    except ValueError as error:
+        raise FlagError(f"--{flag}: {error}") from error
+
+
+def check_distinct(values: Sequence, flag: str) -> None:
+    """Raises FlagError unless `values` (a list flag) is non-empty and has no repeats."""
+    check(len(values) > 0 and len(set(values)) == len(values), flag,
+          "a non-empty list without repeats", ",".join(str(v) for v in values))
+
+
 def validate(config: TrainConfig) -> TrainConfig:
     """Checks every shared value; raises FlagError naming the flag, expected and received."""
     for name in ("steps", "batch", "hidden", "seq_len", "log_every"):
@@ -224,6 +245,9 @@ def run(main: Callable[[Sequence[str]], Any]) -> None:
                 logging.warning("compilation cache off (--compilation_cache_dir): %s", error)
         try:
             main(argv)
+        except FlagError as error:  # one line naming the flag, no usage text, no traceback
+            print(error, file=sys.stderr)
+            sys.exit(error.exitcode)
         except results.RunFinished as finished:  # nothing to do: say so, exit status 0
             print(finished)
         except (results.RunDirectoryError, run_lock.RunLockedError,
