@@ -272,44 +272,46 @@ def fit(
             )
         last_finite = checkpointer.save(state)
 
-    step = start_step
-    for step in range(start_step, num_steps):
-        state, metrics = train_step(state, get_batch(step))
-        pending.append(metrics)
-        done = step + 1
-        last = done == num_steps
-        do_log = last or (log_every > 0 and done % log_every == 0)
-        do_eval = eval_fn is not None and (last or (eval_every > 0 and done % eval_every == 0))
-        do_save = checkpointer is not None and (last or done % checkpoint_every == 0)
-        if not (do_log or do_eval or do_save):
-            continue
-        record = {"step": done, **flush(done)}
-        if do_eval:
-            record.update(_scalars(eval_fn(state.params)))
-        reached = target is not None and _target_reached(record, target)
-        if do_log or do_eval:
-            now = time.perf_counter()
-            record["wall_s"] = round(now - start_time, 3)
-            history.append(record)
-            if run is not None:
-                run.log(record)
-            speed = (done - window_start) / max(now - window_time, 1e-9)
-            window_start, window_time = done, now
-            shown = " ".join(f"{k} {v:.4g}" for k, v in record.items()
-                             if k not in ("step", "wall_s") and isinstance(v, float))
-            logging.info("step %d/%d %s | %.1f steps/s", done, num_steps, shown, speed)
-        if do_save or (reached and checkpointer is not None):
+    try:
+        step = start_step
+        for step in range(start_step, num_steps):
+            state, metrics = train_step(state, get_batch(step))
+            pending.append(metrics)
+            done = step + 1
+            last = done == num_steps
+            do_log = last or (log_every > 0 and done % log_every == 0)
+            do_eval = eval_fn is not None and (last or (eval_every > 0 and done % eval_every == 0))
+            do_save = checkpointer is not None and (last or done % checkpoint_every == 0)
+            if not (do_log or do_eval or do_save):
+                continue
+            record = {"step": done, **flush(done)}
+            if do_eval:
+                record.update(_scalars(eval_fn(state.params)))
+            reached = target is not None and _target_reached(record, target)
+            if do_log or do_eval:
+                now = time.perf_counter()
+                record["wall_s"] = round(now - start_time, 3)
+                history.append(record)
+                if run is not None:
+                    run.log(record)
+                speed = (done - window_start) / max(now - window_time, 1e-9)
+                window_start, window_time = done, now
+                shown = " ".join(f"{k} {v:.4g}" for k, v in record.items()
+                                 if k not in ("step", "wall_s") and isinstance(v, float))
+                logging.info("step %d/%d %s | %.1f steps/s", done, num_steps, shown, speed)
+            if do_save or (reached and checkpointer is not None):
+                save(state)
+            if reached:
+                stopped = "target"
+                logging.info("target %s reached at step %d", target, done)
+                break
+        if pending:
+            flush(int(state.step))
+        if checkpointer is not None and int(state.step) not in checkpointer.all_steps():
             save(state)
-        if reached:
-            stopped = "target"
-            logging.info("target %s reached at step %d", target, done)
-            break
-    if pending:
-        flush(int(state.step))
-    if checkpointer is not None:
-        if int(state.step) not in checkpointer.all_steps():
-            save(state)
-        checkpointer.close()
+    finally:  # also on an interrupt: the orbax manager is closed
+        if checkpointer is not None:
+            checkpointer.close()
     if run is not None:
         run.write_summary({
             "final": history[-1] if history else {},

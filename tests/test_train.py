@@ -2,6 +2,7 @@
 truncated-BPTT stream."""
 
 import json
+import os
 
 import jax
 import jax.numpy as jnp
@@ -219,3 +220,117 @@ def test_reset_stream_zeros_selected_rows():
     np.testing.assert_array_equal(out[1][:, 0, 0], [0.0, 2.0, 0.0])
     assert not np.asarray(train.reset_stream(stream, True)[1]).any()
     np.testing.assert_array_equal(train.reset_stream(stream, False)[1], stream[1])
+
+
+def interrupted_at(stop):
+    def get_batch(step):
+        if step == stop:
+            raise KeyboardInterrupt
+        return delay_batch(step)
+    return get_batch
+
+
+def test_a_corrupt_latest_checkpoint_falls_back_and_still_ends_like_uninterrupted(tmp_path,
+                                                                                  caplog):
+    reference, reference_history, _ = fit_into(tmp_path / "a", 17)
+    with pytest.raises(KeyboardInterrupt):
+        fit_into(tmp_path / "b", 17, get_batch=interrupted_at(12))
+    checkpoints = tmp_path / "b" / "toy" / "run" / "checkpoints"
+    (data,) = (checkpoints / "10" / "arrays" / "d").iterdir()
+    data.write_bytes(data.read_bytes()[:-7])  # truncated
+    with caplog.at_level("WARNING"):
+        resumed, history, run = fit_into(tmp_path / "b", 17)
+    assert f"checkpoint {checkpoints / '10'} is unreadable" in caplog.text
+    assert "falling back to step 5" in caplog.text
+    assert run.summary()["resumed_from_step"] == 5
+    for got, want in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(reference.params)):
+        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    assert without_time(run.metrics()) == without_time(reference_history)
+
+
+def test_without_checkpoints_an_interrupted_run_starts_again_with_no_doubled_records(tmp_path):
+    def fit_plain(get_batch=delay_batch):
+        run = results.Run.create(tmp_path, "toy", "plain", {})
+        return train.fit(new_state(), TRAIN_STEP, get_batch, num_steps=12, log_every=3, run=run,
+                         plot=False)
+
+    with pytest.raises(KeyboardInterrupt):
+        fit_plain(interrupted_at(8))
+    run = results.Run(tmp_path / "toy" / "plain")
+    assert [r["step"] for r in run.metrics()] == [3, 6]
+    _, history = fit_plain()
+    assert run.summary()["resumed_from_step"] == 0
+    assert [r["step"] for r in run.metrics()] == [3, 6, 9, 12]
+    assert without_time(run.metrics()) == without_time(history)
+
+
+def test_a_kill_while_resuming_keeps_every_record(tmp_path, monkeypatch):
+    with pytest.raises(KeyboardInterrupt):
+        fit_into(tmp_path, 17, get_batch=interrupted_at(12))
+    metrics = tmp_path / "toy" / "run" / results.METRICS
+    before = metrics.read_bytes()
+    real_replace = os.replace
+
+    def killed(src, dst):
+        if str(dst).endswith(results.METRICS):
+            raise KeyboardInterrupt  # between writing the new file and renaming it
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", killed)
+    with pytest.raises(KeyboardInterrupt):
+        fit_into(tmp_path, 17)
+    assert metrics.read_bytes() == before  # steps 3, 6, 9, 12: none lost
+    monkeypatch.setattr(os, "replace", real_replace)
+    _, _, run = fit_into(tmp_path, 17)
+    assert [r["step"] for r in run.metrics()] == [3, 6, 9, 12, 15, 17]
+
+
+def test_a_finished_run_is_not_trained_again(tmp_path):
+    run = results.Run.create(tmp_path, "toy", "target", {})
+    eval_fn = jax.jit(lambda p: {"eval_mse": delay_loss(p, delay_batch(-1), None, ())[0]})
+    options = dict(num_steps=1000, eval_fn=eval_fn, eval_every=10, log_every=10, plot=False,
+                   target=("eval_mse", 0.05, "<="), checkpoint_every=20)
+    state, _ = train.fit(new_state(), TRAIN_STEP, delay_batch, run=run, **options)
+    files = {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()}
+    with pytest.raises(results.RunFinished, match=rf"run {run.path} is already finished "
+                                                  rf"\({int(state.step)} steps, stopped at target"):
+        train.fit(new_state(), TRAIN_STEP, delay_batch, run=results.Run(run.path), **options)
+    with pytest.raises(results.RunFinished):
+        results.Run.create(tmp_path, "toy", "target", {})
+    assert {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()} == files
+
+
+def test_non_finite_loss_after_a_resume_names_the_resumed_checkpoint(tmp_path):
+    with pytest.raises(KeyboardInterrupt):
+        fit_into(tmp_path, 20, get_batch=interrupted_at(12))
+
+    def poisoned(step):
+        xs, ys = delay_batch(step)
+        return (xs * jnp.nan, ys) if step == 11 else (xs, ys)
+
+    with pytest.raises(train.NonFiniteLossError, match=r"at step 12 .*last checkpoint with finite "
+                                                       r"parameters is step 10 in"):
+        fit_into(tmp_path, 20, get_batch=poisoned)
+    state = new_state()
+    with pytest.raises(train.NonFiniteLossError,
+                       match=r"at step 2 .*no checkpoints are saved \(checkpoint_every=0\)"):
+        train.fit(state, TRAIN_STEP, lambda s: (delay_batch(s)[0] * (jnp.nan if s else 1.0),
+                                                delay_batch(s)[1]), num_steps=5, log_every=5)
+
+
+def test_parameters_that_become_non_finite_are_never_checkpointed(tmp_path):
+    """A finite loss whose gradient overflows: the update makes the params inf, the loss of that
+    step is still finite; the checkpoint at that step is refused, the previous one named."""
+    def loss_fn(params, batch, key, stream):
+        del key
+        scale = jnp.where(batch, jnp.float32(1e38), jnp.float32(1.0))
+        return jnp.sum(jnp.sin(params) * scale), ({}, stream)  # |loss| <= 2e38: finite
+
+    optimizer = optax.sgd(10.0)  # the update -10 cos(w) 1e38 overflows
+    run = results.Run.create(tmp_path, "toy", "overflow", {})
+    state = train.init_state(jnp.ones(2), optimizer, jax.random.key(0))
+    expected = r"parameters became non-finite by step 6 \(not saved\).*finite parameters is step 3"
+    with pytest.raises(train.NonFiniteLossError, match=expected):
+        train.fit(state, train.make_train_step(loss_fn, optimizer), lambda s: s == 5,
+                  num_steps=9, log_every=3, checkpoint_every=3, run=run, plot=False)
+    assert Checkpointer(run.checkpoint_dir).all_steps() == [3]
