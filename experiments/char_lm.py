@@ -56,6 +56,7 @@ flags.DEFINE_string("checkpoint", "", "Run directory to sample from with --sampl
 flags.DEFINE_bool("baselines", False, "Also fit the n-gram baselines on the same split.")
 flags.DEFINE_integer("ngram_max", 8, "--baselines: n-gram orders 1..ngram_max.")
 FLAGS = flags.FLAGS
+DATA = (*text.CORPORA, "hello")
 
 DEFAULTS = dict(steps=2000, lr=2e-3, clip=1.0, batch=64, cell="lstm", hidden=512, seq_len=64,
                 log_every=50, eval_every=200, checkpoint_every=500)
@@ -93,22 +94,58 @@ def read_config() -> Config:
     shared.check(config.embed >= 0, "embed", "a size >= 0", config.embed)
     shared.check(not (config.model == "window" and config.embed == 0), "embed",
                  "an embedding size > 0 for --model=window", config.embed)
-    shared.check(FLAGS.temperature > 0, "temperature", "a temperature > 0", FLAGS.temperature)
+    shared.check(config.data in DATA, "data", f"a corpus among {DATA}", config.data)
+    shared.check(0 < config.valid_fraction < 1, "valid_fraction", "a fraction in (0, 1)",
+                 config.valid_fraction)
+    shared.check(config.vocab_cap >= 2, "vocab_cap", "an integer >= 2 (<unk> and one word)",
+                 config.vocab_cap)
+    shared.check(config.window >= 1, "window", "an integer >= 1 (tokens seen)", config.window)
+    shared.check(FLAGS.ngram_max >= 1, "ngram_max", "an integer >= 1", FLAGS.ngram_max)
+    check_sampling_flags()
     return config
 
 
+def check_sampling_flags() -> None:
+    """The flags only used after training (sampling), checked before it."""
+    shared.check(FLAGS.sample_len >= 1, "sample_len", "an integer >= 1", FLAGS.sample_len)
+    shared.check(math.isfinite(FLAGS.temperature) and FLAGS.temperature > 0, "temperature",
+                 "a finite temperature > 0", FLAGS.temperature)
+    shared.check(FLAGS.top_k >= 0, "top_k", "an integer >= 0 (0: all tokens)", FLAGS.top_k)
+
+
+def check_prime(vocab: text.Vocabulary, prime: str) -> str:
+    """`prime` if the vocabulary encodes it as at least one token; FlagError naming --prime."""
+    with shared.flag_errors("prime"):
+        ids = text.encode(vocab, prime)
+    shared.check(len(ids) >= 1, "prime", f"a text of at least one {vocab.level}", prime)
+    return prime
+
+
 def load_split(config: Config) -> tuple[text.Vocabulary, np.ndarray, np.ndarray]:
-    """Vocabulary of the training text, and the train / validation ids."""
+    """The vocabulary and the train / validation ids (the end of the text is validation).
+
+    Characters: the vocabulary of the whole text, so that a character seen only in the
+    validation part (or a prime drawn from it) is known. Words: the `vocab_cap` most frequent
+    words of the training part (others are <unk>), so the validation text chooses nothing.
+    Problems of the text itself (unreadable, empty, too short) raise FlagError naming
+    --data_path (or --data)."""
     if config.data == "hello" and not config.data_path:
         vocab = text.Vocabulary(tuple("helo"))  # the notes' order [h, e, l, o]
         ids = text.encode(vocab, "hello")
         return vocab, ids, ids  # the toy is its own validation set
-    corpus = text.load_corpus(config.data, config.data_path, cache_dir=FLAGS.cache_dir or None)
-    if config.quick_text_chars:
-        corpus = corpus[: config.quick_text_chars]
-    train_text, valid_text = text.split_train_validation(corpus, config.valid_fraction)
-    vocab = text.build_vocabulary(train_text, config.level, config.vocab_cap)
-    return vocab, text.encode(vocab, train_text), text.encode(vocab, valid_text)
+    with shared.flag_errors("data_path" if config.data_path else "data"):
+        corpus = text.load_corpus(config.data, config.data_path,
+                                  cache_dir=FLAGS.cache_dir or None)
+        if config.quick_text_chars:
+            corpus = corpus[: config.quick_text_chars]
+        if config.level == "char":
+            vocab = text.build_vocabulary(corpus, "char")
+            train_ids, valid_ids = text.split_train_validation(
+                text.encode(vocab, corpus), config.valid_fraction)
+            return vocab, train_ids, valid_ids
+        train_text, valid_text = text.split_train_validation(corpus, config.valid_fraction)
+        vocab = text.build_vocabulary(train_text, config.level, config.vocab_cap)
+        return vocab, text.encode(vocab, train_text), text.encode(vocab, valid_text)
 
 
 def build_model(config: Config, vocab_size: int, key: jax.Array):
@@ -157,16 +194,42 @@ def make_state(config: Config, vocab: text.Vocabulary):
     return state, optimizer, apply_fn, step_fn, initial_stream
 
 
+def read_saved_run(run_dir: Path) -> tuple[Config, text.Vocabulary, str]:
+    """A char_lm run directory's config, vocabulary and prime; FlagError naming --checkpoint
+    when it is not one or holds no checkpoint."""
+    def fail(received: str):
+        return shared.FlagError(f"--checkpoint: expected a char_lm run directory (config.json, "
+                                f"vocab.json, prime.txt, checkpoints/), received '{run_dir}'"
+                                f"{received}")
+
+    files = [run_dir / name for name in ("config.json", "vocab.json", "prime.txt")]
+    missing = [path.name for path in files if not path.is_file()]
+    if missing:
+        raise fail(f" without {', '.join(missing)}" if run_dir.is_dir() else ", not a directory")
+    try:
+        saved = json.loads(files[0].read_text("utf-8"))
+        config = Config(**{**saved, "train": shared.TrainConfig(**saved["train"])})
+        vocab = text.load_vocabulary(files[1])
+        prime = files[2].read_text("utf-8")
+    except (ValueError, TypeError, KeyError) as error:  # JSON, or another experiment's config
+        raise fail(f" ({type(error).__name__}: {error})") from error
+    return config, vocab, prime
+
+
 def sample_from_checkpoint(run_dir: Path) -> str:
     """Rebuilds the model from a run directory's config.json and vocab.json and samples."""
-    saved = json.loads((run_dir / "config.json").read_text())
-    config = Config(**{**saved, "train": shared.TrainConfig(**saved["train"])})
-    vocab = text.load_vocabulary(run_dir / "vocab.json")
+    config, vocab, saved_prime = read_saved_run(run_dir)
+    prime = check_prime(vocab, FLAGS.prime or saved_prime)
+    checkpointer = Checkpointer(run_dir / "checkpoints") if (run_dir / "checkpoints").is_dir() \
+        else None
+    if checkpointer is None or checkpointer.latest_step() is None:
+        raise shared.FlagError(f"--checkpoint: expected a run directory with a saved checkpoint "
+                               f"(trained with --checkpoint_every > 0), received '{run_dir}', "
+                               "which has none")
     state, _, _, step_fn, initial_stream = make_state(config, vocab)
-    checkpointer = Checkpointer(run_dir / "checkpoints")
-    state = checkpointer.restore(state)
+    with shared.flag_errors("checkpoint"):
+        state = checkpointer.restore(state)
     checkpointer.close()
-    prime = FLAGS.prime or (run_dir / "prime.txt").read_text("utf-8")
     return sample_text(config, vocab, state.params, step_fn, initial_stream, prime)
 
 
@@ -174,12 +237,19 @@ def main(argv):
     shared.check_no_positional(argv)
     if FLAGS.sample_only:
         shared.check(bool(FLAGS.checkpoint), "checkpoint", "a run directory", FLAGS.checkpoint)
-        sample = sample_from_checkpoint(Path(FLAGS.checkpoint))
+        check_sampling_flags()
+        sample = sample_from_checkpoint(Path(FLAGS.checkpoint).expanduser())
         print(sample)
         return
     config = read_config()
     vocab, train_ids, valid_ids = load_split(config)
     cfg = config.train
+    prime = check_prime(vocab, FLAGS.prime or vocab.tokens[train_ids[0]])
+    shared.check(min(len(train_ids), len(valid_ids)) >= 2, "data_path" if config.data_path
+                 else "data", f"a text of at least 2 training and 2 validation {config.level}s",
+                 f"{len(train_ids)} and {len(valid_ids)}")
+    shared.check(len(train_ids) > cfg.batch, "batch", f"at most {len(train_ids) - 1} streams "
+                 f"(one fewer than the {len(train_ids)} training {config.level}s)", cfg.batch)
     data = streams.make_streams(train_ids, cfg.batch, cfg.seq_len)
     eval_rows = max(1, min(64, (len(valid_ids) - 1) // cfg.seq_len))
     valid = streams.make_streams(valid_ids, eval_rows, cfg.seq_len)
@@ -189,7 +259,6 @@ def main(argv):
     level = {"level": config.level} if config.level != "char" else {}
     run = shared.make_run(cfg, "char_lm", config, data=config.data, model=config.model, **level)
     text.save_vocabulary(vocab, run.path / "vocab.json")
-    prime = FLAGS.prime or vocab.tokens[train_ids[0]]
     (run.path / "prime.txt").write_text(prime, "utf-8")
     logging.info("%d train / %d validation tokens, vocabulary %d, %d chunks per epoch",
                  len(train_ids), len(valid_ids), vocab.size, data.num_chunks)

@@ -84,6 +84,11 @@ def read_config() -> Config:
     shared.check(config.sweep_seeds > 0, "sweep_seeds", "a positive integer", config.sweep_seeds)
     unknown = [c for c in config.sweep_cells if c not in CELLS]
     shared.check(not unknown, "sweep_cells", f"cells from {sorted(CELLS)}", unknown)
+    shared.check_distinct(config.sweep_cells, "sweep_cells")
+    shared.check_distinct(config.sweep_lengths, "sweep_lengths")
+    shared.check(config.train.eval_every > 0 or not config.stop_at_success, "eval_every",
+                 "a positive interval with --stop_at_success or --sweep (success is measured "
+                 "at evaluations)", config.train.eval_every)
     return config
 
 

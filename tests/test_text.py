@@ -1,15 +1,12 @@
 """Vocabularies, corpora (built-in, file, download with sha256 check) and the split."""
 
 import hashlib
-import pathlib
 import urllib.error
 
 import numpy as np
 import pytest
 
 from rnn_jax.data import text
-
-SHAKESPEARE = pathlib.Path("/work/shared/data/tinyshakespeare.txt")
 
 
 def test_char_vocabulary_round_trip_and_saved_with_the_run(tmp_path):
@@ -48,7 +45,7 @@ def test_word_level_caps_the_vocabulary_with_an_unknown_token():
 def test_builtin_corpus_needs_no_download():
     corpus = text.load_corpus("pydoc")
     assert len(corpus) > 100_000 and "assert" in corpus
-    with pytest.raises(ValueError, match="unknown corpus 'nope'"):
+    with pytest.raises(ValueError, match=r"expected a corpus among .*, received 'nope'"):
         text.load_corpus("nope")
 
 
@@ -57,10 +54,33 @@ def test_data_path_reads_utf8_and_rejects_other_bytes(tmp_path):
     path.write_text("héllo\n", encoding="utf-8")
     assert text.load_corpus("tinyshakespeare", path) == "héllo\n"  # the file wins over the name
     path.write_bytes(b"\xff\xfe\xfa")
-    with pytest.raises(ValueError, match="expected UTF-8"):
+    with pytest.raises(ValueError, match="not UTF-8"):
         text.load_corpus(data_path=path)
-    with pytest.raises(ValueError, match="--data_path"):
+    with pytest.raises(ValueError, match="does not exist"):
         text.load_corpus(data_path=tmp_path / "missing.txt")
+
+
+@pytest.mark.parametrize("content, received", [
+    (None, r"received '.*missing.txt', which does not exist"),
+    ("directory", r"received '.*', which is a directory"),
+    (b"", r"received the empty file '.*'"),
+    (b"text\x00\x01\x02binary", r"received the binary file '.*' \(a NUL byte at offset 4\)"),
+    ("caf\xe9".encode("latin-1"), r"received '.*', which is not UTF-8 \(byte 0xe9 at offset 3\)"),
+])
+def test_every_unusable_text_file_is_one_clear_error(tmp_path, content, received):
+    path = tmp_path / "missing.txt"
+    if content == "directory":
+        path.mkdir()
+    elif content is not None:
+        path.write_bytes(content)
+    with pytest.raises(ValueError, match=f"^expected a non-empty UTF-8 text file, {received}$"):
+        text.read_text_file(path)
+
+
+def test_text_file_drops_a_byte_order_mark_and_expands_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "bom.txt").write_bytes("\ufeffhé\n".encode("utf-8"))
+    assert text.read_text_file("~/bom.txt") == "hé\n"
 
 
 def test_no_network_error_names_data_path(tmp_path):
@@ -80,17 +100,20 @@ def test_corrupted_download_fails_the_sha256_check(tmp_path):
     assert not (tmp_path / "cache" / "tinyshakespeare.txt").exists()
 
 
-@pytest.mark.skipif(not SHAKESPEARE.exists(), reason="needs the shared tinyshakespeare copy")
-def test_download_from_a_file_url_is_checked_and_cached(tmp_path):
+def test_download_from_a_file_url_is_checked_and_cached(tmp_path, monkeypatch):
+    source = tmp_path / "source.txt"  # stands in for the real text: its hash is the expected one
+    source.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n")
+    monkeypatch.setattr(text, "TINYSHAKESPEARE_SHA256",
+                        hashlib.sha256(source.read_bytes()).hexdigest())
     cache = tmp_path / "cache"
-    path = text.download_tinyshakespeare(cache, url=SHAKESPEARE.as_uri())
+    path = text.download_tinyshakespeare(cache, url=source.as_uri())
     assert hashlib.sha256(path.read_bytes()).hexdigest() == text.TINYSHAKESPEARE_SHA256
 
     def offline(url):
         raise urllib.error.URLError("no network")
 
     corpus = text.load_corpus("tinyshakespeare", cache_dir=cache, fetch=offline)  # from cache
-    assert len(corpus) == 1_115_394
+    assert corpus == source.read_text()
     path.write_text("corrupted cache")  # a bad cached copy is fetched again
     with pytest.raises(ValueError, match="--data_path"):
         text.load_corpus("tinyshakespeare", cache_dir=cache, fetch=offline)

@@ -7,10 +7,12 @@ Corpora (`load_corpus`):
     directory and checked against `TINYSHAKESPEARE_SHA256` (1,115,394 characters).
   * any UTF-8 file via `data_path`.
 
-A `Vocabulary` is built from the training text and saved with the run (`save_vocabulary`), so
-sampling from a checkpoint decodes with the same ids. Encoding text that holds a symbol the
-vocabulary lacks raises a ValueError naming it, unless the vocabulary has an explicit unknown
-token (the word level always has one, `<unk>`; the character level never does).
+A `Vocabulary` is built from a text (characters: from the whole corpus, so that no character
+of the validation text, or of a prime drawn from it, is unknown; words: from the training text)
+and saved with the run (`save_vocabulary`), so sampling from a checkpoint decodes with the same
+ids. Encoding text that holds a symbol the vocabulary lacks raises a ValueError naming it,
+unless the vocabulary has an explicit unknown token (the word level always has one, `<unk>`;
+the character level never does).
 """
 
 import collections
@@ -94,6 +96,37 @@ def download_tinyshakespeare(
     return path
 
 
+def read_text_file(path: str | Path) -> str:
+    """The text of a non-empty UTF-8 file (`~` expanded; a leading byte-order mark dropped).
+
+    Raises a ValueError naming what was expected and what was received for a path that does
+    not exist, a directory or other non-regular file, an unreadable, empty or binary file (one
+    holding a NUL byte) and bytes that are not UTF-8 (with the offset of the first bad byte).
+    """
+    path = Path(path).expanduser()
+
+    def fail(received: str):
+        return ValueError(f"expected a non-empty UTF-8 text file, received {received}")
+
+    if not path.exists():
+        raise fail(f"'{path}', which does not exist")
+    if not path.is_file():
+        raise fail(f"'{path}', which is a {'directory' if path.is_dir() else 'special file'}")
+    try:
+        data = path.read_bytes()
+    except OSError as error:
+        raise fail(f"'{path}', which cannot be read ({error.strerror})") from error
+    if not data:
+        raise fail(f"the empty file '{path}'")
+    if b"\0" in data:
+        raise fail(f"the binary file '{path}' (a NUL byte at offset {data.index(0)})")
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise fail(f"'{path}', which is not UTF-8 (byte 0x{data[error.start]:02x} at offset "
+                   f"{error.start})") from error
+
+
 def load_corpus(
     name: str = "pydoc",
     data_path: str | Path | None = None,
@@ -104,20 +137,14 @@ def load_corpus(
     """The text of corpus `name` (see the module docstring), or of the UTF-8 file `data_path`
     when given (which then wins over `name`)."""
     if data_path:
-        path = Path(data_path)
-        if not path.is_file():
-            raise ValueError(f"expected --data_path to name a UTF-8 text file, received {path}")
-        try:
-            return path.read_text(encoding="utf-8")
-        except UnicodeDecodeError as error:
-            raise ValueError(f"expected UTF-8 text in {path}: {error}") from error
+        return read_text_file(data_path)
     if name == "pydoc":
         from pydoc_data.topics import topics  # ships with CPython
 
         return "\n\n".join(topics[key] for key in sorted(topics))
     if name == "tinyshakespeare":
         return download_tinyshakespeare(cache_dir, fetch=fetch).read_text(encoding="utf-8")
-    raise ValueError(f"unknown corpus {name!r}; expected one of {CORPORA} or a --data_path")
+    raise ValueError(f"expected a corpus among {CORPORA} (or a data_path), received {name!r}")
 
 
 def split_words(text: str) -> list[str]:
