@@ -3,6 +3,8 @@
 Recurrent matrices are square `[hidden, hidden]`; input matrices `[in, out]`.
 """
 
+import numbers
+
 import jax
 import jax.numpy as jnp
 
@@ -28,15 +30,34 @@ def identity(scale: float = 1.0):
     return init
 
 
-def recurrent_init(name: str, spectral_radius: float = 1.0):
-    """Recurrent-matrix initialiser by name: 'orthogonal' (spectral radius as given),
-    'identity' (IRNN), or 'glorot'."""
+def scaled_to_spectral_radius(init, spectral_radius: float):
+    """`init`'s square matrix rescaled so its largest eigenvalue modulus is `spectral_radius`."""
+
+    def scaled(key, shape, dtype=jnp.float32):
+        W = init(key, shape, dtype)
+        radius = jnp.max(jnp.abs(jnp.linalg.eigvals(W)))
+        return (W * (spectral_radius / radius)).astype(dtype)
+
+    return scaled
+
+
+def recurrent_init(name: str, spectral_radius: float | None = None):
+    """Recurrent-matrix initialiser by name: 'orthogonal' (every eigenvalue of modulus
+    `spectral_radius`, default 1), 'identity' (IRNN, `spectral_radius * I`), or 'glorot'
+    (unscaled by default; with `spectral_radius`, rescaled to that spectral radius)."""
+    if spectral_radius is not None and (
+        not isinstance(spectral_radius, numbers.Real) or isinstance(spectral_radius, bool)
+        or not spectral_radius >= 0
+    ):
+        raise ValueError(f"expected spectral_radius a number >= 0, received {spectral_radius!r}")
     if name == "orthogonal":
-        return orthogonal(spectral_radius)
+        return orthogonal(1.0 if spectral_radius is None else spectral_radius)
     if name == "identity":
-        return identity(spectral_radius)
+        return identity(1.0 if spectral_radius is None else spectral_radius)
     if name == "glorot":
-        return glorot_uniform
+        if spectral_radius is None:
+            return glorot_uniform
+        return scaled_to_spectral_radius(glorot_uniform, spectral_radius)
     raise ValueError(
         f"unknown recurrent init {name!r}; expected one of ['glorot', 'identity', 'orthogonal']"
     )

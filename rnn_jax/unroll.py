@@ -5,60 +5,22 @@ inside, one transpose makes them time-major for the scan. The input projection f
 is one matmul before the scan; only the recurrent part runs inside it.
 
 Padding: with `lengths: [batch]`, steps `t >= lengths[b]` keep the carry unchanged and emit
-zeros, so the final carry is the state after each sequence's last real step.
+zeros, so the final carry is the state after each sequence's last real step. Padded inputs are
+replaced by zeros before they meet the params (the "double where"), so whatever they hold
+(NaN, inf) reaches neither the outputs nor the gradients of the valid steps.
+Concrete lengths outside [0, time] raise a ValueError; traced ones (under `jit`) are clipped to
+[0, time]: a length > time means the whole sequence.
 """
 
 from typing import Any, NamedTuple, Sequence
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
+from rnn_jax import validation
 from rnn_jax.cells.base import Cell
 from rnn_jax.fast import dispatch as fast
 from rnn_jax.fast.engine import select_valid
-
-
-def _check_inputs(cell: Cell, params: Any, xs: jax.Array) -> None:
-    if not jnp.issubdtype(xs.dtype, jnp.floating):
-        raise ValueError(
-            f"{cell.name}: expected floating-point inputs xs, received dtype {xs.dtype}; "
-            "one-hot encode or embed integer tokens first"
-        )
-    if xs.ndim not in (2, 3):
-        raise ValueError(
-            f"{cell.name}: expected xs of rank 3 [batch, time, features] or rank 2 "
-            f"[time, features], received shape {xs.shape}"
-        )
-    expected = cell.input_size(params)
-    if xs.shape[-1] != expected:
-        raise ValueError(
-            f"{cell.name}: expected {expected} input features (params), received xs with "
-            f"shape {xs.shape} ({xs.shape[-1]} features)"
-        )
-
-
-def _check_lengths(lengths: jax.Array, batch: int, time: int) -> None:
-    if not jnp.issubdtype(jnp.asarray(lengths).dtype, jnp.integer):
-        raise ValueError(f"expected integer lengths, received dtype {jnp.asarray(lengths).dtype}")
-    if jnp.shape(lengths) != (batch,):
-        raise ValueError(f"expected lengths of shape ({batch},), received {jnp.shape(lengths)}")
-    if not isinstance(lengths, jax.core.Tracer):
-        values = np.asarray(lengths)
-        if values.min(initial=0) < 0 or values.max(initial=0) > time:
-            raise ValueError(
-                f"expected lengths in [0, {time}] (the time axis), received min {values.min()} "
-                f"and max {values.max()}"
-            )
-
-
-def _check_carry(carry: Any, batch: int) -> None:
-    for leaf in jax.tree.leaves(carry):
-        if leaf.ndim < 2 or leaf.shape[0] != batch:
-            raise ValueError(
-                f"carry batch mismatch: xs has batch size {batch}, received a carry leaf of "
-                f"shape {leaf.shape} (expected [{batch}, ...])"
-            )
 
 
 def sequence_mask(lengths: jax.Array, time: int) -> jax.Array:
@@ -75,6 +37,7 @@ def reverse_padded(xs: jax.Array, lengths: jax.Array | None) -> jax.Array:
     time = xs.shape[1]
     if lengths is None:
         return jnp.flip(xs, axis=1)
+    lengths = validation.clamp_lengths(lengths, time)  # never an index past the time axis
     index = lengths[:, None] - 1 - jnp.arange(time)[None, :]  # [batch, time]
     valid = index >= 0
     index = jnp.where(valid, index, 0).reshape(index.shape + (1,) * (xs.ndim - 2))
@@ -101,7 +64,8 @@ def unroll(
       params: that cell's params.
       xs: `[batch, time, features]`, or `[time, features]` for one unbatched sequence.
       carry: initial carry (batch leading); zeros from `cell.initial_carry` when None.
-      lengths: `[batch]` ints in [0, time]; steps past a sequence's length are padding.
+      lengths: `[batch]` ints in [0, time]; steps past a sequence's length are padding (under
+        `jit`, values outside [0, time] are clipped to it).
       reverse: run each sequence from its last valid step back to its first; outputs are
         returned in the original time order.
       unroll: `jax.lax.scan`'s unroll factor; None: 2 on the hand-written BPTT path (the
@@ -110,13 +74,18 @@ def unroll(
         rematerialises each step; an int k >= 2 (or "sqrt": k = ceil(sqrt(time))) keeps the
         carry every k steps and recomputes inside each chunk (see `rnn_jax.fast`).
       backward: "fast" (default) uses the hand-written BPTT of `rnn_jax.fast` where the cell
-        has one (LSTM, GRU, vanilla) and autodiff elsewhere; "autodiff" always differentiates
-        the scan with `jax.grad`. Both give the same gradients.
+        has one (the library's own LSTM, GRU and vanilla functions, `fast.kernel_for`) and
+        autodiff elsewhere; "autodiff" always differentiates the scan with `jax.grad`. Both
+        give the same gradients. The hand-written BPTT is reverse mode only: forward mode
+        (`jax.jvp`, `jax.jacfwd`) of a function calling `unroll` runs autodiff by itself, but
+        `jax.jvp` of an already-jitted function or of `jax.linearize` cannot be seen from
+        here and needs `backward="autodiff"`.
     Returns:
       `(ys, final_carry)`: ys `[batch, time, hidden]` (zeros at padded steps), and the carry
-      after each sequence's last valid step.
+      after each sequence's last valid step. An empty time axis gives empty ys and the
+      initial carry.
     """
-    _check_inputs(cell, params, xs)
+    validation.check_inputs(cell, params, xs)
     fast.check_options(remat, backward)
     options = (reverse, unroll, remat, backward)
     if xs.ndim == 2:  # one unbatched sequence: add and remove a batch axis
@@ -127,15 +96,28 @@ def unroll(
     return _unroll_batched(cell, params, xs, carry, lengths, *options)
 
 
+def _empty_outputs(cell: Cell, params: Any, xs: jax.Array, carry: Any) -> jax.Array:
+    """`[batch, 0, hidden]` outputs of an empty time axis, with the step's width and dtype."""
+    x_t = jax.ShapeDtypeStruct((xs.shape[0], xs.shape[2]), xs.dtype)
+    h = jax.eval_shape(lambda p, c, x: cell.step(p, c, cell.project_inputs(p, x)), params, carry, x_t)
+    return jnp.zeros((xs.shape[0], 0) + h[1].shape[1:], h[1].dtype)
+
+
 def _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll_factor, remat, backward):
     batch, time = xs.shape[:2]
     if carry is None:
         carry = cell.initial_carry(params, (batch,))
-    _check_carry(carry, batch)
+    validation.check_carry(cell, params, carry, batch)
     if lengths is not None:
-        _check_lengths(lengths, batch, time)
+        validation.check_lengths(lengths, batch, time)
+        lengths = validation.clamp_lengths(lengths, time)
+        # padded inputs become zeros before they meet the params: no NaN in valid gradients
+        xs = jnp.where(sequence_mask(lengths, time)[..., None], xs, jnp.zeros_like(xs))
+    if time == 0:
+        return _empty_outputs(cell, params, xs, carry), carry
     if reverse:
         xs = reverse_padded(xs, lengths)
+    backward = fast.effective_backward(backward, (params, xs, carry))
     if fast.handles(cell, params, remat, backward):  # hand-written BPTT or chunked checkpoints
         mask = None if lengths is None else sequence_mask(lengths, time)
         ys, carry = fast.unroll(

@@ -6,7 +6,8 @@ A cell is a bundle of pure functions (no classes holding arrays):
     initial_carry(params, batch_shape=()) -> carry
     project_inputs(params, xs) -> xs_proj        # time-parallel part: one matmul over all steps
     step(params, carry, x_proj_t) -> (carry, h_t)  # carry first, as jax.lax.scan expects
-    input_size(params) -> int                      # expected feature size of xs
+    input_size(params) -> int                      # expected feature size of xs; checks
+                                                   # that params are this cell's (ValueError)
 
 Params and carries are NamedTuples of arrays. Matrices are stored `[in, out]` and applied as
 `x @ W`, so any leading axes are batch axes.
@@ -16,6 +17,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 class Cell(NamedTuple):
@@ -56,3 +58,39 @@ def affine(x: jax.Array, M: jax.Array, bias: jax.Array) -> jax.Array:
     """
     z = x @ M
     return z + jnp.broadcast_to(bias, z.shape)
+
+
+def check_sizes(cell_name: str, **sizes: Any) -> None:
+    """Raises a ValueError unless every size (e.g. `hidden_size=4`) is an int >= 1."""
+    for name, value in sizes.items():
+        is_int = isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+        if not is_int or value < 1:
+            raise ValueError(f"{cell_name}: expected {name} an int >= 1, received {value!r}")
+
+
+def check_params(
+    cell_name: str,
+    params: Any,
+    params_type: type,
+    expected_shapes: Callable[[Any], dict[str, tuple[int, ...]]],
+) -> None:
+    """Raises a ValueError unless `params` are a `params_type` with the shapes it implies.
+
+    `expected_shapes(params)` gives each field's shape from the sizes read off `params` (e.g.
+    LSTM: U `[in, 4*hidden]` with `hidden = W.shape[0]`). Runs at trace time, on shapes only.
+    """
+    if not isinstance(params, params_type):
+        raise ValueError(
+            f"{cell_name}: expected {params_type.__name__} params, received "
+            f"{type(params).__name__}"
+        )
+    try:
+        expected = expected_shapes(params)
+    except (IndexError, TypeError):  # a field of the wrong rank, or not an array
+        expected = None
+    received = {name: tuple(np.shape(getattr(params, name))) for name in params_type._fields}
+    if expected is None or any(received[name] != shape for name, shape in expected.items()):
+        received = {name: received[name] for name in (expected or received)}
+        raise ValueError(
+            f"{cell_name}: expected {params_type.__name__} shapes {expected}, received {received}"
+        )

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax import initializers
-from rnn_jax.cells.base import Cell, affine, zeros_carry
+from rnn_jax.cells.base import Cell, affine, check_params, check_sizes, zeros_carry
 
 
 class GRUParams(NamedTuple):
@@ -41,6 +41,7 @@ def init(
     recurrent_init: str = "orthogonal",
 ) -> GRUParams:
     """Glorot U, per-gate orthogonal recurrent matrices, zero biases."""
+    check_sizes("gru", input_size=input_size, hidden_size=hidden_size)
     key_u, key_r, key_z, key_n = jax.random.split(key, 4)
     w_init = initializers.recurrent_init(recurrent_init)
     shape = (hidden_size, hidden_size)
@@ -70,7 +71,17 @@ def step(params: GRUParams, h_prev: jax.Array, x_proj: jax.Array) -> tuple[jax.A
     return h, h
 
 
+def _shapes(params: GRUParams) -> dict[str, tuple[int, ...]]:
+    size_in, hidden = params.U.shape[0], params.W_n.shape[0]
+    return {
+        "U": (size_in, 3 * hidden), "W": (hidden, 2 * hidden), "W_n": (hidden, hidden),
+        "b": (3 * hidden,),
+    }
+
+
 def input_size(params: GRUParams) -> int:
+    """The input width; a ValueError unless `params` are GRU params of consistent shapes."""
+    check_params("gru", params, GRUParams, _shapes)
     return params.U.shape[0]
 
 

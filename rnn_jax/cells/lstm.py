@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax import initializers
-from rnn_jax.cells.base import Cell, affine, zeros_carry
+from rnn_jax.cells.base import Cell, affine, check_params, check_sizes, zeros_carry
 
 GATE_ORDER = ("i", "f", "g", "o")
 
@@ -50,6 +50,7 @@ def init(
     recurrent_init: str = "orthogonal",
 ) -> LSTMParams:
     """Glorot U, per-gate orthogonal W, zero biases but `forget_bias` on f."""
+    check_sizes("lstm", input_size=input_size, hidden_size=hidden_size)
     key_u, key_w = jax.random.split(key)
     w_init = initializers.recurrent_init(recurrent_init)
     W = jnp.concatenate(
@@ -84,7 +85,14 @@ def step(params: LSTMParams, carry: LSTMState, x_proj: jax.Array) -> tuple[LSTMS
     return LSTMState(h=h, c=c), h
 
 
+def _shapes(params: LSTMParams) -> dict[str, tuple[int, ...]]:
+    size_in, hidden = params.U.shape[0], params.W.shape[0]
+    return {"U": (size_in, 4 * hidden), "W": (hidden, 4 * hidden), "b": (4 * hidden,)}
+
+
 def input_size(params: LSTMParams) -> int:
+    """The input width; a ValueError unless `params` are LSTM params of consistent shapes."""
+    check_params("lstm", params, LSTMParams, _shapes)
     return params.U.shape[0]
 
 

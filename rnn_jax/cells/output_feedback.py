@@ -19,7 +19,9 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax import initializers
-from rnn_jax.cells.base import Cell, affine, get_activation, zeros_carry
+from rnn_jax.cells.base import (
+    Cell, affine, check_params, check_sizes, get_activation, zeros_carry,
+)
 
 
 class OutputFeedbackParams(NamedTuple):
@@ -40,6 +42,9 @@ def init(
 ) -> OutputFeedbackParams:
     """Glorot U, W and V; zero biases."""
     output_size = input_size if output_size is None else output_size
+    check_sizes(
+        "output_feedback", input_size=input_size, hidden_size=hidden_size, output_size=output_size
+    )
     key_u, key_w, key_v = jax.random.split(key, 3)
     return OutputFeedbackParams(
         U=initializers.glorot_uniform(key_u, (input_size, hidden_size), dtype),
@@ -60,7 +65,17 @@ def project_inputs(params: OutputFeedbackParams, xs: jax.Array) -> jax.Array:
     return affine(xs, params.U, params.b)
 
 
+def _shapes(params: OutputFeedbackParams) -> dict[str, tuple[int, ...]]:
+    (size_in, hidden), size_out = params.U.shape, params.V.shape[1]
+    return {
+        "U": (size_in, hidden), "W": (size_out, hidden), "b": (hidden,),
+        "V": (hidden, size_out), "c": (size_out,),
+    }
+
+
 def input_size(params: OutputFeedbackParams) -> int:
+    """The input width; a ValueError unless `params` are this cell's, of consistent shapes."""
+    check_params("output_feedback", params, OutputFeedbackParams, _shapes)
     return params.U.shape[0]
 
 

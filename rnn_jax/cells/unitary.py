@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax import initializers
-from rnn_jax.cells.base import Cell
+from rnn_jax.cells.base import Cell, check_params, check_sizes
 
 
 class Permutation:
@@ -108,11 +108,12 @@ def apply_W(params: URNNParams, h: jax.Array) -> jax.Array:
 
 
 def modrelu(z: jax.Array, b: jax.Array) -> jax.Array:
-    """`modReLU(z) = ReLU(|z| + b) z / |z|`, and 0 at z = 0 (finite value and gradients there).
+    """`modReLU(z) = ReLU(|z| + b) z / |z|`, and 0 at z = 0 (finite value and gradients there);
+    NaN stays NaN.
 
     z: `[..., hidden]` complex, b: `[hidden]` real.
     """
-    nonzero = jnp.abs(z) > 0
+    nonzero = jnp.abs(z) != 0  # not `> 0`: a NaN z must stay NaN, not become the zero state
     safe_z = jnp.where(nonzero, z, jnp.ones_like(z))  # keeps |z| away from 0 in both branches
     safe_norm = jnp.abs(safe_z)
     scale = jax.nn.relu(safe_norm + jnp.broadcast_to(b, z.shape)) / safe_norm
@@ -127,6 +128,7 @@ def init(
     dtype=jnp.float32,
 ) -> URNNParams:
     """The paper's init (see the module docstring); Pi drawn from `key` on the host."""
+    check_sizes("urnn", input_size=input_size, hidden_size=hidden_size)
     if isinstance(key, jax.core.Tracer):
         raise ValueError(
             "urnn init draws its fixed permutation Pi on the host: expected a concrete key, "
@@ -165,7 +167,23 @@ def step(params: URNNParams, h_prev: jax.Array, x_proj: jax.Array) -> tuple[jax.
     return h, jnp.concatenate([h.real, h.imag], axis=-1)
 
 
+def _shapes(params: URNNParams) -> dict[str, tuple[int, ...]]:
+    size_in, hidden = params.V_re.shape[0], params.V_re.shape[1]
+    return {
+        "V_re": (size_in, hidden), "V_im": (size_in, hidden), "w": (3, hidden),
+        "v_re": (2, hidden), "v_im": (2, hidden), "b": (hidden,), "h0_re": (hidden,),
+        "h0_im": (hidden,),
+    }
+
+
 def input_size(params: URNNParams) -> int:
+    """The input width; a ValueError unless `params` are uRNN params of consistent shapes."""
+    check_params("urnn", params, URNNParams, _shapes)
+    hidden = params.V_re.shape[1]
+    if not isinstance(params.Pi, Permutation) or params.Pi.indices.shape != (hidden,):
+        raise ValueError(
+            f"urnn: expected Pi a Permutation of {hidden} units, received {params.Pi!r}"
+        )
     return params.V_re.shape[0]
 
 

@@ -9,6 +9,10 @@
     "sqrt"         chunked with k = ceil(sqrt(time)).
 `backward`: "fast" (hand-written BPTT where the cell has a kernel, autodiff otherwise) or
 "autodiff" (`jax.grad` through `jax.lax.scan`, for every cell).
+
+The hand-written BPTT is a `jax.custom_vjp`, which has no forward mode; when the operands are
+forward-mode (JVP) tracers, `effective_backward` switches to autodiff, so `jax.jvp` and
+`jax.jacfwd` of a function that unrolls work on the default path.
 """
 
 import math
@@ -20,6 +24,11 @@ import jax.numpy as jnp
 from rnn_jax.cells.base import Cell
 from rnn_jax.fast import engine
 from rnn_jax.fast.kernels import Kernel, kernel_for
+
+try:  # the tracer type of jax.jvp; reverse mode (jax.grad, jax.vjp) traces with another type
+    from jax._src.interpreters.ad import JVPTracer as _JVPTracer
+except ImportError:  # pragma: no cover - a JAX without it: forward mode needs "autodiff"
+    _JVPTracer = ()
 
 BACKWARDS = ("fast", "autodiff")
 # The hand-written BPTT's default scan unroll (`unroll=None`). With unroll=2 XLA slices two
@@ -44,11 +53,17 @@ def check_options(remat: Any, backward: str) -> None:
         )
 
 
+def effective_backward(backward: str, operands: Any) -> str:
+    """`backward`, or "autodiff" when any leaf of `operands` is being forward-differentiated."""
+    forward_mode = any(isinstance(leaf, _JVPTracer) for leaf in jax.tree.leaves(operands))
+    return "autodiff" if forward_mode else backward
+
+
 def chunk_size(remat: Any, time: int) -> int | None:
     """Steps per checkpointed chunk, or None when `remat` asks for no chunking."""
     if isinstance(remat, bool):
         return None
-    k = math.ceil(math.sqrt(time)) if remat == "sqrt" else remat
+    k = math.ceil(math.sqrt(max(time, 1))) if remat == "sqrt" else remat
     return None if k <= 1 else k
 
 
@@ -91,7 +106,7 @@ def run_kernel(
     if chunk is not None:
         mode, k = "chunk", chunk
     elif remat:  # step remat: the backward recomputes gates sqrt(time) steps at a time
-        mode, k = "step", math.ceil(math.sqrt(time))
+        mode, k = "step", math.ceil(math.sqrt(max(time, 1)))
     else:
         mode, k = "save", 1
     inputs, mask = _pad_time(inputs, mask, 0 if mode == "save" else -time % k)

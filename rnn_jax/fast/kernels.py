@@ -206,15 +206,20 @@ def vanilla_kernel(activation: str) -> Kernel | None:
 
 
 def kernel_for(cell, params) -> Kernel | None:
-    """The hand-written kernel for `cell`, or None when it has none (autodiff is used)."""
-    if isinstance(params, lstm.LSTMParams) and cell.step is lstm.step:
-        return LSTM if cell.project_inputs is lstm.project_inputs else None
-    if isinstance(params, gru.GRUParams) and cell.step is gru.step:
-        return GRU if cell.project_inputs is gru.project_inputs else None
-    if (
-        isinstance(params, vanilla.VanillaParams)
-        and cell.name.startswith("vanilla_")
-        and cell.project_inputs is vanilla.project_inputs
-    ):
-        return vanilla_kernel(cell.name[len("vanilla_") :])
+    """The hand-written kernel for `cell`, or None when it has none (autodiff is used).
+
+    A kernel replaces the cell's `step` and is fed by its `project_inputs`, so it is chosen only
+    when both are the library's own function objects (by identity, never by name): a cell with
+    a replaced `step` or `project_inputs` runs its own functions through autodiff.
+    """
+    if isinstance(params, lstm.LSTMParams):
+        own = cell.step is lstm.step and cell.project_inputs is lstm.project_inputs
+        return LSTM if own else None
+    if isinstance(params, gru.GRUParams):
+        own = cell.step is gru.step and cell.project_inputs is gru.project_inputs
+        return GRU if own else None
+    if isinstance(params, vanilla.VanillaParams) and cell.project_inputs is vanilla.project_inputs:
+        for activation in _DERIVATIVES:
+            if cell.step is vanilla.step_for(activation):
+                return vanilla_kernel(activation)
     return None

@@ -10,7 +10,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
+from rnn_jax import validation
 from rnn_jax.cells.base import Cell
 from rnn_jax.fast import dispatch
 from rnn_jax.fast.kernels import kernel_for
@@ -39,13 +41,13 @@ def unroll_tokens(
     Args:
       cell, params: as for `rnn_jax.unroll`.
       embedding: `[vocab, in]` embedding matrix (inputs of the cell).
-      tokens: `[batch, time]` integer tokens in [0, vocab).
+      tokens: `[batch, time]` integer tokens in [0, vocab) (checked when concrete).
       carry, lengths, reverse, unroll, remat, backward: as for `rnn_jax.unroll`.
     Returns:
       `(ys [batch, time, hidden], final_carry)`, equal to `unroll` on the embedded tokens.
     """
     # rnn_jax.unroll imports this package, so its names are imported here, at call time.
-    from rnn_jax.unroll import _check_carry, _check_lengths, reverse_padded, sequence_mask
+    from rnn_jax.unroll import reverse_padded, sequence_mask
     from rnn_jax.unroll import unroll as plain_unroll
     if not jnp.issubdtype(tokens.dtype, jnp.integer) or tokens.ndim != 2:
         raise ValueError(
@@ -56,19 +58,29 @@ def unroll_tokens(
         raise ValueError(
             f"expected embedding [vocab, {cell.input_size(params)}], received {embedding.shape}"
         )
+    if not isinstance(tokens, jax.core.Tracer) and tokens.size:
+        values = np.asarray(tokens)
+        low, high = int(values.min()), int(values.max())
+        if low < 0 or high >= embedding.shape[0]:
+            raise ValueError(
+                f"expected tokens in [0, {embedding.shape[0]}) (the embedding's rows), received "
+                f"min {low} and max {high}"
+            )
     dispatch.check_options(remat, backward)
+    backward = dispatch.effective_backward(backward, (params, embedding, carry))
     kernel = kernel_for(cell, params) if backward == "fast" else None
-    if kernel is None:
+    batch, time = tokens.shape
+    if kernel is None or time == 0:
         return plain_unroll(
             cell, params, gather_rows(embedding, tokens), carry=carry, lengths=lengths,
             reverse=reverse, unroll=unroll, remat=remat, backward=backward,
         )
-    batch, time = tokens.shape
     carry = cell.initial_carry(params, (batch,)) if carry is None else carry
-    _check_carry(carry, batch)
+    validation.check_carry(cell, params, carry, batch)
     mask = None
     if lengths is not None:
-        _check_lengths(lengths, batch, time)
+        validation.check_lengths(lengths, batch, time)
+        lengths = validation.clamp_lengths(lengths, time)
         mask = jnp.swapaxes(sequence_mask(lengths, time), 0, 1)
     if reverse:
         tokens = reverse_padded(tokens, lengths)
