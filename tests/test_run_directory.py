@@ -74,11 +74,13 @@ def test_overwrite_refuses_a_symbolic_link_and_leaves_its_target(tmp_path):
 
 
 def test_a_finished_run_started_again_reports_it_and_changes_nothing(tmp_path, capsys):
-    argv = ["--quick", "--steps=10", "--stop_at_success", "--success_accuracy=0.51",
+    argv = ["--quick", "--steps=100", "--seq_len=3", "--lr=0.05", "--stop_at_success",
+            "--success_accuracy=0.6",
             "--run_name=r", f"--out_dir={tmp_path}"]
     shared.call_main(parity.main, argv)
     run_dir = tmp_path / "parity" / "r"
     first = results.Run(run_dir).summary()
+    assert first["stopped"] == "target" and first["steps"] < 100
     before = files_of(run_dir)
     capsys.readouterr()
     again = shared.call_main(parity.main, argv)
