@@ -17,6 +17,7 @@ K-1 tokens), and `step(params, stream, token) -> (stream, logits)` for sampling.
 """
 
 import math
+import numbers
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -48,6 +49,9 @@ def init(
     dtype=jnp.float32,
 ) -> LMParams:
     """Params of the recurrent LM; `embed_size=0` feeds one-hot vectors instead."""
+    for name, size, least in (("vocab_size", vocab_size, 1), ("embed_size", embed_size, 0)):
+        if not isinstance(size, numbers.Integral) or isinstance(size, bool) or size < least:
+            raise ValueError(f"expected {name} an int >= {least}, received {size!r}")
     key_embed, key_layers, key_out = jax.random.split(key, 3)
     embed = None
     if embed_size:
@@ -88,6 +92,15 @@ def _dropout(key: jax.Array | None, rate: float, x: jax.Array) -> jax.Array:
     return jnp.where(keep, x / (1.0 - rate), 0.0)
 
 
+def _check_layers(cells: Sequence[Cell], params: LMParams) -> None:
+    if not isinstance(params, LMParams) or len(cells) != len(params.layers):
+        received = type(params).__name__
+        if isinstance(params, LMParams):
+            received = f"LMParams with {len(params.layers)} layers"
+        raise ValueError(f"expected LMParams with {len(cells)} layers (one per cell), received "
+                         f"{received}")
+
+
 def initial_stream(cells: Sequence[Cell], params: LMParams, batch_size: int) -> tuple[Any, ...]:
     """Zero carries of every layer, `[batch, ...]` leaves: the truncated-BPTT stream.
 
@@ -115,6 +128,7 @@ def apply(
     Returns:
       `(logits [batch, time, vocab], every layer's final carry)`.
     """
+    _check_layers(cells, params)
     carries = (None,) * len(cells) if stream is None else stream
     dropout = key is not None and dropout_rate > 0.0
     keys = jax.random.split(key, len(cells)) if dropout else (None,) * len(cells)
@@ -132,10 +146,15 @@ def apply(
 def step(
     cells: Sequence[Cell], params: LMParams, stream: tuple[Any, ...], token: jax.Array
 ) -> tuple[tuple[Any, ...], jax.Array]:
-    """One step for sampling: `token [batch]` -> `(new carries, logits [batch, vocab])`."""
+    """One step for sampling: `token [batch]` -> `(new carries, logits [batch, vocab])`.
+
+    Runs each cell's own `project_inputs` and `step`, as `apply` does through `unroll`.
+    """
+    _check_layers(cells, params)
     x = _embed(params, token)
     carries = []
     for cell, layer_params, carry in zip(cells, params.layers, stream):
+        cell.input_size(layer_params)  # a ValueError unless these are the cell's params
         carry, x = cell.step(layer_params, carry, cell.project_inputs(layer_params, x))
         carries.append(carry)
     return tuple(carries), _logits(params.readout, x)

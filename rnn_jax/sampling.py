@@ -12,16 +12,26 @@ from typing import Any, Callable
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 StepFn = Callable[[Any, jax.Array], tuple[Any, jax.Array]]
 
 
+def _is_int(value: Any) -> bool:
+    return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
+
+
 def filter_top_k(logits: jax.Array, top_k: int) -> jax.Array:
-    """Sets every logit below the `top_k`-th largest (last axis) to -inf; 0 keeps them all."""
+    """Keeps exactly the `top_k` largest logits (last axis) and sets the rest to -inf; 0 keeps
+    them all. Ties at the k-th value are broken by `jax.lax.top_k` (lower index first), so
+    `top_k=1` keeps one token even when several share the largest logit."""
     if top_k <= 0 or top_k >= logits.shape[-1]:
         return logits
-    kth_largest = jax.lax.top_k(logits, top_k)[0][..., -1:]
-    return jnp.where(logits < kth_largest, -jnp.inf, logits)
+    _, indices = jax.lax.top_k(logits, top_k)  # [..., top_k]
+    keep = jnp.put_along_axis(
+        jnp.zeros(logits.shape, bool), indices, True, axis=-1, inplace=False
+    )
+    return jnp.where(keep, logits, -jnp.inf)
 
 
 def choose(
@@ -64,8 +74,12 @@ def sample(
         raise ValueError(f"expected a priming sequence of shape [P >= 1], received {prime.shape}")
     if not greedy and not temperature > 0:
         raise ValueError(f"expected temperature > 0, received {temperature}")
-    if length < 1:
-        raise ValueError(f"expected length >= 1, received {length}")
+    if not _is_int(length) or length < 1:
+        raise ValueError(f"expected length an int >= 1, received {length!r}")
+    if not _is_int(top_k) or top_k < 0:
+        raise ValueError(f"expected top_k an int >= 0 (0: all tokens), received {top_k!r}")
+    if not jnp.issubdtype(prime.dtype, jnp.integer):
+        raise ValueError(f"expected integer priming tokens, received dtype {prime.dtype}")
 
     def read(stream, token):
         stream, logits = step_fn(stream, token[None])
