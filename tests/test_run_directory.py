@@ -10,7 +10,7 @@ import textwrap
 import pytest
 
 from experiments import flags as shared
-from experiments import parity
+from experiments import parity, summation
 from rnn_jax import results, run_lock
 
 
@@ -92,6 +92,20 @@ def test_a_finished_run_started_again_reports_it_and_changes_nothing(tmp_path, c
     shared.call_main(parity.main, [*argv, "--overwrite"])  # trains again, from step 0
     replaced = results.Run(run_dir).summary()
     assert replaced["steps"] == first["steps"] and replaced["wall_time_s"] != first["wall_time_s"]
+
+
+def test_a_finished_summation_is_reported_from_its_files(tmp_path, capsys):
+    """Two runs in one command: each finished one is skipped; the summary line is the same."""
+    argv = ["--quick", f"--out_dir={tmp_path}", "--run_name=r"]
+    shared.call_main(summation.main, argv)
+    first = capsys.readouterr().out.strip().splitlines()[-1]
+    before = files_of(tmp_path)
+    shared.call_main(summation.main, argv)
+    out = capsys.readouterr().out.strip().splitlines()
+    assert [line.split(" is ")[0] for line in out[:-1]] == [
+        f"run {tmp_path / 'summation' / 'r' / task}" for task in ("sum", "compare")]
+    assert out[-1] == first and "learned W=" in first
+    assert files_of(tmp_path) == before
 
 
 def test_a_kill_during_the_metrics_rewrite_loses_no_record(tmp_path, monkeypatch):
