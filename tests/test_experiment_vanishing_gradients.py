@@ -52,8 +52,8 @@ def test_recall_sample_targets_the_first_symbol(key):
 
 @pytest.mark.parametrize("argv,match", [
     (["--parts=gradients,plots"], "--parts: expected parts among"),
-    (["--radii=0.5,-1"], "--radii: expected positive radii"),
-    (["--delays=a"], "expected numbers"),
+    (["--radii=0.5,-1"], "--radii: expected positive finite radii"),
+    (["--delays=a"], "--delays: expected integer delays >= 0, received .a."),
     (["--gradient_len=0"], "--gradient_len: expected an integer >= 1"),
     (["--recall_cells=gru,rnn"], "--recall_cells: expected cells among"),
 ])
