@@ -1,133 +1,111 @@
-"""The char-LM training step in JAX, one builder per variant.
+"""The char-LM in rnn_jax and in a plain `lax.scan`, and the jitted Adam step every JAX peer uses.
 
-Model (the same for every implementation, PyTorch's included): embedding [vocab, hidden] ->
-1-layer RNN (hidden units) -> linear readout [hidden, vocab] -> softmax cross-entropy averaged
-over all steps; optimiser Adam (lr 1e-3). A variant's builder returns `(params, loss_fn)` with
-`loss_fn(params, tokens [batch, time], targets [batch, time]) -> scalar`.
+Each builder maps `benchmarks.model` weights onto its parameters and returns
+`(params, loss_fn)` with `loss_fn(params, tokens [batch, time], targets [batch, time]) -> scalar`.
 """
 
 import functools
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
-import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import optax
 
 import rnn_jax
-from benchmarks import previous_lstm_kernel
-from rnn_jax import fast
+from benchmarks import model
+from benchmarks.model import GRUWeights, LSTMWeights
+
+# --- rnn_jax internals: the one place the benchmarks use them -----------------------------
+# The char-LM (`rnn_jax.language_model.apply`) runs its first layer through this token-gather
+# unroll: embedding and input projection as one gather from a [vocab, gates] table, with the
+# hand-written BPTT. It has no public name; if it moves, this import is the line to change.
+from rnn_jax.fast import unroll_tokens as _unroll_tokens
+# -------------------------------------------------------------------------------------------
 
 
 class CharModel(NamedTuple):
     embedding: jax.Array  # [vocab, hidden]
-    rnn: Any  # the cell's params
-    V: jax.Array  # [hidden, vocab] readout
+    rnn: Any  # the rnn_jax cell's params
+    V: jax.Array  # [hidden, vocab]
     c: jax.Array  # [vocab]
 
 
-def _readout_loss(ys, V, c, targets):
+def readout_loss(ys: jax.Array, V: jax.Array, c: jax.Array, targets: jax.Array) -> jax.Array:
+    """`model.cross_entropy` of the readout `ys [batch, time, hidden] @ V + c`."""
     logits = ys @ V + jnp.broadcast_to(c, ys.shape[:-1] + c.shape)
-    return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
+    return model.cross_entropy(logits, targets)
 
 
-def rnn_jax_model(key, vocab, hidden, *, cell_name, mode, remat=False, unroll=None):
-    """rnn_jax's cell; mode "gather" (token table + fast BPTT), "fast" or "autodiff";
-    `unroll`: the scans' unroll factor (None: the library's default)."""
+def _cell_params(cell: rnn_jax.Cell, weights) -> Any:
+    """rnn_jax's cell params holding `weights` (their field names, shapes from `eval_shape`)."""
+    hidden = weights.U.shape[0]
+    template = jax.eval_shape(lambda: cell.init(jax.random.key(0), hidden, hidden))
+    if isinstance(weights, LSTMWeights):
+        return template._replace(U=weights.U, W=weights.W, b=weights.b)
+    if isinstance(weights, GRUWeights):  # the notes' GRU: W [H, 2H] for (r, z), W_n separate
+        W_rz, W_n = jnp.split(weights.W, [2 * hidden], axis=-1)
+        return template._replace(U=weights.U, W=W_rz, W_n=W_n, b=weights.b)
+    raise TypeError(f"expected LSTMWeights or GRUWeights, received {type(weights).__name__}")
+
+
+def _remat_option(remat) -> dict:
+    return {} if remat is False else {"remat": remat}
+
+
+def rnn_jax_unroll(weights, cell_name: str, remat=False):
+    """`rnn_jax.unroll` on embedded inputs (`embedding[tokens]`), the library's defaults."""
     cell = rnn_jax.get_cell(cell_name)
-    keys = jax.random.split(key, 3)
-    params = CharModel(
-        embedding=jax.random.normal(keys[0], (vocab, hidden)) * 0.1,
-        rnn=cell.init(keys[1], hidden, hidden),
-        V=jax.random.normal(keys[2], (hidden, vocab)) / jnp.sqrt(hidden),
-        c=jnp.zeros((vocab,)),
-    )
+    params = CharModel(weights.embedding, _cell_params(cell, weights), weights.V, weights.c)
 
     def loss_fn(params, tokens, targets):
-        if mode == "gather":
-            ys, _ = fast.unroll_tokens(
-                cell, params.rnn, params.embedding, tokens, remat=remat, unroll=unroll
-            )
-        else:
-            xs = jnp.take(params.embedding, tokens, axis=0)
-            ys, _ = rnn_jax.unroll(cell, params.rnn, xs, remat=remat, backward=mode, unroll=unroll)
-        return _readout_loss(ys, params.V, params.c, targets)
+        xs = jnp.take(params.embedding, tokens, axis=0)
+        ys, _ = rnn_jax.unroll(cell, params.rnn, xs, **_remat_option(remat))
+        return readout_loss(ys, params.V, params.c, targets)
 
     return params, loss_fn
 
 
-def plain_scan_model(key, vocab, hidden, *, remat=False):
-    """An LSTM written directly with `lax.scan` (input projection hoisted), autodiff."""
-    keys = jax.random.split(key, 4)
-    params = {
-        "embedding": jax.random.normal(keys[0], (vocab, hidden)) * 0.1,
-        "W_x": jax.random.normal(keys[1], (hidden, 4 * hidden)) / jnp.sqrt(hidden),
-        "W_h": jax.random.normal(keys[2], (hidden, 4 * hidden)) / jnp.sqrt(hidden),
-        "b": jnp.zeros((4 * hidden,)),
-        "V": jax.random.normal(keys[3], (hidden, vocab)) / jnp.sqrt(hidden),
-        "c": jnp.zeros((vocab,)),
-    }
+def rnn_jax_tokens(weights, cell_name: str, remat=False):
+    """The char-LM's path: token gather from a `[vocab, gates]` table + hand-written BPTT."""
+    cell = rnn_jax.get_cell(cell_name)
+    params = CharModel(weights.embedding, _cell_params(cell, weights), weights.V, weights.c)
 
-    def step(W_h, carry, x_proj):
+    def loss_fn(params, tokens, targets):
+        ys, _ = _unroll_tokens(cell, params.rnn, params.embedding, tokens, **_remat_option(remat))
+        return readout_loss(ys, params.V, params.c, targets)
+
+    return params, loss_fn
+
+
+def lax_scan_lstm(weights: LSTMWeights, cell_name: str = "lstm", remat=False):
+    """An LSTM written directly with `lax.scan`, input projection hoisted, autodiff."""
+    if cell_name != "lstm":
+        raise ValueError(f"expected cell 'lstm' for the lax.scan LSTM, received {cell_name!r}")
+    params = weights._asdict()
+
+    def step(W, carry, x_proj):
         h, c = carry
-        i, f, g, o = jnp.split(x_proj + h @ W_h, 4, axis=-1)
+        i, f, g, o = jnp.split(x_proj + h @ W, 4, axis=-1)
         c = jax.nn.sigmoid(f) * c + jax.nn.sigmoid(i) * jnp.tanh(g)
         h = jax.nn.sigmoid(o) * jnp.tanh(c)
         return (h, c), h
 
     def loss_fn(params, tokens, targets):
         xs = jnp.take(params["embedding"], tokens.T, axis=0)  # [time, batch, hidden]
-        xs_proj = xs @ params["W_x"] + jnp.broadcast_to(params["b"], xs.shape[:-1] + (4 * hidden,))
-        zeros = jnp.zeros((tokens.shape[0], hidden))
-        body = functools.partial(step, params["W_h"])
+        xs_proj = xs @ params["U"]
+        xs_proj = xs_proj + jnp.broadcast_to(params["b"], xs_proj.shape)
+        zeros = jnp.zeros((tokens.shape[0], params["W"].shape[0]), xs.dtype)
+        body = functools.partial(step, params["W"])
         body = jax.checkpoint(body) if remat else body
         _, ys = jax.lax.scan(body, (zeros, zeros), xs_proj)
-        return _readout_loss(jnp.swapaxes(ys, 0, 1), params["V"], params["c"], targets)
+        return readout_loss(jnp.swapaxes(ys, 0, 1), params["V"], params["c"], targets)
 
     return params, loss_fn
 
 
-class _FlaxCharLSTM(nn.Module):
-    vocab: int
-    hidden: int
-
-    @nn.compact
-    def __call__(self, tokens):
-        xs = nn.Embed(self.vocab, self.hidden)(tokens)
-        ys = nn.RNN(nn.OptimizedLSTMCell(self.hidden))(xs)
-        return nn.Dense(self.vocab)(ys)
-
-
-def flax_model(key, vocab, hidden, *, remat=False):
-    """flax.linen `nn.RNN(nn.OptimizedLSTMCell)`."""
-    del remat
-    module = _FlaxCharLSTM(vocab, hidden)
-    params = module.init(key, jnp.zeros((1, 2), jnp.int32))
-
-    def loss_fn(params, tokens, targets):
-        logits = module.apply(params, tokens)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, targets).mean()
-
-    return params, loss_fn
-
-
-# name -> (builder, recurrent cell for the FLOP count, PyTorch peer to compare with)
-VARIANTS: dict[str, tuple[Callable, str]] = {
-    "rnn_jax lstm gather+fast": (functools.partial(rnn_jax_model, cell_name="lstm", mode="gather"), "lstm"),
-    "rnn_jax lstm gather+fast (unroll=2)": (functools.partial(rnn_jax_model, cell_name="lstm", mode="gather", unroll=2), "lstm"),
-    "rnn_jax lstm gather+fast (previous kernel)": (previous_lstm_kernel.previous_kernel_model, "lstm"),
-    "rnn_jax lstm fast": (functools.partial(rnn_jax_model, cell_name="lstm", mode="fast"), "lstm"),
-    "rnn_jax lstm autodiff": (functools.partial(rnn_jax_model, cell_name="lstm", mode="autodiff"), "lstm"),
-    "rnn_jax gru gather+fast": (functools.partial(rnn_jax_model, cell_name="gru", mode="gather"), "gru"),
-    "rnn_jax gru fast": (functools.partial(rnn_jax_model, cell_name="gru", mode="fast"), "gru"),
-    "rnn_jax gru autodiff": (functools.partial(rnn_jax_model, cell_name="gru", mode="autodiff"), "gru"),
-    "flax OptimizedLSTMCell": (flax_model, "lstm"),
-    "lax.scan lstm (hoisted)": (plain_scan_model, "lstm"),
-}
-
-
-def make_train_step(loss_fn, params, learning_rate=1e-3):
-    """Jitted `step(params, opt_state, tokens, targets) -> (params, opt_state, loss)` (Adam)."""
+def make_train_step(loss_fn, params, learning_rate: float = 1e-3):
+    """Jitted `step(params, opt_state, tokens, targets) -> (params, opt_state, loss)` (Adam),
+    with the train state donated, as a user's training loop would write it."""
     optimizer = optax.adam(learning_rate)
 
     @functools.partial(jax.jit, donate_argnums=(0, 1))

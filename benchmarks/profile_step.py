@@ -1,9 +1,11 @@
 """Where a training step's time goes on XLA:CPU: a `jax.profiler` trace, summed per op.
 
-    python -m benchmarks.profile_step "rnn_jax lstm gather+fast" [--hidden 256 --batch 32]
+    python -m benchmarks.profile_step "rnn_jax tokens" [--cell lstm --batch 32 --hidden 256]
 
 Prints the ops with the most time per step (ms) and how often each runs per step (100 per
-step means: once per scan iteration at T = 100). Trace overhead inflates small ops.
+step means: once per scan iteration at T = 100). Trace overhead inflates small ops. Any JAX
+implementation of `benchmarks.implementations` can be profiled; like the benchmark's headline,
+no process-wide settings unless `--keep_host_memory`.
 """
 
 import argparse
@@ -14,18 +16,23 @@ import json
 import tempfile
 
 import jax
+import jax.numpy as jnp
 
-from benchmarks import jax_models
+from benchmarks import implementations, jax_models, model
 from rnn_jax import runtime
 
 
-def profile(name, batch, hidden, time_steps, vocab, steps, top):
-    builder, _ = jax_models.VARIANTS[name]
-    key_params, key_data = jax.random.split(jax.random.key(0))
-    params, loss_fn = builder(key_params, vocab, hidden)
+def profile(key, cell, batch, hidden, time_steps, vocab, steps, top):
+    impls = implementations.select([key], [cell])
+    if not impls:
+        raise ValueError(f"expected an implementation of the {cell}, received {key!r}")
+    impl = impls[0]
+    key_weights, key_batch = jax.random.split(jax.random.key(0))
+    weights = model.init_weights(key_weights, cell, vocab, hidden)
+    inputs, targets = model.make_batch(key_batch, batch, time_steps, vocab)
+    params, loss_fn = implementations.loss_function(impl, weights)
+    params = jax.tree.map(jnp.array, params)  # its own buffers: the step donates them
     step, opt_state = jax_models.make_train_step(loss_fn, params)
-    tokens = jax.random.randint(key_data, (batch, time_steps + 1), 0, vocab)
-    inputs, targets = tokens[:, :-1], tokens[:, 1:]
     for _ in range(3):  # compile and warm up outside the trace
         params, opt_state, loss = step(params, opt_state, inputs, targets)
     loss.block_until_ready()
@@ -43,23 +50,29 @@ def profile(name, batch, hidden, time_steps, vocab, steps, top):
             totals[event["name"]][0] += 1
             totals[event["name"]][1] += event["dur"]  # microseconds
     ranked = sorted(totals.items(), key=lambda item: -item[1][1])[:top]
-    print(f"# {name}, B{batch} H{hidden} T{time_steps}; ms per step, calls per step")
+    print(f"# {impl.name} ({cell}), B{batch} H{hidden} T{time_steps}; ms per step, calls per step")
     for op, (count, duration) in ranked:
         print(f"{duration / steps / 1e3:8.2f} ms {count // steps:5d}x  {op[:90]}")
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("variant", choices=sorted(jax_models.VARIANTS))
+    jax_keys = [k for k in implementations.KEYS if k != implementations.REFERENCE]
+    parser.add_argument("implementation", choices=jax_keys)
+    parser.add_argument("--cell", default="lstm", choices=["lstm", "gru"])
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--time", type=int, default=100)
     parser.add_argument("--vocab", type=int, default=65)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--top", type=int, default=25)
+    parser.add_argument("--keep_host_memory", action="store_true",
+                        help="call rnn_jax.runtime.keep_host_memory() first")
     args = parser.parse_args(argv)
-    runtime.keep_host_memory()  # as benchmarks.train_step does by default
-    profile(args.variant, args.batch, args.hidden, args.time, args.vocab, args.steps, args.top)
+    if args.keep_host_memory:
+        runtime.keep_host_memory()  # process-wide: before any JAX computation
+    profile(args.implementation, args.cell, args.batch, args.hidden, args.time, args.vocab,
+            args.steps, args.top)
 
 
 if __name__ == "__main__":

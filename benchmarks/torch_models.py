@@ -1,55 +1,57 @@
-"""PyTorch peers (optional): nn.LSTM / nn.GRU char-LM training step on CPU.
+"""PyTorch peers: `nn.LSTM` / `nn.GRU` char-LM training step on CPU, PyTorch's defaults.
 
-torch is not a dependency of rnn_jax: `pip install -r benchmarks/requirements.txt` adds it.
+torch is not a dependency of rnn_jax (`pip install -r benchmarks/requirements.txt` adds it).
+This module imports it, so `benchmarks.implementations` imports this module only when a PyTorch
+row runs: the memory table's JAX-only child processes do not carry torch in their peak RSS.
 """
 
-import importlib
-import importlib.util
+from typing import Callable
 
-from benchmarks import timing
+import numpy as np
+import torch
 
-# name -> (cell, intra-op threads); 1 thread shows PyTorch's own work on a loaded machine,
-# where 2 OpenMP threads wait on each other.
-VARIANTS = {
-    "torch nn.LSTM": ("lstm", 2),
-    "torch nn.GRU": ("gru", 2),
-    "torch nn.LSTM (1 thread)": ("lstm", 1),
-}
+from benchmarks import model
 
 
-def available() -> bool:
-    """Whether torch is installed (the benchmark skips the PyTorch rows with a note if not)."""
-    return importlib.util.find_spec("torch") is not None
+def _tensor(array) -> torch.Tensor:
+    return torch.from_numpy(np.array(array, dtype=np.float32))
 
 
-def version() -> str:
-    return importlib.import_module("torch").__version__ if available() else "absent"
-
-
-def time_train_step(kind, batch, time_steps, hidden, vocab, steps, seed=0, threads=2):
-    """Times `steps` Adam steps: `benchmarks.timing.time_steps`'s tuple."""
-    # imported here, not at module level: the memory benchmark's JAX-only child processes
-    # would otherwise carry torch's ~140 MB in their peak RSS
-    torch = importlib.import_module("torch")
-    torch.manual_seed(seed)
-    torch.set_num_threads(threads)
-    rnn_class = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[kind]
+def make_train_step(weights, cell_name: str, inputs, targets) -> Callable[[], float]:
+    """`step() -> loss` (forward, backward, Adam lr 1e-3) of the PyTorch char-LM holding
+    `weights` on the batch `(inputs, targets)` ([batch, time] ints)."""
+    model.check_weights(weights, cell_name)
+    vocab, hidden = weights.embedding.shape
     embedding = torch.nn.Embedding(vocab, hidden)
-    rnn = rnn_class(hidden, hidden, batch_first=True)
+    rnn = {"lstm": torch.nn.LSTM, "gru": torch.nn.GRU}[cell_name](hidden, hidden, batch_first=True)
     readout = torch.nn.Linear(hidden, vocab)
+    bias_hh = np.zeros(weights.b.shape, np.float32)
+    if cell_name == "gru":  # PyTorch's b_hn sits inside the reset product
+        bias_hh[2 * hidden:] = np.asarray(weights.b_hn)
+    with torch.no_grad():  # PyTorch stores [out, in]; gate orders are the same as ours
+        embedding.weight.copy_(_tensor(weights.embedding))
+        rnn.weight_ih_l0.copy_(_tensor(weights.U).T)
+        rnn.weight_hh_l0.copy_(_tensor(weights.W).T)
+        rnn.bias_ih_l0.copy_(_tensor(weights.b))
+        rnn.bias_hh_l0.copy_(_tensor(bias_hh))
+        readout.weight.copy_(_tensor(weights.V).T)
+        readout.bias.copy_(_tensor(weights.c))
     modules = torch.nn.ModuleList([embedding, rnn, readout])
     optimizer = torch.optim.Adam(modules.parameters(), lr=1e-3)
-    generator = torch.Generator().manual_seed(seed)
-    tokens = torch.randint(0, vocab, (batch, time_steps + 1), generator=generator)
-    inputs, targets = tokens[:, :-1], tokens[:, 1:]
+    inputs = torch.from_numpy(np.asarray(inputs, dtype=np.int64))
+    targets = torch.from_numpy(np.asarray(targets, dtype=np.int64)).reshape(-1)
 
-    def step():
+    def step() -> float:
         optimizer.zero_grad(set_to_none=True)
         ys, _ = rnn(embedding(inputs))
         logits = readout(ys)
-        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), targets.reshape(-1))
+        loss = torch.nn.functional.cross_entropy(logits.reshape(-1, vocab), targets)
         loss.backward()
         optimizer.step()
         return loss.item()
 
-    return timing.time_steps(step, steps)
+    return step
+
+
+def version() -> str:
+    return torch.__version__

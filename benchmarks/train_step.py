@@ -1,282 +1,216 @@
-"""Char-LM training step (forward, backward, Adam): tokens/s of rnn_jax and its peers.
+"""Char-LM training step (forward, backward, Adam): rnn_jax next to the peers a user would pick.
 
-Default (quick, < 2 min): rnn_jax's LSTM at batch 32, time 100, hidden 256, vocabulary 65,
-next to PyTorch's nn.LSTM when torch is installed:
+    python -m benchmarks.train_step                          # B32 H256, LSTM and GRU, every peer
+    python -m benchmarks.train_step --sizes 64x512 --rounds 3 --steps 5
+    python -m benchmarks.train_step --impls torch,rnn_jax.unroll --cells lstm
+    python -m benchmarks.train_step --memory                 # peak RSS at T = 10,000
 
-    python -m benchmarks.train_step
-    python -m benchmarks.train_step --full       # every variant, B32 H256 and B64 H512
-    python -m benchmarks.train_step --memory     # peak RSS at T = 10,000, one child per case
-    python -m benchmarks.train_step --memory --memory_time 100000 --memory_cases "rnn_jax lstm gather+fast:sqrt"
+Every installed implementation (`benchmarks.implementations`) runs in this process from the
+same weights and batch, in `--rounds` interleaved rounds of `--steps` steps (`benchmarks.timing`).
+Columns: ms/step, the median over rounds of each round's median step; tokens/s = B*T / ms/step;
+vs torch, the median (and range) over rounds of PyTorch's step time over this one's within the
+round (above 1: faster than PyTorch); the first step (compilation included); minor page faults
+per step; the first step's loss, equal across implementations of the same model definition.
 
-Columns: median step time over `--steps` steps (after the first; with `--rounds N` every
-variant is timed N times in turn and the median round is shown, with the fastest and slowest
-round), the median CPU time of the process per step (all threads), tokens/s =
-batch*time/median,
-GFLOP/s of the dense model's matmul FLOPs (3 x forward: forward, input grads, weight grads),
-fraction of a 2048x2048 float32 matmul measured in the same run, ratio to the PyTorch peer,
-the first step's time (compile + run) and the minor page faults per step. Load averages are printed with every table: the
-machine may be shared.
-
-Host memory: by default the process first calls `rnn_jax.runtime.keep_host_memory()` (glibc
-keeps freed memory mapped and JAX runs each step on the calling thread, so per-step buffers do
-not page-fault), which applies to every implementation in the run, PyTorch's included;
-`--default_malloc` leaves glibc's defaults and JAX's asynchronous dispatch.
+The headline columns are what a user's own script gets: no process-wide settings. The
+`keep_host_memory` columns repeat the measurement in a child process that first calls
+`rnn_jax.runtime.keep_host_memory()` (process-wide, so it applies to every implementation there,
+PyTorch's included, and cannot be undone in this process); `--no-settings_column` skips them.
 """
 
 import argparse
+import datetime
 import json
 import os
 import platform
 import statistics
 import subprocess
 import sys
-import tempfile
-import time
 
 import jax
-import jax.numpy as jnp
 
-from benchmarks import jax_models, timing, torch_models
+from benchmarks import implementations, memory, model, timing
 from rnn_jax import runtime
 
-QUICK_VARIANTS = ["rnn_jax lstm gather+fast", "torch nn.LSTM"]
-FULL_VARIANTS = list(jax_models.VARIANTS) + list(torch_models.VARIANTS)
-MEMORY_CASES = [
-    "rnn_jax lstm gather+fast:false",
-    "rnn_jax lstm gather+fast:true",
-    "rnn_jax lstm gather+fast:sqrt",
-    "rnn_jax lstm fast:sqrt",
-    "rnn_jax lstm autodiff:sqrt",
-]
+MEMORY_CASES = ["rnn_jax tokens:false", "rnn_jax tokens:true", "rnn_jax tokens:sqrt",
+                "rnn_jax.unroll:sqrt", "lax.scan:false", "flax", "haiku", "equinox", "torch"]
 
 
-def parse_remat(text: str):
-    lowered = text.lower()
-    if lowered in ("false", "true"):
-        return lowered == "true"
-    return lowered if lowered == "sqrt" else int(lowered)
+def machine() -> str:
+    """CPU model name and core count, OS, date: the table's header."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as handle:
+            cpu = next(line.split(":", 1)[1].strip() for line in handle
+                       if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return (f"{cpu}, {os.cpu_count()} cores; {platform.system()} {platform.machine()}; "
+            f"Python {platform.python_version()}; {datetime.date.today().isoformat()}")
 
 
-def load() -> str:
-    return "load average %.2f %.2f %.2f" % os.getloadavg()
+def measure_group(impls, batch, hidden, time_steps, vocab, rounds, steps, seed=0):
+    """Rows for implementations of one cell at one size, timed in interleaved rounds."""
+    cell = impls[0].cell
+    key_weights, key_batch = jax.random.split(jax.random.key(seed))
+    weights = model.init_weights(key_weights, cell, vocab, hidden)
+    inputs, targets = model.make_batch(key_batch, batch, time_steps, vocab)
+    step_fns, firsts = {}, {}
+    for impl in impls:
+        step_fns[impl.key] = implementations.make_step(impl, weights, inputs, targets)
+        firsts[impl.key] = timing.time_first(step_fns[impl.key])
+    results = timing.run_rounds(step_fns, rounds, steps)
+    return summarise(impls, results, firsts, batch, hidden, time_steps)
 
 
-def matmul_peak(size=2048, repeats=10) -> float:
-    """GFLOP/s of a jitted float32 [size, size] x [size, size] matmul (the fastest repeat: a
-    peak, so a slow spell of a shared machine lowers it less than a median would)."""
-    a = jax.random.normal(jax.random.key(0), (size, size))
-    matmul = jax.jit(jnp.dot)
-    matmul(a, a).block_until_ready()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        matmul(a, a).block_until_ready()
-        times.append(time.perf_counter() - start)
-    return 2 * size**3 / min(times) / 1e9
+def summarise(impls, results, firsts, batch, hidden, time_steps):
+    """Rows from `timing.run_rounds`' results and `{key: (first step s, loss)}`."""
+    reference = results.get(implementations.REFERENCE)
+    rows = []
+    for impl in impls:
+        rounds = results[impl.key]
+        round_s = [wall for wall, _, _ in rounds]
+        median_s = statistics.median(round_s)
+        rows.append({
+            "key": impl.key, "name": impl.name, "cell": impl.cell, "model": impl.model,
+            "batch": batch, "hidden": hidden, "time": time_steps,
+            "median_ms": 1e3 * median_s, "round_ms": [1e3 * s for s in round_s],
+            "tokens_per_s": batch * time_steps / median_s,
+            "faults": statistics.median(faults for _, _, faults in rounds),
+            "vs_torch": (timing.paired_ratio([wall for wall, _, _ in reference], round_s)
+                         if reference else None),
+            "first_step_s": firsts[impl.key][0], "first_loss": firsts[impl.key][1],
+        })
+    return rows
 
 
-def model_flops(cell: str, batch: int, time_steps: int, hidden: int, vocab: int) -> float:
-    """Dense matmul FLOPs of one training step: 3 x (input + recurrent + readout) forward."""
-    gates = {"lstm": 4, "gru": 3}[cell]
-    forward = 2 * hidden * gates * hidden * 2 + 2 * hidden * vocab
-    return 3.0 * forward * batch * time_steps
-
-
-def time_jax(name, batch, time_steps, hidden, vocab, steps, remat=False):
-    """`benchmarks.timing.time_steps`'s tuple for a jitted train step."""
-    builder, _ = jax_models.VARIANTS[name]
-    key_params, key_data = jax.random.split(jax.random.key(0))
-    params, loss_fn = builder(key_params, vocab, hidden, remat=remat)
-    step, opt_state = jax_models.make_train_step(loss_fn, params)
-    tokens = jax.random.randint(key_data, (batch, time_steps + 1), 0, vocab)
-    inputs, targets = tokens[:, :-1], tokens[:, 1:]
-    state = [params, opt_state]
-    jax.block_until_ready((state, inputs, targets))  # the first step times compile + run only
-
-    def one_step():
-        state[0], state[1], loss = step(*state, inputs, targets)
-        loss.block_until_ready()
-
-    return timing.time_steps(one_step, steps)
-
-
-def cell_of(name: str) -> str:
-    if name in torch_models.VARIANTS:
-        return torch_models.VARIANTS[name][0]
-    return jax_models.VARIANTS[name][1]
-
-
-def time_variant(name, batch, hidden, time_steps, vocab, steps):
-    """`benchmarks.timing.time_steps`'s tuple for one variant (None: torch is not installed)."""
-    if name not in torch_models.VARIANTS:
-        return time_jax(name, batch, time_steps, hidden, vocab, steps)
-    if not torch_models.available():
-        return None
-    kind, threads = torch_models.VARIANTS[name]
-    return torch_models.time_train_step(
-        kind, batch, time_steps, hidden, vocab, steps, threads=threads
-    )
-
-
-def run_speed(variants, sizes, time_steps, vocab, steps, rounds=1):
-    """Times every variant at every (batch, hidden), `rounds` times in turn (so that a slow
-    spell of a shared machine hits every variant alike); returns rows (dicts) and notes.
-
-    A row's times are the median over rounds of each round's median step; `range_ms` gives the
-    fastest and slowest round. `vs_torch_paired` is the median over rounds of the ratio within
-    each round (PyTorch's step time over the variant's, measured seconds apart), with its range:
-    on a VM whose speed drifts between rounds it is steadier than the ratio of the medians.
-    """
-    peak = matmul_peak()
-    rows, notes = [], [f"matmul peak (2048^2 float32, jax): {peak:.1f} GFLOP/s", load()]
+def run_speed(keys, cells, sizes, time_steps, vocab, rounds, steps):
+    """Rows for every installed implementation at every size; notes for the skipped ones."""
+    rows, notes = [], []
     for batch, hidden in sizes:
-        runs = {name: [] for name in variants}
-        for _ in range(rounds):
-            for name in runs:
-                result = time_variant(name, batch, hidden, time_steps, vocab, steps)
-                if result is not None:
-                    runs[name].append(result)
-        for name, results in runs.items():
-            if not results:
-                notes.append(f"{name}: skipped, torch is not installed")
-                continue
-            medians = [statistics.median(times) for _, times, _, _ in results]
-            median = statistics.median(medians)
-            flops = model_flops(cell_of(name), batch, time_steps, hidden, vocab)
-            rows.append(
-                {"variant": name, "batch": batch, "hidden": hidden, "time": time_steps,
-                 "median_ms": 1e3 * median, "round_ms": [1e3 * m for m in medians],
-                 "range_ms": (1e3 * min(medians), 1e3 * max(medians)),
-                 "cpu_ms": 1e3 * statistics.median(
-                     statistics.median(cpu) for _, _, cpu, _ in results),
-                 "faults": statistics.median(statistics.median(f) for _, _, _, f in results),
-                 "tokens_per_s": batch * time_steps / median,
-                 "gflops": flops / median / 1e9, "peak_fraction": flops / median / 1e9 / peak,
-                 "first_step_s": statistics.median(first for first, _, _, _ in results)}
-            )
-    for row in rows:  # ratio to the PyTorch peer of the same cell and size
-        peer = "torch nn.LSTM" if cell_of(row["variant"]) == "lstm" else "torch nn.GRU"
-        match = [r for r in rows if r["variant"] == peer and r["batch"] == row["batch"]
-                 and r["hidden"] == row["hidden"]]
-        row["vs_torch"] = row["tokens_per_s"] / match[0]["tokens_per_s"] if match else None
-        row["vs_torch_cpu"] = match[0]["cpu_ms"] / row["cpu_ms"] if match else None
-        paired = [p / v for p, v in zip(match[0]["round_ms"], row["round_ms"])] if match else []
-        row["vs_torch_paired"] = (
-            (statistics.median(paired), min(paired), max(paired)) if paired else None
-        )
-    notes.append(load())
+        for cell in cells:
+            impls = implementations.select(keys, [cell])
+            missing = [impl for impl in impls if not implementations.installed(impl)]
+            if (batch, hidden) == sizes[0]:
+                notes += [implementations.skip_note(impl) for impl in missing]
+            impls = [impl for impl in impls if impl not in missing]
+            if impls:
+                rows += measure_group(impls, batch, hidden, time_steps, vocab, rounds, steps)
     return rows, notes
 
 
-def format_speed(rows) -> str:
-    lines = [
-        "| variant | B | H | T | median ms | rounds' range ms | CPU ms | tokens/s | GFLOP/s "
-        "| of peak | vs torch | vs torch, paired rounds | vs torch, CPU time | first step s "
-        "| page faults/step |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
-    ]
+def run_settings_child(argv) -> tuple[list, str | None]:
+    """The same measurement in a child process with `keep_host_memory()`: `(rows, error)`."""
+    command = [sys.executable, "-m", "benchmarks.train_step", *argv, "--keep_host_memory",
+               "--child_json", "--no-settings_column"]
+    done = subprocess.run(command, capture_output=True, text=True)
+    if done.returncode != 0:
+        return [], "failed: " + (done.stderr.strip().splitlines() or ["?"])[-1][:160]
+    return json.loads(done.stdout.strip().splitlines()[-1]), None
+
+
+def merge(rows, kept_rows) -> None:
+    """Adds each kept row's `kept_*` columns to the headline row of the same case."""
+    index = {(r["batch"], r["hidden"], r["cell"], r["key"]): r for r in kept_rows}
+    for row in rows:
+        kept = index.get((row["batch"], row["hidden"], row["cell"], row["key"]))
+        if kept:
+            row.update({f"kept_{name}": kept[name] for name in ("median_ms", "vs_torch", "faults")})
+
+
+def _ratio(ratio, key) -> str:
+    if key == implementations.REFERENCE:
+        return "1 (reference)"
+    return "-" if ratio is None else "{:.2f}x ({:.2f}-{:.2f})".format(*ratio)
+
+
+def format_speed(rows, settings_column: bool) -> str:
+    header = ("| cell | implementation | ms/step | tokens/s | vs torch (paired rounds) "
+              "| first step s | page faults/step | first loss |")
+    if settings_column:
+        header += " keep_host_memory: ms/step | vs torch | page faults/step |"
+    lines = [header, "|" + "---|" * (header.count("|") - 1)]
     for r in rows:
-        ratio = "-" if r["vs_torch"] is None else f"{r['vs_torch']:.2f}x"
-        paired = "-" if r["vs_torch_paired"] is None else (
-            "{:.2f}x ({:.2f}-{:.2f})".format(*r["vs_torch_paired"]))
-        cpu_ratio = "-" if r["vs_torch_cpu"] is None else f"{r['vs_torch_cpu']:.2f}x"
-        lines.append(
-            f"| {r['variant']} | {r['batch']} | {r['hidden']} | {r['time']} | {r['median_ms']:.1f} "
-            f"| {r['range_ms'][0]:.1f}-{r['range_ms'][1]:.1f} | {r['cpu_ms']:.1f} "
-            f"| {r['tokens_per_s']:,.0f} | {r['gflops']:.1f} | {100 * r['peak_fraction']:.0f} % "
-            f"| {ratio} | {paired} | {cpu_ratio} | {r['first_step_s']:.2f} | {r['faults']:,.0f} |"
-        )
+        line = (f"| {r['cell']} | {r['name']} | {r['median_ms']:.1f} | {r['tokens_per_s']:,.0f} "
+                f"| {_ratio(r['vs_torch'], r['key'])} | {r['first_step_s']:.2f} "
+                f"| {r['faults']:,.0f} | {r['first_loss']:.5f} |")
+        if settings_column:
+            line += (f" {r['kept_median_ms']:.1f} | {_ratio(r['kept_vs_torch'], r['key'])} "
+                     f"| {r['kept_faults']:,.0f} |" if "kept_median_ms" in r else " - | - | - |")
+        lines.append(line)
     return "\n".join(lines)
 
 
-def run_memory_case(case, batch, hidden, time_steps, vocab, steps, default_malloc=False):
-    """Runs one case in a child process; returns its row with the child's peak RSS."""
-    name, remat = case.rsplit(":", 1)
-    command = [sys.executable, "-m", "benchmarks.train_step", "--child", name, "--remat", remat,
-               "--batch", str(batch), "--hidden", str(hidden), "--time", str(time_steps),
-               "--vocab", str(vocab), "--steps", str(steps)]
-    command += ["--default_malloc"] if default_malloc else []
-    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
-        child = subprocess.Popen(command, stdout=out, stderr=err, text=True)
-        _, status, usage = os.wait4(child.pid, 0)  # the child's peak RSS, measured from outside
-        child.returncode = os.waitstatus_to_exitcode(status)
-        out.seek(0), err.seek(0)
-        stdout, stderr = out.read(), err.read()
-    row = {"case": case, "time": time_steps, "batch": batch, "hidden": hidden}
-    if child.returncode != 0:
-        row["error"] = (stderr.strip().splitlines() or ["?"])[-1][:120]
-        return row
-    row.update(json.loads(stdout.strip().splitlines()[-1]))
-    row["peak_rss_gb"] = usage.ru_maxrss * 1024 / 1e9  # Linux: kibibytes; GB = 10^9 bytes
-    return row
-
-
-def format_memory(rows) -> str:
-    lines = ["| case (variant:remat) | B | H | T | peak RSS GB (10^9 B) | first step s | step s |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        if "error" in r:
-            lines.append(f"| {r['case']} | {r['batch']} | {r['hidden']} | {r['time']} | failed: "
-                         f"{r['error']} | | |")
-            continue
-        lines.append(f"| {r['case']} | {r['batch']} | {r['hidden']} | {r['time']} | "
-                     f"{r['peak_rss_gb']:.2f} | {r['first_step_s']:.1f} | {r['step_s']:.1f} |")
-    return "\n".join(lines)
-
-
-def child_main(args) -> None:
-    """One memory case: time `steps` steps and print JSON; the parent reads the peak RSS."""
-    first, times, _, _ = time_jax(args.child, args.batch, args.time, args.hidden, args.vocab,
-                            args.steps, remat=parse_remat(args.remat))
-    step_s = statistics.median(times) if times else first
-    print(json.dumps({"first_step_s": first, "step_s": step_s}))
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    try:
+        sizes = [tuple(int(n) for n in size.split("x")) for size in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not sizes or any(len(size) != 2 or min(size) < 1 for size in sizes):
+        raise ValueError(f"expected sizes as BATCHxHIDDEN[,BATCHxHIDDEN...], received {text!r}")
+    return sizes
 
 
 def parse_args(argv):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--full", action="store_true", help="all variants at both sizes")
-    parser.add_argument("--variants", default=None, help="comma-separated variant names")
-    parser.add_argument("--sizes", default=None, help="comma-separated BATCHxHIDDEN, e.g. 32x256")
+    parser.add_argument("--sizes", default="32x256", help="comma-separated BATCHxHIDDEN")
+    parser.add_argument("--cells", default="lstm,gru", help="comma-separated: lstm, gru")
+    parser.add_argument("--impls", default=None,
+                        help=f"comma-separated, from {implementations.KEYS} (default: all)")
     parser.add_argument("--time", type=int, default=100, help="sequence length T")
     parser.add_argument("--vocab", type=int, default=65)
-    parser.add_argument("--steps", type=int, default=20, help="timed steps after the first")
-    parser.add_argument("--rounds", type=int, default=None,
-                        help="time every variant this many times, in turn (default: 3 with "
-                             "--full, else 1); rows give the median round")
-    parser.add_argument("--memory", action="store_true", help="long-sequence peak-memory table")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps per round")
+    parser.add_argument("--settings_column", action=argparse.BooleanOptionalAction, default=True,
+                        help="also measure with keep_host_memory() in a child process")
+    parser.add_argument("--keep_host_memory", action="store_true",
+                        help="call rnn_jax.runtime.keep_host_memory() in this process first")
+    parser.add_argument("--memory", action="store_true", help="the peak-memory table instead")
     parser.add_argument("--memory_time", type=int, default=10_000)
-    parser.add_argument("--memory_cases", default=",".join(MEMORY_CASES))
-    parser.add_argument("--default_malloc", action="store_true",
-                        help="leave glibc's malloc defaults (no rnn_jax.runtime.keep_host_memory)")
-    parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
-    parser.add_argument("--remat", default="false", help=argparse.SUPPRESS)
-    parser.add_argument("--batch", type=int, default=32, help="batch of --child / --memory")
-    parser.add_argument("--hidden", type=int, default=256, help="hidden of --child / --memory")
-    return parser.parse_args(argv)
+    parser.add_argument("--memory_cases", default=",".join(MEMORY_CASES),
+                        help="comma-separated implementation:remat (LSTM)")
+    parser.add_argument("--memory_steps", type=int, default=1, help="steps after the first")
+    parser.add_argument("--child_json", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.steps < 1:
+        parser.error(f"expected --rounds and --steps >= 1, received {args.rounds} and {args.steps}")
+    return args
 
 
 def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
-    kept = False if args.default_malloc else runtime.keep_host_memory()
-    if args.child:
-        child_main(args)
+    if args.keep_host_memory:
+        runtime.keep_host_memory()  # process-wide: before any JAX computation
+    sizes, cells = parse_sizes(args.sizes), args.cells.split(",")
+    keys = args.impls.split(",") if args.impls else None
+    if args.child_json:
+        rows, _ = run_speed(keys, cells, sizes, args.time, args.vocab, args.rounds, args.steps)
+        print(json.dumps(rows))
         return
-    print(f"# {platform.platform()}, {os.cpu_count()} CPUs; jax {jax.__version__}, "
-          f"torch {torch_models.version()}; host memory kept (keep_host_memory): {kept}; {load()}")
+    settings = "keep_host_memory" if args.keep_host_memory else "none"
+    print(f"# {machine()}\n# {implementations.versions()}\n# process-wide settings: {settings}")
     if args.memory:
-        rows = [run_memory_case(case, args.batch, args.hidden, args.memory_time, args.vocab,
-                                min(args.steps, 2), args.default_malloc)
+        batch, hidden = sizes[0]
+        rows = [memory.run_case(case, "lstm", batch, hidden, args.memory_time, args.vocab,
+                                args.memory_steps, args.keep_host_memory)
                 for case in args.memory_cases.split(",")]
-        print(format_memory(rows))
-        print(f"# {load()}")
+        print(memory.format_memory(rows))
         return
-    variants = FULL_VARIANTS if args.full else QUICK_VARIANTS
-    variants = args.variants.split(",") if args.variants else variants
-    sizes = args.sizes or ("32x256,64x512" if args.full else "32x256")
-    sizes = [tuple(int(n) for n in size.split("x")) for size in sizes.split(",")]
-    rounds = args.rounds or (3 if args.full else 1)
-    rows, notes = run_speed(variants, sizes, args.time, args.vocab, args.steps, rounds)
-    print(format_speed(rows))
+    rows, notes = run_speed(keys, cells, sizes, args.time, args.vocab, args.rounds, args.steps)
+    settings_column = args.settings_column and not args.keep_host_memory
+    if settings_column:
+        kept_rows, error = run_settings_child(argv)
+        merge(rows, kept_rows)
+        notes += [f"keep_host_memory columns: {error}"] if error else []
+    print(f"# T = {args.time}, vocabulary {args.vocab}; {args.rounds} rounds x {args.steps} steps")
+    for batch, hidden in sizes:
+        print(f"\nB = {batch}, H = {hidden}:\n")
+        print(format_speed([r for r in rows if (r["batch"], r["hidden"]) == (batch, hidden)],
+                           settings_column))
+    models = sorted({(r["model"], r["name"]) for r in rows if r["cell"] == "gru"})
+    for definition in sorted({m for m, _ in models}):
+        print(f"# {definition}: " + ", ".join(n for m, n in models if m == definition))
     for note in notes:
         print(f"# {note}")
 

@@ -1,125 +1,172 @@
-"""The training-step benchmark runs end to end in a tiny configuration (no timing asserts)."""
+"""The benchmark programs run end to end in a tiny configuration, every implementation computes
+the same model, and the paired-round arithmetic is right (no timing asserts)."""
 
+import functools
+import math
+
+import chex
 import jax
-import jax.numpy as jnp
-import numpy as np
+import pytest
 
-from benchmarks import (
-    dispatch_probe,
-    dot_layout,
-    jax_models,
-    slice_probe,
-    torch_models,
-    train_step,
-)
+from benchmarks import implementations, memory, model, profile_step, timing, train_step
+
+TINY = ["--sizes", "2x8", "--time", "4", "--rounds", "1", "--steps", "1"]
 
 
-# one variant per code path (the others differ only in the cell or the backward option)
-JAX_VARIANTS = ["rnn_jax lstm gather+fast", "rnn_jax gru fast", "rnn_jax lstm autodiff",
-                "flax OptimizedLSTMCell", "lax.scan lstm (hoisted)"]
-TORCH_VARIANTS = ["torch nn.LSTM", "torch nn.GRU"]
+def table_rows(out: str) -> list[list[str]]:
+    """The cells of every data row of the Markdown tables in `out`."""
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in out.splitlines() if line.startswith("| ") and not line.startswith("| cell")
+            and not line.startswith("| case")]
 
 
-def test_speed_table_has_a_row_per_variant(capsys):
-    assert set(JAX_VARIANTS) <= set(jax_models.VARIANTS)
-    assert set(TORCH_VARIANTS) <= set(torch_models.VARIANTS)
-    variants = ",".join(JAX_VARIANTS + TORCH_VARIANTS)
-    train_step.main(["--variants", variants, "--sizes", "2x8", "--time", "4", "--steps", "2",
-                     "--rounds", "2", "--default_malloc"])
+def test_speed_table_has_every_installed_implementation_with_equal_first_losses(capsys):
+    train_step.main(TINY + ["--no-settings_column"])
     out = capsys.readouterr().out
-    for name in JAX_VARIANTS:
-        assert f"| {name} | 2 | 8 | 4 |" in out
-    for name in TORCH_VARIANTS:
-        if torch_models.available():
-            assert f"| {name} | 2 | 8 | 4 |" in out
-        else:
-            assert f"{name}: skipped, torch is not installed" in out
-    assert "matmul peak" in out and "load average" in out
+    rows = {(row[0], row[1]): row for row in table_rows(out)}
+    losses_by_model = {}
+    for impl in implementations.IMPLEMENTATIONS:
+        if not implementations.installed(impl):
+            assert implementations.skip_note(impl) in out
+            continue
+        row = rows[(impl.cell, impl.name)]
+        assert float(row[2]) > 0 and float(row[5]) > 0  # ms/step, first step s
+        losses_by_model.setdefault(impl.model, []).append(float(row[7]))
+    assert set(losses_by_model) >= {"lstm", implementations.GRU_BEFORE}
+    for definition, losses in losses_by_model.items():  # same weights, same batch
+        assert max(losses) - min(losses) < 2e-5, (definition, losses)
+    assert "AMD" in out or "Intel" in out or "cores" in out  # the machine line
+    assert "process-wide settings: none" in out
 
 
-def test_paired_ratio_is_the_median_of_per_round_ratios(monkeypatch):
-    # scripted step times (ms) per round: the machine slows 2x in round 2, both variants alike
-    script = {"rnn_jax lstm gather+fast": [10.0, 20.0, 12.0], "torch nn.LSTM": [11.0, 22.0, 18.0]}
-    calls = {name: iter(times) for name, times in script.items()}
+def test_settings_columns_come_from_a_child_process(capsys):
+    train_step.main(TINY + ["--impls", "rnn_jax.unroll", "--cells", "lstm"])
+    (row,) = table_rows(capsys.readouterr().out)
+    assert row[1] == "rnn_jax.unroll"
+    assert float(row[8]) > 0  # keep_host_memory: ms/step, measured by the child
+    assert row[9] == "-"  # no PyTorch row selected: no ratio
 
-    def fake_time_variant(name, *args):
-        ms = next(calls[name]) / 1e3
-        return 0.5, [ms, ms], [ms, ms], [0, 0]
 
-    monkeypatch.setattr(train_step, "time_variant", fake_time_variant)
-    monkeypatch.setattr(train_step, "matmul_peak", lambda: 100.0)
-    rows, _ = train_step.run_speed(list(script), [(2, 8)], 4, 5, 2, rounds=3)
-    ours = next(r for r in rows if r["variant"] == "rnn_jax lstm gather+fast")
+def _canonical_loss(impl, inputs, targets):
+    """The implementation's loss as a function of `benchmarks.model` weights (so gradients of
+    different implementations are comparable leaf by leaf)."""
+    def loss(weights):
+        params, loss_fn = implementations.loss_function(impl, weights)
+        return loss_fn(params, inputs, targets)
+    return jax.jit(jax.value_and_grad(loss))
+
+
+def _impl(key, cell):
+    (impl,) = implementations.select([key], [cell])
+    return impl
+
+
+# (implementation, cell, reference of the same model definition)
+SAME_MODEL = [
+    ("rnn_jax tokens", "lstm", "lax.scan"), ("rnn_jax.unroll", "lstm", "lax.scan"),
+    ("flax", "lstm", "lax.scan"), ("haiku", "lstm", "lax.scan"), ("equinox", "lstm", "lax.scan"),
+    ("torch", "lstm", "lax.scan"),
+    ("rnn_jax tokens", "gru", "rnn_jax.unroll"), ("haiku", "gru", "rnn_jax.unroll"),
+    ("equinox", "gru", "flax"), ("torch", "gru", "flax"),
+]
+
+
+def _case(cell):
+    key_weights, key_batch = jax.random.split(jax.random.key(3))
+    weights = model.init_weights(key_weights, cell, 7, 6, bias_scale=0.5)  # biases matter too
+    return weights, *model.make_batch(key_batch, 3, 5, 7)
+
+
+@functools.cache
+def _reference(key, cell):
+    weights, inputs, targets = _case(cell)
+    return _canonical_loss(_impl(key, cell), inputs, targets)(weights)
+
+
+@pytest.mark.parametrize("key, cell, reference", SAME_MODEL)
+def test_implementations_of_one_model_compute_the_same_loss_and_gradients(key, cell, reference):
+    impl = _impl(key, cell)
+    assert impl.model == _impl(reference, cell).model
+    if impl.library:
+        pytest.importorskip(impl.library)
+    weights, inputs, targets = _case(cell)
+    ref_loss, ref_grads = _reference(reference, cell)
+    if impl.library == "torch":  # its first step returns the loss before its update
+        loss = implementations.make_step(impl, weights, inputs, targets)()
+    else:
+        loss, grads = _canonical_loss(impl, inputs, targets)(weights)
+        chex.assert_trees_all_close(grads, ref_grads, rtol=2e-5, atol=2e-6)
+        assert max(float(abs(g).max()) for g in jax.tree.leaves(grads)) > 1e-3
+    assert math.isclose(float(loss), float(ref_loss), rel_tol=1e-5)
+
+
+def test_the_two_gru_definitions_differ():
+    # the reset gate before vs after the recurrent matmul: same weights, different losses
+    before, after = _reference("rnn_jax.unroll", "gru")[0], _reference("flax", "gru")[0]
+    assert abs(float(before) - float(after)) > 1e-4
+
+
+def test_rounds_interleave_in_rotating_order():
+    calls = []
+
+    def timer(step, steps):
+        calls.append(step())
+        return [1.0] * steps, [1.0] * steps, [0] * steps
+
+    steps = {name: (lambda name=name: name) for name in "abc"}
+    results = timing.run_rounds(steps, rounds=4, steps=2, timer=timer)
+    assert calls == list("abc" "bca" "cab" "abc")
+    assert all(len(rounds) == 4 for rounds in results.values())
+
+
+def test_paired_ratio_is_the_median_of_per_round_ratios():
+    # scripted step times (ms) per round: the machine slows 2x in round 2, both alike
+    script = {"torch": [11.0, 22.0, 18.0], "rnn_jax.unroll": [10.0, 20.0, 12.0]}
+    rounds = {name: iter(ms) for name, ms in script.items()}
+
+    def timer(name, steps):
+        ms = next(rounds[name]) / 1e3
+        return [ms] * steps, [2 * ms] * steps, [7] * steps
+
+    results = timing.run_rounds({name: name for name in script}, 3, 2, timer=timer)
+    impls = [_impl("torch", "lstm"), _impl("rnn_jax.unroll", "lstm")]
+    firsts = {"torch": (0.1, 4.0), "rnn_jax.unroll": (1.5, 4.0)}
+    rows = train_step.summarise(impls, results, firsts, batch=2, hidden=8, time_steps=5)
+    ours = rows[1]
     # per round 11/10, 22/20, 18/12: median 1.1, fastest 1.1, slowest 1.5
-    np.testing.assert_allclose(ours["vs_torch_paired"], (1.1, 1.1, 1.5))
-    np.testing.assert_allclose(ours["vs_torch"], 18.0 / 12.0)  # ratio of the medians
-    assert "| 1.10x (1.10-1.50) |" in train_step.format_speed(rows)
+    chex.assert_trees_all_close(ours["vs_torch"], (1.1, 1.1, 1.5))
+    assert math.isclose(ours["median_ms"], 12.0) and math.isclose(ours["tokens_per_s"], 10 / 12e-3)
+    assert ours["faults"] == 7
+    table = train_step.format_speed(rows, settings_column=False)
+    assert "| 1.10x (1.10-1.50) |" in table and "| 1 (reference) |" in table
+    with pytest.raises(ValueError, match="equal, non-empty"):
+        timing.paired_ratio([1.0, 2.0], [1.0])
 
 
 def test_memory_case_runs_in_a_child_process(capsys):
-    case = "rnn_jax lstm gather+fast:sqrt"
-    train_step.main(["--memory", "--memory_time", "9", "--batch", "2", "--hidden", "8",
-                     "--memory_cases", case, "--default_malloc"])
-    out = capsys.readouterr().out
-    row = next(line for line in out.splitlines() if line.startswith(f"| {case} |"))
-    cells = [cell.strip() for cell in row.strip("|").split("|")]
-    assert cells[1:4] == ["2", "8", "9"]
-    assert float(cells[4]) > 0  # peak RSS in GB, read from the child's rusage
+    train_step.main(["--memory", "--memory_time", "9", "--sizes", "2x8",
+                     "--memory_cases", "rnn_jax tokens:sqrt"])
+    (row,) = table_rows(capsys.readouterr().out)
+    assert row[:4] == ["rnn_jax tokens:sqrt", "2", "8", "9"]
+    assert float(row[4]) > 0  # peak RSS in GB, read from the child's rusage
 
 
-def test_model_flops_counts_the_dense_matmuls():
-    # LSTM, B=1, T=1, H=1, V=1: forward 2*1*4*1 (input) + 2*1*4*1 (recurrent) + 2*1*1 = 18
-    assert train_step.model_flops("lstm", 1, 1, 1, 1) == 3 * 18
-    assert train_step.model_flops("gru", 2, 3, 4, 5) == 3 * (2 * 4 * 12 * 2 + 2 * 4 * 5) * 6
+def test_profile_helper_prints_the_ops(capsys):
+    profile_step.main(["rnn_jax tokens", "--batch", "2", "--hidden", "8", "--time", "3",
+                       "--steps", "1", "--top", "3"])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith("# rnn_jax token gather") and 1 <= len(lines[1:]) <= 3
+    assert all(float(line.split()[0]) >= 0 for line in lines[1:])
 
 
-def test_dispatch_probe_has_a_row_per_setting(capsys):
-    dispatch_probe.main(["--sizes", "2x8", "--rounds", "1", "--steps", "2"])
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
-    assert [row.split(" | ")[0][2:] for row in rows[1:]] == list(dispatch_probe.SETTINGS)
-    for row in rows[1:]:
-        first, step = row.split(" | ")[3:5]
-        assert 0 < float(first.split("-")[0]) and 0 < float(step.split(" ")[0])
-
-
-def test_slice_probe_cases_compute_the_same_recurrence(capsys):
-    # the layouts differ, the arithmetic must not: same a(t), b(t) -> same final carry
-    cases = slice_probe._cases(batch=3, hidden=4, steps=5)
-    carry = jnp.zeros((3, 4))
-    finals = {name: slice_probe.make_run(read)(carry, xs) for name, (read, xs) in cases.items()}
-    reference = finals.pop("two [T, B, H] arrays")
-    finals.pop("one [T, B, H] array, read once (b = 1)")
-    for name, value in finals.items():
-        np.testing.assert_array_equal(value, reference, err_msg=name)
-    slice_probe.main(["--batch", "2", "--hidden", "8", "--time", "4", "--repeats", "1"])
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
-    assert [row.split(" | ")[0][2:] for row in rows[1:]] == list(cases)
-    assert all(float(row.split(" | ")[1].rstrip(" |")) > 0 for row in rows[1:])
-
-
-def test_dot_layout_cases_agree_and_print_a_row_each(capsys):
-    # the two backward layouts hold the same W^T: same carry after the scan
-    cases = dot_layout._cases(batch=3, hidden=4)
-    finals = {name: dot_layout.make_run(step, 5)(c, w) for name, (step, c, w) in cases.items()}
-    transposed, materialised = (v for k, v in finals.items() if k.startswith("backward"))
-    np.testing.assert_allclose(transposed, materialised, rtol=1e-6)
-    assert transposed.shape == (3, 16)
-    dot_layout.main(["--batch", "2", "--hidden", "8", "--time", "3", "--repeats", "1", "--rounds", "2"])
-    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ")]
-    assert [row.split(" | ")[0][2:] for row in rows[1:]] == list(cases)
-    assert all(float(row.split(" | ")[1]) > 0 for row in rows[1:])
-
-
-def test_previous_kernel_variant_has_the_library_kernels_gradients():
-    # kept to re-measure the saved-gate layout change: it must compute the same gradients
-    key_params, key_tokens = jax.random.split(jax.random.key(0))
-    params, previous_loss = jax_models.VARIANTS["rnn_jax lstm gather+fast (previous kernel)"][0](
-        key_params, 7, 8
-    )
-    _, library_loss = jax_models.rnn_jax_model(key_params, 7, 8, cell_name="lstm", mode="gather")
-    tokens = jax.random.randint(key_tokens, (3, 6), 0, 7)
-    previous = jax.grad(previous_loss)(params, tokens[:, :-1], tokens[:, 1:])
-    library = jax.grad(library_loss)(params, tokens[:, :-1], tokens[:, 1:])
-    for a, b in zip(jax.tree.leaves(previous), jax.tree.leaves(library)):
-        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
-    assert any(float(jnp.abs(a).max()) > 0 for a in jax.tree.leaves(library))
+def test_bad_input_is_named():
+    with pytest.raises(ValueError, match="expected sizes as BATCHxHIDDEN"):
+        train_step.parse_sizes("32")
+    with pytest.raises(ValueError, match="expected implementations from"):
+        implementations.select(["pytorch"], ["lstm"])
+    with pytest.raises(ValueError, match="expected remat false, true, sqrt"):
+        memory.parse_remat("half")
+    with pytest.raises(ValueError, match="expected an implementation of the gru"):
+        memory.parse_case("lax.scan:false", "gru")
+    with pytest.raises(ValueError, match="expected cell in"):
+        model.init_weights(jax.random.key(0), "rnn", 7, 6)
