@@ -30,6 +30,7 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 
+from rnn_jax.cells import vanilla
 from rnn_jax.cells.vanilla import VanillaParams
 from rnn_jax.readout import LinearParams
 
@@ -47,6 +48,9 @@ def _plus(z: jax.Array, bias: jax.Array) -> jax.Array:
 
 
 def _check(params: VanillaParams, readout: LinearParams, xs, labels, h0) -> None:
+    vanilla.input_size(params)  # a ValueError unless vanilla params of consistent shapes
+    if not isinstance(readout, LinearParams):
+        raise ValueError(f"expected LinearParams readout, received {type(readout).__name__}")
     if xs.ndim != 3 or xs.shape[-1] != params.U.shape[0]:
         raise ValueError(
             f"expected xs of shape [batch, time, {params.U.shape[0]}], received {xs.shape}"

@@ -24,6 +24,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
+from rnn_jax import validation
 from rnn_jax.cells.base import Cell
 
 # sup |phi'(a)| for each activation in rnn_jax.cells.base.ACTIVATIONS.
@@ -54,12 +55,16 @@ def add_to_carry(carry: Any, delta: jax.Array) -> Any:
     return tree.unflatten(new_leaves)
 
 
-def _check(cell: Cell, params: Any, xs: jax.Array) -> None:
+def _check(cell: Cell, params: Any, xs: jax.Array, carry: Any = None) -> None:
+    """xs `[batch, time, in]` for these params (a ValueError unless they are the cell's), and a
+    carry (when given) shaped as the cell's `[batch, ...]` initial carry."""
     if xs.ndim != 3 or xs.shape[-1] != cell.input_size(params):
         raise ValueError(
             f"{cell.name}: expected xs of shape [batch, time, {cell.input_size(params)}], "
             f"received {xs.shape}"
         )
+    if carry is not None:
+        validation.check_carry(cell, params, carry, xs.shape[0])
 
 
 def carry_size(cell: Cell, params: Any) -> int:
@@ -77,7 +82,7 @@ def perturbed_unroll(
     Returns:
       `(hs [batch, time, out], carries [batch, time + 1, D])`, carries[:, t] = h(t) flattened.
     """
-    _check(cell, params, xs)
+    _check(cell, params, xs, carry)
     batch = xs.shape[0]
     carry = cell.initial_carry(params, (batch,)) if carry is None else carry
     carry = add_to_carry(carry, eps[:, 0])
@@ -126,7 +131,7 @@ def carry_gradients(
       the initial state.
     """
 
-    _check(cell, params, xs)
+    _check(cell, params, xs, carry)
     last_output = lambda eps: perturbed_unroll(cell, params, xs, eps, carry)[0][:, -1]
     output, backward = jax.vjp(last_output, _zeros_eps(cell, params, xs))
     dL_doutput = jax.grad(lambda o: jnp.sum(loss_fn(o)))(output)
@@ -154,7 +159,7 @@ def jacobian_norms(
       `[batch, time + 1, time + 1]` with [b, t, k] = ||dh(t)/dh(k)||_2 (1 on the diagonal,
       0 for k > t), or `[batch, time + 1]` with [b, k] = ||dh(T)/dh(k)||_2 when `final_only`.
     """
-    _check(cell, params, xs)
+    _check(cell, params, xs, carry)
     batch = xs.shape[0]
     carry = cell.initial_carry(params, (batch,)) if carry is None else carry
     eps = _zeros_eps(cell, params, xs)
