@@ -101,6 +101,11 @@ def read_config() -> Config:
                  config.vocab_cap)
     shared.check(config.window >= 1, "window", "an integer >= 1 (tokens seen)", config.window)
     shared.check(FLAGS.ngram_max >= 1, "ngram_max", "an integer >= 1", FLAGS.ngram_max)
+    shared.check(not FLAGS.checkpoint, "checkpoint", "no value without --sample_only (a run "
+                 "resumes from its own run directory)", FLAGS.checkpoint)
+    cache = Path(FLAGS.cache_dir).expanduser()
+    shared.check(not FLAGS.cache_dir or cache.is_dir() or not cache.exists(), "cache_dir",
+                 "a directory (made if absent)", FLAGS.cache_dir)
     check_sampling_flags()
     return config
 

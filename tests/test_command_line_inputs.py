@@ -64,6 +64,8 @@ CASES = [
      r"2 training and 2 validation words, received '1 and 1'"),
     ("char_lm", ["--data_path={tiny}", "--batch=64"], "batch", r"at most 26 streams.*received 64"),
     ("char_lm", ["--data=bogus"], "data", r"a corpus among .*received 'bogus'"),
+    ("char_lm", ["--data=tinyshakespeare", "--cache_dir={tiny}"], "cache_dir",
+     r"a directory \(made if absent\), received '.*tiny'"),
     ("char_lm", ["--valid_fraction=0"], "valid_fraction", r"in \(0, 1\), received 0.0"),
     ("char_lm", ["--valid_fraction=1"], "valid_fraction", r"in \(0, 1\), received 1.0"),
     # Model and baselines.
@@ -90,6 +92,7 @@ CASES = [
      r"3-symbol vocabulary, received unknown chars \['c'\]"),
     ("char_lm", ["--sample_only", "--checkpoint={run}", "--temperature=0"], "temperature",
      r"received 0.0"),
+    ("char_lm", ["--checkpoint={run}"], "checkpoint", r"without --sample_only .*received"),
     # parity.
     ("parity", ["--sweep", "--sweep_cells="], "sweep_cells", r"non-empty .*received ''"),
     ("parity", ["--sweep", "--sweep_cells=lstm,lstm"], "sweep_cells", r"'lstm,lstm'"),
