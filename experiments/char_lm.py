@@ -249,10 +249,10 @@ def main(argv):
     config = read_config()
     vocab, train_ids, valid_ids = load_split(config)
     cfg = config.train
-    prime = check_prime(vocab, FLAGS.prime or vocab.tokens[train_ids[0]])
     shared.check(min(len(train_ids), len(valid_ids)) >= 2, "data_path" if config.data_path
                  else "data", f"a text of at least 2 training and 2 validation {config.level}s",
                  f"{len(train_ids)} and {len(valid_ids)}")
+    prime = check_prime(vocab, FLAGS.prime or vocab.tokens[train_ids[0]])
     shared.check(len(train_ids) > cfg.batch, "batch", f"at most {len(train_ids) - 1} streams "
                  f"(one fewer than the {len(train_ids)} training {config.level}s)", cfg.batch)
     data = streams.make_streams(train_ids, cfg.batch, cfg.seq_len)

@@ -29,7 +29,8 @@ def paths(tmp_path_factory) -> dict:
     """Small files and directories the bad inputs point at (made here, nothing shared)."""
     root = tmp_path_factory.mktemp("inputs")
     files = {"empty": b"", "binary": b"ab\x00\x01\x02" * 50, "latin1": "caf\xe9 ".encode(
-        "latin-1") * 50, "two_chars": b"ab", "tiny": b"abcdefghij" * 3, "one_word": b"a" * 100}
+        "latin-1") * 50, "two_chars": b"ab", "tiny": b"abcdefghij" * 3, "one_word": b"a" * 100,
+             "words_at_the_end": b" " * 100 + b"a b c d e f"}
     for name, data in files.items():
         (root / name).write_bytes(data)
     (root / "directory").mkdir()
@@ -62,6 +63,8 @@ CASES = [
     ("char_lm", ["--data_path={two_chars}"], "data_path", r"long enough .*received 2 tokens"),
     ("char_lm", ["--data_path={one_word}", "--level=word"], "data_path",
      r"2 training and 2 validation words, received '1 and 1'"),
+    ("char_lm", ["--data_path={words_at_the_end}", "--level=word"], "data_path",
+     r"received '0 and 6'"),
     ("char_lm", ["--data_path={tiny}", "--batch=64"], "batch", r"at most 26 streams.*received 64"),
     ("char_lm", ["--data=bogus"], "data", r"a corpus among .*received 'bogus'"),
     ("char_lm", ["--data=tinyshakespeare", "--cache_dir={tiny}"], "cache_dir",
