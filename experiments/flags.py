@@ -15,6 +15,7 @@ was expected, what was received) before exiting with status 1.
 
 import contextlib
 import dataclasses
+import math
 import os
 import sys
 from pathlib import Path
@@ -153,8 +154,9 @@ def validate(config: TrainConfig) -> TrainConfig:
         check(getattr(config, name) > 0, name, "a positive integer", getattr(config, name))
     for name in ("eval_every", "checkpoint_every", "warmup_steps"):
         check(getattr(config, name) >= 0, name, "an integer >= 0", getattr(config, name))
-    check(config.lr > 0, "lr", "a positive learning rate", config.lr)
-    check(config.clip >= 0, "clip", "a global norm >= 0 (0: no clipping)", config.clip)
+    check(0 < config.lr < math.inf, "lr", "a positive, finite learning rate", config.lr)
+    check(0 <= config.clip < math.inf, "clip", "a finite global norm >= 0 (0: no clipping)",
+          config.clip)
     check(config.optimizer in train.OPTIMIZERS, "optimizer", f"one of {sorted(train.OPTIMIZERS)}",
           config.optimizer)
     check(config.lr_schedule in train.SCHEDULES, "lr_schedule", f"one of {train.SCHEDULES}",

@@ -105,6 +105,8 @@ CASES = [
     ("parity", ["--sweep_seeds=0"], "sweep_seeds", r"positive integer, received 0"),
     ("parity", ["--stop_at_success", "--eval_every=0"], "eval_every", r"received 0"),
     ("parity", ["--sweep", "--eval_every=0"], "eval_every", r"received 0"),
+    ("parity", ["--lr=inf"], "lr", r"positive, finite learning rate, received inf"),
+    ("parity", ["--clip=inf"], "clip", r"finite global norm .*received inf"),
     # summation.
     ("summation", ["--max_value=3000000000"], "max_value", r"exact in float32\), received 3000"),
     ("summation", ["--max_value=0"], "max_value", r">= 1, received 0"),
