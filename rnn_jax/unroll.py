@@ -99,8 +99,9 @@ def unroll(
 def _empty_outputs(cell: Cell, params: Any, xs: jax.Array, carry: Any) -> jax.Array:
     """`[batch, 0, hidden]` outputs of an empty time axis, with the step's width and dtype."""
     x_t = jax.ShapeDtypeStruct((xs.shape[0], xs.shape[2]), xs.dtype)
-    h = jax.eval_shape(lambda p, c, x: cell.step(p, c, cell.project_inputs(p, x)), params, carry, x_t)
-    return jnp.zeros((xs.shape[0], 0) + h[1].shape[1:], h[1].dtype)
+    one_step = lambda p, c, x: cell.step(p, c, cell.project_inputs(p, x))[1]
+    h = jax.eval_shape(one_step, params, carry, x_t)
+    return jnp.zeros((xs.shape[0], 0) + h.shape[1:], h.dtype)
 
 
 def _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll_factor, remat, backward):
