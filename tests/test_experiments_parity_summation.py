@@ -63,13 +63,13 @@ def test_summation_quick_trains_both_networks(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("main, argv, match", [
-    (parity.main, ["--lr=-1"], "--lr: expected a positive learning rate, received -1.0"),
+    (parity.main, ["--lr=-1"], "--lr: expected a positive, finite learning rate, received -1.0"),
     (parity.main, ["--test_seq_len=0"], "--test_seq_len: expected a positive integer"),
     (parity.main, ["--sweep_cells=lstm,bogus"], r"--sweep_cells: expected cells from .*bogus"),
     (parity.main, ["--sweep_lengths=4,x"], "--sweep_lengths: expected comma-separated"),
     (parity.main, ["--success_accuracy=0.2"], r"expected a value in \(0.5, 1\]"),
     (parity.main, ["extra_arg"], "--argv: expected only --flags, received"),
-    (summation.main, ["--clip=-1"], r"--clip: expected a global norm >= 0"),
+    (summation.main, ["--clip=-1"], r"--clip: expected a finite global norm >= 0"),
     (summation.main, ["--max_value=0"], "--max_value: expected an integer >= 1"),
 ])
 def test_invalid_flags_fail_before_any_compile(main, argv, match, monkeypatch, tmp_path):
