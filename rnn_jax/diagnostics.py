@@ -24,7 +24,7 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from rnn_jax import validation
+from rnn_jax import sequence
 from rnn_jax.cells.base import Cell
 
 # sup |phi'(a)| for each activation in rnn_jax.cells.base.ACTIVATIONS.
@@ -64,7 +64,7 @@ def _check(cell: Cell, params: Any, xs: jax.Array, carry: Any = None) -> None:
             f"received {xs.shape}"
         )
     if carry is not None:
-        validation.check_carry(cell, params, carry, xs.shape[0])
+        sequence.check_carry(cell, params, carry, xs.shape[0])
 
 
 def carry_size(cell: Cell, params: Any) -> int:

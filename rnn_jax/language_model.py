@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import optax
 
 from rnn_jax import initializers, losses, readout
+from rnn_jax.sequence import reset_state
 from rnn_jax.cells.base import Cell
-from rnn_jax.train import reset_stream
 from rnn_jax.fast import unroll_tokens
 from rnn_jax.unroll import init_stack, unroll
 
@@ -224,7 +224,7 @@ def make_loss_fn(apply_fn: ApplyFn) -> Callable:
     """
 
     def loss_fn(params, batch, key, stream):
-        stream = reset_stream(stream, batch["reset"])
+        stream = reset_state(stream, batch["reset"])
         logits, stream = apply_fn(params, batch["inputs"], stream, key)
         loss = losses.softmax_cross_entropy(logits, batch["targets"], batch["mask"])
         return loss, ({"bits_per_char": loss / math.log(2.0)}, stream)
@@ -241,7 +241,7 @@ def make_eval_fn(
 
     def eval_fn(params):
         def body(carry, batch):
-            carry = reset_stream(carry, batch["reset"])
+            carry = reset_state(carry, batch["reset"])
             logits, carry = apply_fn(params, batch["inputs"], carry, None)
             nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
             return carry, (jnp.sum(nll * batch["mask"]), jnp.sum(batch["mask"]))

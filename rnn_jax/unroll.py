@@ -17,32 +17,10 @@ from typing import Any, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from rnn_jax import validation
+from rnn_jax import sequence
 from rnn_jax.cells.base import Cell
 from rnn_jax.fast import dispatch as fast
-from rnn_jax.fast.engine import select_valid
-
-
-def sequence_mask(lengths: jax.Array, time: int) -> jax.Array:
-    """`[batch, time]` boolean mask, True on each sequence's valid steps `t < lengths[b]`."""
-    return jnp.arange(time)[None, :] < lengths[:, None]
-
-
-def reverse_padded(xs: jax.Array, lengths: jax.Array | None) -> jax.Array:
-    """Reverses the valid prefix of each sequence; padded steps are set to zero.
-
-    `[batch, time, ...] -> [batch, time, ...]`, with out[b, t] = xs[b, lengths[b] - 1 - t].
-    Applying it twice restores the valid prefix.
-    """
-    time = xs.shape[1]
-    if lengths is None:
-        return jnp.flip(xs, axis=1)
-    lengths = validation.clamp_lengths(lengths, time)  # never an index past the time axis
-    index = lengths[:, None] - 1 - jnp.arange(time)[None, :]  # [batch, time]
-    valid = index >= 0
-    index = jnp.where(valid, index, 0).reshape(index.shape + (1,) * (xs.ndim - 2))
-    gathered = jnp.take_along_axis(xs, index, axis=1)
-    return jnp.where(valid.reshape(valid.shape + (1,) * (xs.ndim - 2)), gathered, 0)
+from rnn_jax.sequence import reverse_padded, select_valid, sequence_mask
 
 
 def unroll(
@@ -85,7 +63,7 @@ def unroll(
       after each sequence's last valid step. An empty time axis gives empty ys and the
       initial carry.
     """
-    validation.check_inputs(cell, params, xs)
+    sequence.check_inputs(cell, params, xs)
     fast.check_options(remat, backward)
     options = (reverse, unroll, remat, backward)
     if xs.ndim == 2:  # one unbatched sequence: add and remove a batch axis
@@ -108,10 +86,10 @@ def _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll_factor, re
     batch, time = xs.shape[:2]
     if carry is None:
         carry = cell.initial_carry(params, (batch,))
-    validation.check_carry(cell, params, carry, batch)
+    sequence.check_carry(cell, params, carry, batch)
     if lengths is not None:
-        validation.check_lengths(lengths, batch, time)
-        lengths = validation.clamp_lengths(lengths, time)
+        sequence.check_lengths(lengths, batch, time)
+        lengths = sequence.clamp_lengths(lengths, time)
         # padded inputs become zeros before they meet the params: no NaN in valid gradients
         xs = jnp.where(sequence_mask(lengths, time)[..., None], xs, jnp.zeros_like(xs))
     if time == 0:

@@ -1,5 +1,5 @@
 """The training loop: loss falls, resume equals uninterrupted, clipping, NaN stop, retrace guard,
-truncated-BPTT stream."""
+truncated-BPTT stream (its reset: tests/test_sequence.py)."""
 
 import json
 import os
@@ -211,15 +211,6 @@ def test_stream_is_carried_and_gradients_stop_at_batch_boundaries():
         lambda p: chunk_loss(p, chunks[1], unroll(CELL, p, chunks[0])[1])[0]))(params)
     assert float(metrics["grad_norm"]) == pytest.approx(float(optax.tree.norm(truncated)), 1e-5)
     assert float(optax.tree.norm(full)) != pytest.approx(float(metrics["grad_norm"]), 1e-3)
-
-
-def test_reset_stream_zeros_selected_rows():
-    stream = (jnp.ones((3, 2)), jnp.full((3, 2, 4), 2.0))
-    out = train.reset_stream(stream, jnp.array([True, False, True]))
-    np.testing.assert_array_equal(out[0][:, 0], [0.0, 1.0, 0.0])
-    np.testing.assert_array_equal(out[1][:, 0, 0], [0.0, 2.0, 0.0])
-    assert not np.asarray(train.reset_stream(stream, True)[1]).any()
-    np.testing.assert_array_equal(train.reset_stream(stream, False)[1], stream[1])
 
 
 def interrupted_at(stop):

@@ -9,7 +9,6 @@ from rnn_jax import (
     get_cell,
     init_bidirectional,
     init_stack,
-    reverse_padded,
     unroll,
     unroll_bidirectional,
     unroll_stack,
@@ -116,15 +115,6 @@ def test_remat_and_unroll_factor_give_the_same_values_and_gradients(key):
     for options in ({"remat": True}, {"unroll": 3}):
         other = jax.value_and_grad(lambda p: loss(p, **options))(params)
         jax.tree.map(close, other, plain)
-
-
-def test_reverse_padded_is_its_own_inverse_on_the_valid_prefix(key):
-    xs = jax.random.normal(key, (2, 5, 3))
-    lengths = jnp.array([5, 3])
-    once = reverse_padded(xs, lengths)
-    close(once[1, :3], xs[1, :3][::-1])
-    assert not jnp.any(once[1, 3:])
-    close(reverse_padded(once, lengths)[1, :3], xs[1, :3])
 
 
 def test_bad_input_errors(key):

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 from rnn_jax.cells.base import Cell
 from rnn_jax.fast import engine
 from rnn_jax.fast.kernels import Kernel, kernel_for
+from rnn_jax.sequence import select_valid
 
 try:  # the tracer type of jax.jvp; reverse mode (jax.grad, jax.vjp) traces with another type
     from jax._src.interpreters.ad import JVPTracer as _JVPTracer
@@ -128,7 +129,7 @@ def _autodiff_chunked(cell, params, xs, carry, mask, chunk, unroll):
         new_carry, h = cell.step(params, carry, x_proj)
         if valid is None:
             return new_carry, h
-        return engine.select_valid(valid, (new_carry, h), (carry, jnp.zeros_like(h)))
+        return select_valid(valid, (new_carry, h), (carry, jnp.zeros_like(h)))
 
     @jax.checkpoint
     def chunk_body(carry, inputs):

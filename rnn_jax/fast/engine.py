@@ -25,17 +25,9 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.fast.kernels import Kernel
+from rnn_jax.sequence import select_valid
 
 tree_map = jax.tree.map
-
-
-def select_valid(valid: jax.Array, new: Any, old: Any) -> Any:
-    """Per-example select on pytrees with leaves `[batch, ...]` (valid: `[batch]`)."""
-
-    def select(a, b):
-        return jnp.where(valid.reshape(valid.shape + (1,) * (a.ndim - valid.ndim)), a, b)
-
-    return tree_map(select, new, old)
 
 
 def _shift(carry0: Any, carries: Any) -> Any:

@@ -12,7 +12,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax import validation
+from rnn_jax import sequence
 from rnn_jax.cells.base import Cell
 from rnn_jax.fast import dispatch
 from rnn_jax.fast.kernels import kernel_for
@@ -47,7 +47,6 @@ def unroll_tokens(
       `(ys [batch, time, hidden], final_carry)`, equal to `unroll` on the embedded tokens.
     """
     # rnn_jax.unroll imports this package, so its names are imported here, at call time.
-    from rnn_jax.unroll import reverse_padded, sequence_mask
     from rnn_jax.unroll import unroll as plain_unroll
     if not jnp.issubdtype(tokens.dtype, jnp.integer) or tokens.ndim != 2:
         raise ValueError(
@@ -76,18 +75,18 @@ def unroll_tokens(
             reverse=reverse, unroll=unroll, remat=remat, backward=backward,
         )
     carry = cell.initial_carry(params, (batch,)) if carry is None else carry
-    validation.check_carry(cell, params, carry, batch)
+    sequence.check_carry(cell, params, carry, batch)
     mask = None
     if lengths is not None:
-        validation.check_lengths(lengths, batch, time)
-        lengths = validation.clamp_lengths(lengths, time)
-        mask = jnp.swapaxes(sequence_mask(lengths, time), 0, 1)
+        sequence.check_lengths(lengths, batch, time)
+        lengths = sequence.clamp_lengths(lengths, time)
+        mask = jnp.swapaxes(sequence.sequence_mask(lengths, time), 0, 1)
     if reverse:
-        tokens = reverse_padded(tokens, lengths)
+        tokens = sequence.reverse_padded(tokens, lengths)
     table = cell.project_inputs(params, embedding)  # [vocab, gates] = embedding U + b
     ys, carry = dispatch.run_kernel(
         kernel, gather_rows, params, table, jnp.swapaxes(tokens, 0, 1), carry, mask,
         remat=remat, unroll=unroll, per_step=True,
     )
     ys = jnp.swapaxes(ys, 0, 1)
-    return (reverse_padded(ys, lengths) if reverse else ys), carry
+    return (sequence.reverse_padded(ys, lengths) if reverse else ys), carry
