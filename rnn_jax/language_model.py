@@ -26,8 +26,8 @@ import optax
 
 from rnn_jax import initializers, losses, readout
 from rnn_jax.sequence import reset_state
+from rnn_jax.tokens import unroll_tokens
 from rnn_jax.cells.base import Cell
-from rnn_jax.fast import unroll_tokens
 from rnn_jax.unroll import init_stack, unroll
 
 ApplyFn = Callable[[Any, jax.Array, Any, jax.Array | None], tuple[jax.Array, Any]]
@@ -134,7 +134,7 @@ def apply(
     keys = jax.random.split(key, len(cells)) if dropout else (None,) * len(cells)
     xs, final = tokens, []
     for layer, (cell, layer_params, carry) in enumerate(zip(cells, params.layers, carries)):
-        if layer == 0:  # embedding and input projection as one table gather (rnn_jax.fast)
+        if layer == 0:  # embedding and input projection as one table gather (rnn_jax.tokens)
             xs, carry = unroll_tokens(cell, layer_params, _embedding_matrix(params), xs, carry=carry)
         else:
             xs, carry = unroll(cell, layer_params, xs, carry=carry)

@@ -1,6 +1,11 @@
 """Per-cell pieces of the hand-written BPTT: one forward step, one backward step, and the
 parameter gradients as sums over time (one large matmul each, after the reverse scan).
 
+The vanilla kernel is the general form of the notes' derivation in `rnn_jax.bptt.notes`
+(there for the tanh RNN with softmax outputs, here for any nonlinearity and any loss: the
+loss enters as the cotangent of the outputs); the LSTM and GRU kernels apply the same rule to
+their gates. `rnn_jax.bptt.engine` runs them under `jax.custom_vjp`.
+
 Every kernel is a `Kernel` of pure functions; arrays may carry any leading axes (one step
 `[batch, ...]`, or all steps `[time, batch, ...]` at once when gates are recomputed):
 
@@ -19,8 +24,8 @@ steps), as the notes derive: dL/dW = sum_t h(t-1)^T delta(t), dL/dU = sum_t x(t)
 Gate nonlinearities use one tanh for all gates: sigma(x) = (1 + tanh(x / 2)) / 2.
 
 The reverse step's `delta(t) @ W^T` multiplies by a W^T materialised once (`backward_weights`)
-rather than by W with a transposed contraction: on XLA:CPU the per-step dot runs 11-13 % faster
-that way at B32 H256 and about even at B64 H512 (`python -m benchmarks.dot_layout`).
+rather than by W with a transposed contraction: XLA:CPU then runs the per-step dot on a
+row-major operand instead of transposing W inside the loop (measured in benchmarks/README.md).
 """
 
 from functools import lru_cache
@@ -58,8 +63,8 @@ def _sigmoid(z: jax.Array) -> jax.Array:
 
 # ---- LSTM, gates (i, f, g, o); saved = (i, f, g, o, tanh(c(t))), five [.., H] arrays ----
 # Saved as separate arrays, not one [.., 4H] `act`: XLA:CPU compiles a loop fusion that reads
-# several column slices of one scanned array into slow code (at B32 H256 four of the reverse
-# step's gate kernels took 15-30 us each; now 4-19 us; `python -m benchmarks.slice_probe`).
+# several column slices of one scanned array into slower code than one reading whole arrays
+# (measured in benchmarks/README.md).
 
 
 def _lstm_scale(hidden: int, dtype) -> jax.Array:
