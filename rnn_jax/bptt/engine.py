@@ -198,9 +198,9 @@ def make_unroll(
 
 
 # The default scan unroll (`unroll=None`) of the hand-written BPTT. With unroll=2 XLA slices two
-# steps at a time out of each saved array, and a loop fusion that reads two slices of one
-# scanned array compiles to slower code than one that reads one; with the LSTM's gates saved
-# as separate arrays, 1 is as fast as 2 and compiles sooner (measured in benchmarks/README.md).
+# steps at a time out of each saved array, and XLA:CPU compiles a loop fusion that reads two
+# slices of one scanned array into slower code; with the LSTM's gates saved as separate arrays,
+# 1 runs as fast as 2 and compiles sooner.
 DEFAULT_UNROLL = 1
 
 

@@ -24,8 +24,9 @@ steps), as the notes derive: dL/dW = sum_t h(t-1)^T delta(t), dL/dU = sum_t x(t)
 Gate nonlinearities use one tanh for all gates: sigma(x) = (1 + tanh(x / 2)) / 2.
 
 The reverse step's `delta(t) @ W^T` multiplies by a W^T materialised once (`backward_weights`)
-rather than by W with a transposed contraction: XLA:CPU then runs the per-step dot on a
-row-major operand instead of transposing W inside the loop (measured in benchmarks/README.md).
+rather than by W with a transposed contraction: the transpose is paid once, outside the loop,
+and XLA:CPU's per-step dot is no slower for it (measured in benchmarks/README.md, "tried and
+rejected").
 """
 
 from functools import lru_cache
