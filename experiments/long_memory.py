@@ -121,7 +121,7 @@ def run_cell(config: Config) -> Path:
     }
     loss = make_loss(config.task, cell)
     eval_data = data.sample(key_eval, config.eval_batch, config.T)
-    eval_step = train.make_eval_step(lambda p, b: dict(zip(("eval_loss", "m"), loss(p, b))))
+    eval_step = jax.jit(lambda p, b: dict(zip(("eval_loss", "m"), loss(p, b))))
     baseline = data.baseline(config.T)
 
     def eval_fn(params):

@@ -139,11 +139,6 @@ def make_train_step(
     return step
 
 
-def make_eval_step(metrics_fn: Callable[[Any, Any], dict]) -> Callable[[Any, Any], dict]:
-    """Jits `metrics_fn(params, batch) -> dict of scalars` (the eval step)."""
-    return jax.jit(metrics_fn)
-
-
 def _target_reached(record: dict, target: tuple) -> bool:
     name, value = target[0], target[1]
     if name not in record or record[name] is None:

@@ -36,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.cells import gru, lstm, vanilla
+from rnn_jax.cells.base import ACTIVATIONS
 
 
 class Kernel(NamedTuple):
@@ -168,21 +169,14 @@ GRU = Kernel(
 
 # ---- vanilla, s(t) = phi(x_proj + s(t-1) W); phi' from the output s(t) ----
 
-_DERIVATIVES: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "tanh": lambda s: 1.0 - s * s,
-    "sigmoid": lambda s: s * (1.0 - s),
-    "relu": lambda s: (s > 0).astype(s.dtype),
-    "identity": jnp.ones_like,
-}
-_ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": _sigmoid, "relu": jax.nn.relu, "identity": lambda a: a}
 
 
 @lru_cache(maxsize=None)
 def vanilla_kernel(activation: str) -> Kernel | None:
     """The kernel for a vanilla cell with nonlinearity `activation` (None if unknown)."""
-    if activation not in _DERIVATIVES:
+    if activation not in ACTIVATIONS:
         return None
-    phi, phi_prime = _ACTIVATIONS[activation], _DERIVATIVES[activation]
+    phi, phi_prime, _ = ACTIVATIONS[activation]  # phi' written from the output s(t)
 
     def forward(params: vanilla.VanillaParams, s_prev, x_proj):
         return phi(x_proj + s_prev @ params.W), ()
@@ -225,7 +219,7 @@ def kernel_for(cell, params) -> Kernel | None:
         own = cell.step is gru.step and cell.project_inputs is gru.project_inputs
         return GRU if own else None
     if isinstance(params, vanilla.VanillaParams) and cell.project_inputs is vanilla.project_inputs:
-        for activation in _DERIVATIVES:
+        for activation in ACTIVATIONS:
             if cell.step is vanilla.step_for(activation):
                 return vanilla_kernel(activation)
     return None
