@@ -19,7 +19,6 @@ prediction (baseline 0.167). Losses in the table are on a fixed held-out batch (
 """
 
 import dataclasses
-import json
 from pathlib import Path
 
 import jax
