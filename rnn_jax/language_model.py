@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import optax
 
 from rnn_jax import initializers, losses, readout
+from rnn_jax.cells.base import Cell, affine
 from rnn_jax.sequence import reset_state
 from rnn_jax.tokens import unroll_tokens
-from rnn_jax.cells.base import Cell, affine
 from rnn_jax.unroll import init_stack, unroll
 
 ApplyFn = Callable[[Any, jax.Array, Any, jax.Array | None], tuple[jax.Array, Any]]

@@ -203,3 +203,14 @@ def test_bad_options_raise(key):
         unroll_tokens(cell, params, jnp.zeros((5, IN)), xs[..., 0])
     with pytest.raises(ValueError, match="expected embedding"):
         unroll_tokens(cell, params, jnp.zeros((5, IN + 1)), jnp.zeros((2, 3), int))
+
+
+@pytest.mark.parametrize("name", ["lstm", "output_feedback"])
+def test_remat_one_is_remat_true(key, x64, name):
+    """remat=1 is a chunk of one step, i.e. remat=True, on the hand-written and autodiff paths."""
+    cell, params, xs, carry = _setup(key, name, {})
+    one = _value_and_grads(_loss(cell, rnn_jax.unroll, lengths=LENGTHS, remat=1))(params, xs, carry)
+    true = _value_and_grads(_loss(cell, rnn_jax.unroll, lengths=LENGTHS, remat=True))
+    plain = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, backward="autodiff")
+    _assert_close(one, true(params, xs, carry), rtol=1e-14)
+    _assert_close(one, _value_and_grads(plain)(params, xs, carry))

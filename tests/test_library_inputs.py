@@ -1,6 +1,7 @@
 """Bad or adversarial library inputs: a clear ValueError at trace time, or a safe result (traced
 lengths past T, empty time axes, NaN in padded steps), never a silent NaN or a wrong answer."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -25,7 +26,7 @@ def _setup(name, key, dtype=jnp.float32):
 
 
 def _close(a, b, rtol=1e-5, atol=1e-6):
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b)
+    chex.assert_trees_all_close(a, b, rtol=rtol, atol=atol)
 
 
 # ---- traced lengths outside [0, T] ----

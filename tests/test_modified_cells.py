@@ -3,9 +3,9 @@ hand-written kernel: each path equals a plain per-timestep Python loop over the 
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 import rnn_jax
@@ -70,7 +70,7 @@ def python_loop(cell, params, xs, *, lengths=None, reverse=False):
 
 
 def _close(a, b, rtol=1e-5, atol=1e-6):
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b)
+    chex.assert_trees_all_close(a, b, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("name", sorted(MODIFIED))
