@@ -19,7 +19,6 @@ prediction (baseline 0.167). Losses in the table are on a fixed held-out batch (
 """
 
 import dataclasses
-import json
 from pathlib import Path
 
 import jax
@@ -121,7 +120,7 @@ def run_cell(config: Config) -> Path:
     }
     loss = make_loss(config.task, cell)
     eval_data = data.sample(key_eval, config.eval_batch, config.T)
-    eval_step = train.make_eval_step(lambda p, b: dict(zip(("eval_loss", "m"), loss(p, b))))
+    eval_step = jax.jit(lambda p, b: dict(zip(("eval_loss", "m"), loss(p, b))))
     baseline = data.baseline(config.T)
 
     def eval_fn(params):

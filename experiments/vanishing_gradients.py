@@ -211,7 +211,7 @@ def train_recall(config: Config, run_name: str, label: str, name: str, options: 
     params = init_model(cell, key_model, options, config)
     loss_fn = recall_loss_fn(cell)
     eval_data = recall.sample(key_eval, config.eval_batch, delay, config.num_symbols)
-    evaluate = train.make_eval_step(lambda p, b: loss_fn(p, b, None, ())[1][0])
+    evaluate = jax.jit(lambda p, b: loss_fn(p, b, None, ())[1][0])
     try:
         run = results.Run.create(cfg.out_dir, EXPERIMENT, run_name, {
             "config": config, "cell": label, "delay": delay}, overwrite=cfg.overwrite)

@@ -2,12 +2,11 @@
 
 from rnn_jax import initializers, losses, readout
 from rnn_jax.cells import CELLS, Cell, get_cell
+from rnn_jax.sequence import reverse_padded, sequence_mask
 from rnn_jax.unroll import (
     BidirectionalParams,
     init_bidirectional,
     init_stack,
-    reverse_padded,
-    sequence_mask,
     unroll,
     unroll_bidirectional,
     unroll_stack,

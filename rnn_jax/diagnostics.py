@@ -24,11 +24,8 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from rnn_jax import validation
-from rnn_jax.cells.base import Cell
-
-# sup |phi'(a)| for each activation in rnn_jax.cells.base.ACTIVATIONS.
-LAMBDA_PHI = {"tanh": 1.0, "relu": 1.0, "identity": 1.0, "sigmoid": 0.25}
+from rnn_jax import sequence
+from rnn_jax.cells.base import Cell, activation_entry
 
 
 def flatten_carry(carry: Any) -> jax.Array:
@@ -64,7 +61,7 @@ def _check(cell: Cell, params: Any, xs: jax.Array, carry: Any = None) -> None:
             f"received {xs.shape}"
         )
     if carry is not None:
-        validation.check_carry(cell, params, carry, xs.shape[0])
+        sequence.check_carry(cell, params, carry, xs.shape[0])
 
 
 def carry_size(cell: Cell, params: Any) -> int:
@@ -178,10 +175,9 @@ def jacobian_norms(
 
 
 def bound_factor(W: jax.Array, activation: str) -> jax.Array:
-    """`lambda_W * lambda_phi`: the largest singular value of W times sup |phi'|."""
-    if activation not in LAMBDA_PHI:
-        raise ValueError(f"unknown activation {activation!r}; expected one of {sorted(LAMBDA_PHI)}")
-    return jnp.linalg.norm(W, ord=2) * LAMBDA_PHI[activation]
+    """`lambda_W * lambda_phi`: the largest singular value of W times sup |phi'|
+    (`rnn_jax.cells.base.ACTIVATIONS`)."""
+    return jnp.linalg.norm(W, ord=2) * activation_entry(activation).sup_derivative
 
 
 def jacobian_bound(W: jax.Array, activation: str, distances: jax.Array) -> jax.Array:

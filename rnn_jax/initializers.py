@@ -9,7 +9,6 @@ import jax
 import jax.numpy as jnp
 
 glorot_uniform = jax.nn.initializers.glorot_uniform()
-zeros = jax.nn.initializers.zeros
 
 
 def orthogonal(scale: float = 1.0):

@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import optax
 
 from rnn_jax import initializers, losses, readout
-from rnn_jax.cells.base import Cell
-from rnn_jax.train import reset_stream
-from rnn_jax.fast import unroll_tokens
+from rnn_jax.cells.base import Cell, affine
+from rnn_jax.sequence import reset_state
+from rnn_jax.tokens import unroll_tokens
 from rnn_jax.unroll import init_stack, unroll
 
 ApplyFn = Callable[[Any, jax.Array, Any, jax.Array | None], tuple[jax.Array, Any]]
@@ -59,17 +59,6 @@ def init(
     input_size = embed_size or vocab_size
     layers = init_stack(key_layers, cells, input_size, hidden_sizes, dtype=dtype)
     return LMParams(embed, layers, readout.init_linear(key_out, hidden_sizes[-1], vocab_size, dtype=dtype))
-
-
-def _affine(xs: jax.Array, W: jax.Array, b: jax.Array) -> jax.Array:
-    """`b + x W` for `xs [..., in]`, with the bias broadcast explicitly (strict rank promotion)."""
-    out = xs @ W
-    return out + jnp.broadcast_to(b, out.shape)
-
-
-def _logits(params: readout.LinearParams, hs: jax.Array) -> jax.Array:
-    """The readout `o = c + V h`: `[..., hidden] -> [..., vocab]`."""
-    return _affine(hs, params.V, params.c)
 
 
 def _embedding_matrix(params: LMParams) -> jax.Array:
@@ -134,13 +123,13 @@ def apply(
     keys = jax.random.split(key, len(cells)) if dropout else (None,) * len(cells)
     xs, final = tokens, []
     for layer, (cell, layer_params, carry) in enumerate(zip(cells, params.layers, carries)):
-        if layer == 0:  # embedding and input projection as one table gather (rnn_jax.fast)
+        if layer == 0:  # embedding and input projection as one table gather (rnn_jax.tokens)
             xs, carry = unroll_tokens(cell, layer_params, _embedding_matrix(params), xs, carry=carry)
         else:
             xs, carry = unroll(cell, layer_params, xs, carry=carry)
         xs = _dropout(keys[layer], dropout_rate, xs)  # between layers / before the readout
         final.append(carry)
-    return _logits(params.readout, xs), tuple(final)
+    return readout.linear(params.readout, xs), tuple(final)
 
 
 def step(
@@ -157,7 +146,7 @@ def step(
         cell.input_size(layer_params)  # a ValueError unless these are the cell's params
         carry, x = cell.step(layer_params, carry, cell.project_inputs(layer_params, x))
         carries.append(carry)
-    return tuple(carries), _logits(params.readout, x)
+    return tuple(carries), readout.linear(params.readout, x)
 
 
 class WindowParams(NamedTuple):
@@ -204,8 +193,8 @@ def window_apply(
     time = tokens.shape[1]
     windows = jnp.stack([history[:, i : i + time] for i in range(window)], axis=-1)  # [B,T,K]
     xs = params.embed[windows].reshape(*windows.shape[:2], -1)  # [B, T, K*embed]
-    hs = jnp.tanh(_affine(xs, params.W, params.b))
-    return _logits(params.readout, hs), history[:, history.shape[1] - (window - 1) :]
+    hs = jnp.tanh(affine(xs, params.W, params.b))
+    return readout.linear(params.readout, hs), history[:, history.shape[1] - (window - 1) :]
 
 
 def window_step(
@@ -224,7 +213,7 @@ def make_loss_fn(apply_fn: ApplyFn) -> Callable:
     """
 
     def loss_fn(params, batch, key, stream):
-        stream = reset_stream(stream, batch["reset"])
+        stream = reset_state(stream, batch["reset"])
         logits, stream = apply_fn(params, batch["inputs"], stream, key)
         loss = losses.softmax_cross_entropy(logits, batch["targets"], batch["mask"])
         return loss, ({"bits_per_char": loss / math.log(2.0)}, stream)
@@ -241,7 +230,7 @@ def make_eval_fn(
 
     def eval_fn(params):
         def body(carry, batch):
-            carry = reset_stream(carry, batch["reset"])
+            carry = reset_state(carry, batch["reset"])
             logits, carry = apply_fn(params, batch["inputs"], carry, None)
             nll = optax.softmax_cross_entropy_with_integer_labels(logits, batch["targets"])
             return carry, (jnp.sum(nll * batch["mask"]), jnp.sum(batch["mask"]))

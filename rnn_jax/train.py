@@ -26,7 +26,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from rnn_jax import results, run_lock
+from rnn_jax import results, run_lock, sequence
 from rnn_jax.checkpoint import Checkpointer
 
 OPTIMIZERS = {
@@ -99,20 +99,7 @@ def init_state(params: Any, optimizer: optax.GradientTransformation, key: jax.Ar
     return TrainState(params, optimizer.init(params), jnp.zeros((), jnp.int32), key, stream)
 
 
-def reset_stream(stream: Any, reset: jax.Array) -> Any:
-    """Zeros the carried state where `reset` is True.
-
-    Args:
-      stream: pytree of `[batch, ...]` arrays.
-      reset: bool scalar (all streams) or `[batch]` (per stream).
-    """
-    reset = jnp.asarray(reset, bool)
-
-    def zero(leaf):
-        mask = reset.reshape(reset.shape + (1,) * (leaf.ndim - reset.ndim))
-        return jnp.where(mask, jnp.zeros_like(leaf), leaf)
-
-    return jax.tree.map(zero, stream)
+reset_stream = sequence.reset_state  # zeros the carried stream where a stream starts over
 
 
 def make_train_step(
@@ -150,11 +137,6 @@ def make_train_step(
     step.num_traces = lambda: traces[0]
     step.jitted = jitted
     return step
-
-
-def make_eval_step(metrics_fn: Callable[[Any, Any], dict]) -> Callable[[Any, Any], dict]:
-    """Jits `metrics_fn(params, batch) -> dict of scalars` (the eval step)."""
-    return jax.jit(metrics_fn)
 
 
 def _target_reached(record: dict, target: tuple) -> bool:

@@ -1,8 +1,10 @@
 """Unrolling cells over time with `jax.lax.scan`: lengths/masks, reverse, bidirectional, stacks.
 
-Public arrays are batch-major, `xs: [batch, time, features]` (or unbatched `[time, features]`);
-inside, one transpose makes them time-major for the scan. The input projection for all steps
-is one matmul before the scan; only the recurrent part runs inside it.
+The rule: `carry(t), h(t) = cell.step(params, carry(t-1), x_proj(t))`, one `jax.lax.scan` over
+time, with `x_proj = cell.project_inputs(params, xs)` for all steps as one matmul before it
+(only the recurrent part runs inside the scan). Public arrays are batch-major,
+`xs: [batch, time, features]` (or unbatched `[time, features]`); one transpose makes them
+time-major for the scan. Its gradients are `jax.grad` of that scan.
 
 Padding: with `lengths: [batch]`, steps `t >= lengths[b]` keep the carry unchanged and emit
 zeros, so the final carry is the state after each sequence's last real step. Padded inputs are
@@ -10,6 +12,11 @@ replaced by zeros before they meet the params (the "double where"), so whatever 
 (NaN, inf) reaches neither the outputs nor the gradients of the valid steps.
 Concrete lengths outside [0, time] raise a ValueError; traced ones (under `jit`) are clipped to
 [0, time]: a length > time means the whole sequence.
+
+The same outputs can come with another backward pass (`backward_path`): the hand-written BPTT
+of `rnn_jax.bptt` for the library's own LSTM, GRU and vanilla cells, and chunked checkpointing
+(`rnn_jax.remat`) for any other cell when `remat` asks for chunks. Both equal the plain scan's
+gradients.
 """
 
 from typing import Any, NamedTuple, Sequence
@@ -17,32 +24,19 @@ from typing import Any, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from rnn_jax import validation
+from rnn_jax import remat as remat_option
+from rnn_jax import sequence
+from rnn_jax.bptt import engine
+from rnn_jax.bptt.kernels import kernel_for
 from rnn_jax.cells.base import Cell
-from rnn_jax.fast import dispatch as fast
-from rnn_jax.fast.engine import select_valid
+from rnn_jax.sequence import reverse_padded, select_valid, sequence_mask
 
+try:  # the tracer type of jax.jvp; reverse mode (jax.grad, jax.vjp) traces with another type
+    from jax._src.interpreters.ad import JVPTracer as _JVPTracer
+except ImportError:  # pragma: no cover - a JAX without it: forward mode needs "autodiff"
+    _JVPTracer = ()
 
-def sequence_mask(lengths: jax.Array, time: int) -> jax.Array:
-    """`[batch, time]` boolean mask, True on each sequence's valid steps `t < lengths[b]`."""
-    return jnp.arange(time)[None, :] < lengths[:, None]
-
-
-def reverse_padded(xs: jax.Array, lengths: jax.Array | None) -> jax.Array:
-    """Reverses the valid prefix of each sequence; padded steps are set to zero.
-
-    `[batch, time, ...] -> [batch, time, ...]`, with out[b, t] = xs[b, lengths[b] - 1 - t].
-    Applying it twice restores the valid prefix.
-    """
-    time = xs.shape[1]
-    if lengths is None:
-        return jnp.flip(xs, axis=1)
-    lengths = validation.clamp_lengths(lengths, time)  # never an index past the time axis
-    index = lengths[:, None] - 1 - jnp.arange(time)[None, :]  # [batch, time]
-    valid = index >= 0
-    index = jnp.where(valid, index, 0).reshape(index.shape + (1,) * (xs.ndim - 2))
-    gathered = jnp.take_along_axis(xs, index, axis=1)
-    return jnp.where(valid.reshape(valid.shape + (1,) * (xs.ndim - 2)), gathered, 0)
+BACKWARDS = ("handwritten", "autodiff")
 
 
 def unroll(
@@ -55,7 +49,7 @@ def unroll(
     reverse: bool = False,
     unroll: int | None = None,
     remat: bool | int | str = False,
-    backward: str = "fast",
+    backward: str = "handwritten",
 ) -> tuple[jax.Array, Any]:
     """Runs `cell` over the time axis of `xs`.
 
@@ -68,15 +62,16 @@ def unroll(
         `jit`, values outside [0, time] are clipped to it).
       reverse: run each sequence from its last valid step back to its first; outputs are
         returned in the original time order.
-      unroll: `jax.lax.scan`'s unroll factor; None: 2 on the hand-written BPTT path (the
-        fastest on XLA:CPU, `benchmarks/README.md`), 1 elsewhere.
-      remat: memory of the backward pass: False keeps every step's activations; True
-        rematerialises each step; an int k >= 2 (or "sqrt": k = ceil(sqrt(time))) keeps the
-        carry every k steps and recomputes inside each chunk (see `rnn_jax.fast`).
-      backward: "fast" (default) uses the hand-written BPTT of `rnn_jax.fast` where the cell
-        has one (the library's own LSTM, GRU and vanilla functions, `fast.kernel_for`) and
-        autodiff elsewhere; "autodiff" always differentiates the scan with `jax.grad`. Both
-        give the same gradients. The hand-written BPTT is reverse mode only: forward mode
+      unroll: `jax.lax.scan`'s unroll factor; None: 1 (on the hand-written BPTT path
+        `rnn_jax.bptt.engine.DEFAULT_UNROLL`, which says why).
+      remat: memory of the backward pass (`rnn_jax.remat`): False keeps every step's
+        activations; True (or 1) keeps only each step's carry and recomputes each step's
+        internals; an int k >= 2 (or "sqrt": k = ceil(sqrt(time))) keeps the carry every k
+        steps and recomputes inside each chunk.
+      backward: "handwritten" (default) uses the hand-written BPTT of `rnn_jax.bptt` where the
+        cell has one (the library's own LSTM, GRU and vanilla functions, `bptt.kernel_for`)
+        and autodiff elsewhere; "autodiff" always differentiates the scan with `jax.grad`.
+        Both give the same gradients. The hand-written BPTT is reverse mode only: forward mode
         (`jax.jvp`, `jax.jacfwd`) of a function calling `unroll` runs autodiff by itself, but
         `jax.jvp` of an already-jitted function or of `jax.linearize` cannot be seen from
         here and needs `backward="autodiff"`.
@@ -85,8 +80,8 @@ def unroll(
       after each sequence's last valid step. An empty time axis gives empty ys and the
       initial carry.
     """
-    validation.check_inputs(cell, params, xs)
-    fast.check_options(remat, backward)
+    sequence.check_inputs(cell, params, xs)
+    check_options(remat, backward)
     options = (reverse, unroll, remat, backward)
     if xs.ndim == 2:  # one unbatched sequence: add and remove a batch axis
         carry = None if carry is None else jax.tree.map(lambda a: a[None], carry)
@@ -108,35 +103,39 @@ def _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll_factor, re
     batch, time = xs.shape[:2]
     if carry is None:
         carry = cell.initial_carry(params, (batch,))
-    validation.check_carry(cell, params, carry, batch)
+    sequence.check_carry(cell, params, carry, batch)
     if lengths is not None:
-        validation.check_lengths(lengths, batch, time)
-        lengths = validation.clamp_lengths(lengths, time)
+        sequence.check_lengths(lengths, batch, time)
+        lengths = sequence.clamp_lengths(lengths, time)
         # padded inputs become zeros before they meet the params: no NaN in valid gradients
         xs = jnp.where(sequence_mask(lengths, time)[..., None], xs, jnp.zeros_like(xs))
     if time == 0:
         return _empty_outputs(cell, params, xs, carry), carry
     if reverse:
         xs = reverse_padded(xs, lengths)
-    backward = fast.effective_backward(backward, (params, xs, carry))
-    if fast.handles(cell, params, remat, backward):  # hand-written BPTT or chunked checkpoints
-        mask = None if lengths is None else sequence_mask(lengths, time)
-        ys, carry = fast.unroll(
-            cell, params, xs, carry, mask, remat=remat, backward=backward, unroll=unroll_factor
-        )
-        return (reverse_padded(ys, lengths) if reverse else ys), carry
+    xs = jnp.swapaxes(xs, 0, 1)  # [time, batch, in]
+    mask = None if lengths is None else jnp.swapaxes(sequence_mask(lengths, time), 0, 1)
+    path = backward_path(cell, params, remat, backward, (params, xs, carry))
+    if path == "scan":
+        ys, carry = _scan(cell, params, xs, carry, mask, remat, unroll_factor)
+    else:
+        ys, carry = _delegate(path, cell, params, xs, carry, mask, remat, unroll_factor)
+    ys = jnp.swapaxes(ys, 0, 1)  # [batch, time, hidden]
+    return (reverse_padded(ys, lengths) if reverse else ys), carry
 
-    xs_proj = jnp.swapaxes(cell.project_inputs(params, xs), 0, 1)  # [time, batch, gates]
-    step = jax.checkpoint(cell.step) if remat else cell.step
 
-    if lengths is None:
+def _scan(cell, params, xs, carry, mask, remat, unroll_factor):
+    """The rule itself, time-major: xs `[time, batch, in]`, mask `[time, batch]` or None."""
+    xs_proj = cell.project_inputs(params, xs)  # [time, batch, gates], one matmul
+    step = jax.checkpoint(cell.step) if remat else cell.step  # remat=True: keep only carries
+
+    if mask is None:
 
         def body(carry, x_proj):
             return step(params, carry, x_proj)
 
         carry, ys = jax.lax.scan(body, carry, xs_proj, unroll=unroll_factor or 1)
     else:
-        mask = jnp.swapaxes(sequence_mask(lengths, time), 0, 1)  # [time, batch]
 
         def body(carry, inputs):
             x_proj, valid = inputs
@@ -144,11 +143,41 @@ def _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll_factor, re
             return select_valid(valid, (new_carry, h), (carry, jnp.zeros_like(h)))
 
         carry, ys = jax.lax.scan(body, carry, (xs_proj, mask), unroll=unroll_factor or 1)
-
-    ys = jnp.swapaxes(ys, 0, 1)  # [batch, time, hidden]
-    if reverse:
-        ys = reverse_padded(ys, lengths)
     return ys, carry
+
+
+def check_options(remat: Any, backward: str) -> None:
+    """Raises a ValueError naming the accepted values of `remat` and `backward`."""
+    if backward not in BACKWARDS:
+        renamed = '; "fast" was renamed "handwritten"' if backward == "fast" else ""
+        raise ValueError(f"expected backward in {BACKWARDS}, received {backward!r}{renamed}")
+    remat_option.check_remat(remat)
+
+
+def backward_path(cell: Cell, params: Any, remat: Any, backward: str, operands: Any) -> str:
+    """Which unroll runs: "scan" (`_scan`, differentiated by autodiff), "handwritten" or "chunked".
+
+    "handwritten" (`rnn_jax.bptt.engine`, any `remat`): `backward="handwritten"` and the cell
+    is the library's own LSTM, GRU or vanilla (`bptt.kernel_for`), unless a leaf of `operands`
+    is being forward-differentiated (`jax.jvp`, `jax.jacfwd`): a `jax.custom_vjp` has no
+    forward mode, so autodiff runs instead. "chunked" (`rnn_jax.remat.autodiff_chunked`): any
+    other cell, or autodiff, with `remat` an int k >= 2 or "sqrt". "scan" otherwise.
+    """
+    forward_mode = any(isinstance(leaf, _JVPTracer) for leaf in jax.tree.leaves(operands))
+    if backward == "handwritten" and not forward_mode and kernel_for(cell, params) is not None:
+        return "handwritten"
+    return "chunked" if remat_option.is_chunked(remat) else "scan"
+
+
+def _delegate(path, cell, params, xs, carry, mask, remat, unroll_factor):
+    """Runs the `backward_path` "handwritten" or "chunked", time-major as `_scan`."""
+    if path == "handwritten":
+        return engine.run_kernel(
+            kernel_for(cell, params), cell.project_inputs, params, params, xs, carry, mask, remat=remat,
+            unroll=unroll_factor,
+        )
+    chunk = remat_option.chunk_size(remat, xs.shape[0])
+    return remat_option.autodiff_chunked(cell, params, xs, carry, mask, chunk or 1, unroll_factor)
 
 
 class BidirectionalParams(NamedTuple):

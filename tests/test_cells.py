@@ -1,5 +1,6 @@
 """Every core cell against its equations: shapes, dtypes, a NumPy reference loop, jit, gradients."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -49,7 +50,7 @@ def test_unroll_matches_python_loop_over_step(name, activation, key):
     for t in range(5):
         carry, h = cell.step(params, carry, cell.project_inputs(params, xs[:, t]))
         np.testing.assert_allclose(ys[:, t], h, rtol=1e-5, atol=1e-6)
-    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), final, carry)
+    chex.assert_trees_all_close(final, carry, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("name,activation", CASES, ids=IDS)

@@ -1,13 +1,15 @@
 """Bad or adversarial library inputs: a clear ValueError at trace time, or a safe result (traced
 lengths past T, empty time axes, NaN in padded steps), never a silent NaN or a wrong answer."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import rnn_jax
-from rnn_jax import fast, initializers, language_model, sampling
+from rnn_jax import initializers, language_model, sampling
+from rnn_jax.tokens import unroll_tokens
 from rnn_jax.cells import CELLS, vanilla
 
 ALL_CELLS = sorted(CELLS)
@@ -24,7 +26,7 @@ def _setup(name, key, dtype=jnp.float32):
 
 
 def _close(a, b, rtol=1e-5, atol=1e-6):
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b)
+    chex.assert_trees_all_close(a, b, rtol=rtol, atol=atol)
 
 
 # ---- traced lengths outside [0, T] ----
@@ -51,7 +53,7 @@ def test_traced_token_lengths_past_time_and_reverse_padded(key):
     params = cell.init(key, IN, HIDDEN)
     embedding = jax.random.normal(key, (5, IN))
     tokens = jax.random.randint(key, (BATCH, TIME), 0, 5)
-    run = lambda n: fast.unroll_tokens(cell, params, embedding, tokens, lengths=n, reverse=True)
+    run = lambda n: unroll_tokens(cell, params, embedding, tokens, lengths=n, reverse=True)
     ys, _ = jax.jit(run)(jnp.array([TIME + 9, 3, -2]))
     _close(ys, run(jnp.array([TIME, 3, 0]))[0])
     xs = embedding[tokens]
@@ -80,7 +82,7 @@ def test_empty_time_axis_gives_empty_outputs_and_the_initial_carry(name, remat, 
 def test_empty_token_sequence(key):
     cell = rnn_jax.get_cell("lstm")
     params = cell.init(key, IN, HIDDEN)
-    ys, final = fast.unroll_tokens(cell, params, jnp.ones((5, IN)), jnp.zeros((BATCH, 0), int),
+    ys, final = unroll_tokens(cell, params, jnp.ones((5, IN)), jnp.zeros((BATCH, 0), int),
                                    remat=True)
     assert ys.shape == (BATCH, 0, HIDDEN)
     _close(final, cell.initial_carry(params, (BATCH,)))
@@ -146,7 +148,7 @@ def test_language_model_and_tokens_inputs_raise(key):
     with pytest.raises(ValueError, match=r"expected vocab_size an int >= 1, received 0"):
         language_model.init(key, cells, 0, (HIDDEN,))
     with pytest.raises(ValueError, match=r"expected tokens in \[0, 5\).*max 5"):
-        fast.unroll_tokens(cells[0], params.layers[0], params.embed, jnp.array([[0, 5]]))
+        unroll_tokens(cells[0], params.layers[0], params.embed, jnp.array([[0, 5]]))
 
 
 # ---- NaN: padded steps stay out of the gradients, valid steps propagate ----
@@ -201,12 +203,12 @@ def test_forward_mode_of_the_default_path_equals_autodiff(name, key, x64):
     )[0]
     tangent = jax.random.normal(jax.random.fold_in(key, 5), xs.shape, jnp.float64)
     expected = jax.jvp(f("autodiff"), (xs,), (tangent,))
-    _close(jax.jvp(f("fast"), (xs,), (tangent,)), expected, rtol=1e-12, atol=1e-12)
-    jitted = jax.jit(lambda x, t: jax.jvp(f("fast"), (x,), (t,)))(xs, tangent)
+    _close(jax.jvp(f("handwritten"), (xs,), (tangent,)), expected, rtol=1e-12, atol=1e-12)
+    jitted = jax.jit(lambda x, t: jax.jvp(f("handwritten"), (x,), (t,)))(xs, tangent)
     _close(jitted, expected, rtol=1e-12, atol=1e-12)
-    _close(jax.jacfwd(f("fast"))(xs), jax.jacrev(f("fast"))(xs), rtol=1e-10, atol=1e-12)
+    _close(jax.jacfwd(f("handwritten"))(xs), jax.jacrev(f("handwritten"))(xs), rtol=1e-10, atol=1e-12)
     tokens = jnp.zeros((1, TIME), int)
-    on_tokens = lambda e: fast.unroll_tokens(cell, params, e, tokens)[0]
+    on_tokens = lambda e: unroll_tokens(cell, params, e, tokens)[0]
     embedding = jnp.ones((2, IN), jnp.float64)
     _close(jax.jacfwd(on_tokens)(embedding), jax.jacrev(on_tokens)(embedding), rtol=1e-10,
            atol=1e-12)

@@ -3,14 +3,15 @@ hand-written kernel: each path equals a plain per-timestep Python loop over the 
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
-import numpy as np
 import pytest
 
 import rnn_jax
-from rnn_jax import diagnostics, fast, language_model
+from rnn_jax import bptt, diagnostics, language_model
 from rnn_jax.cells import gru, lstm
+from rnn_jax.tokens import unroll_tokens
 
 BATCH, TIME, IN, HIDDEN, VOCAB = 3, 5, 2, 4, 6
 LENGTHS = jnp.array([5, 3, 0])
@@ -69,13 +70,13 @@ def python_loop(cell, params, xs, *, lengths=None, reverse=False):
 
 
 def _close(a, b, rtol=1e-5, atol=1e-6):
-    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=rtol, atol=atol), a, b)
+    chex.assert_trees_all_close(a, b, rtol=rtol, atol=atol)
 
 
 @pytest.mark.parametrize("name", sorted(MODIFIED))
 def test_no_hand_written_kernel_for_a_modified_cell(name, key):
     cell, params, xs = _setup(name, key)
-    assert fast.kernel_for(cell, params) is None
+    assert bptt.kernel_for(cell, params) is None
     jaxpr = str(jax.make_jaxpr(lambda p: rnn_jax.unroll(cell, p, xs)[0])(params))
     assert "custom_vjp" not in jaxpr
 
@@ -84,8 +85,8 @@ def test_no_hand_written_kernel_for_a_modified_cell(name, key):
 def test_stock_functions_under_another_name_keep_the_kernel(name, key):
     cell = rnn_jax.get_cell(name)._replace(name="renamed")
     params = cell.init(key, IN, HIDDEN)
-    assert fast.kernel_for(cell, params) is not None  # chosen by identity, not by name
-    assert fast.kernel_for(rnn_jax.get_cell(name), params) is fast.kernel_for(cell, params)
+    assert bptt.kernel_for(cell, params) is not None  # chosen by identity, not by name
+    assert bptt.kernel_for(rnn_jax.get_cell(name), params) is bptt.kernel_for(cell, params)
 
 
 @pytest.mark.parametrize("remat", REMATS)
@@ -120,7 +121,7 @@ def test_unroll_tokens_runs_the_modified_step(name, remat, key):
     embedding = jax.random.normal(jax.random.fold_in(key, 1), (VOCAB, IN))
     tokens = jax.random.randint(jax.random.fold_in(key, 2), (BATCH, TIME), 0, VOCAB)
     _close(
-        fast.unroll_tokens(cell, params, embedding, tokens, lengths=LENGTHS, remat=remat),
+        unroll_tokens(cell, params, embedding, tokens, lengths=LENGTHS, remat=remat),
         python_loop(cell, params, embedding[tokens], lengths=LENGTHS),
     )
 

@@ -2,6 +2,7 @@
 
 import functools
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -90,8 +91,7 @@ def test_truncated_bptt_with_one_chunk_per_sequence_equals_full_bptt(key, x64):
         cells, params, jnp.asarray(batch["inputs"]), jnp.asarray(batch["targets"]))
     np.testing.assert_allclose(metrics["loss"], ref_loss, rtol=1e-12)
     loop_grads = jax.tree.map(lambda old, new: old - new, params, new_state.params)
-    for got, want in zip(jax.tree.leaves(loop_grads), jax.tree.leaves(ref_grads)):
-        np.testing.assert_allclose(got, want, rtol=1e-9, atol=1e-12)
+    chex.assert_trees_all_close(loop_grads, ref_grads, rtol=1e-9, atol=1e-12)
 
 
 def test_carried_state_across_chunks_equals_one_long_unroll(key):
@@ -106,8 +106,7 @@ def test_carried_state_across_chunks_equals_one_long_unroll(key):
         stream = jax.lax.stop_gradient(stream)  # what the loop does between batches
         pieces.append(logits)
     np.testing.assert_allclose(jnp.concatenate(pieces, axis=1), full_logits, atol=1e-5)
-    for got, want in zip(jax.tree.leaves(stream), jax.tree.leaves(full_carries)):
-        np.testing.assert_allclose(got, want, atol=1e-5)
+    chex.assert_trees_all_close(stream, full_carries, rtol=1e-7, atol=1e-5)
 
 
 def test_truncation_cuts_the_gradient_at_chunk_boundaries(key):

@@ -1,9 +1,10 @@
 """The training loop: loss falls, resume equals uninterrupted, clipping, NaN stop, retrace guard,
-truncated-BPTT stream."""
+truncated-BPTT stream (its reset: tests/test_sequence.py)."""
 
 import json
 import os
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -133,8 +134,7 @@ def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
 
     resumed, history, run = fit_into(tmp_path / "b", 17)
     assert run.summary()["resumed_from_step"] == 10
-    for got, want in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(reference.params)):
-        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))  # bit for bit
+    chex.assert_trees_all_equal(resumed.params, reference.params)  # bit for bit
     assert without_time(history) == without_time(reference_history)
     assert without_time(run.metrics()) == without_time(reference_run.metrics())  # no doubles
     assert [r["step"] for r in run.metrics()] == [3, 6, 9, 12, 15, 17]
@@ -213,15 +213,6 @@ def test_stream_is_carried_and_gradients_stop_at_batch_boundaries():
     assert float(optax.tree.norm(full)) != pytest.approx(float(metrics["grad_norm"]), 1e-3)
 
 
-def test_reset_stream_zeros_selected_rows():
-    stream = (jnp.ones((3, 2)), jnp.full((3, 2, 4), 2.0))
-    out = train.reset_stream(stream, jnp.array([True, False, True]))
-    np.testing.assert_array_equal(out[0][:, 0], [0.0, 1.0, 0.0])
-    np.testing.assert_array_equal(out[1][:, 0, 0], [0.0, 2.0, 0.0])
-    assert not np.asarray(train.reset_stream(stream, True)[1]).any()
-    np.testing.assert_array_equal(train.reset_stream(stream, False)[1], stream[1])
-
-
 def interrupted_at(stop):
     def get_batch(step):
         if step == stop:
@@ -243,8 +234,7 @@ def test_a_corrupt_latest_checkpoint_falls_back_and_still_ends_like_uninterrupte
     assert f"checkpoint {checkpoints / '10'} is unreadable" in caplog.text
     assert "falling back to step 5" in caplog.text
     assert run.summary()["resumed_from_step"] == 5
-    for got, want in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(reference.params)):
-        np.testing.assert_array_equal(np.asarray(got), np.asarray(want))
+    chex.assert_trees_all_equal(resumed.params, reference.params)
     assert without_time(run.metrics()) == without_time(reference_history)
 
 

@@ -31,19 +31,32 @@ class Cell(NamedTuple):
     input_size: Callable[[Any], int]
 
 
-ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "tanh": jnp.tanh,
-    "relu": jax.nn.relu,
-    "identity": lambda a: a,
-    "sigmoid": jax.nn.sigmoid,
+class Activation(NamedTuple):
+    """A nonlinearity `phi` and what the hand-written BPTT and the diagnostics need of it."""
+
+    phi: Callable[[jax.Array], jax.Array]  # a -> phi(a)
+    derivative: Callable[[jax.Array], jax.Array]  # s -> phi'(a), from the output s = phi(a)
+    sup_derivative: float  # sup_a |phi'(a)|: the notes' lambda_phi
+
+
+ACTIVATIONS: dict[str, Activation] = {
+    "tanh": Activation(jnp.tanh, lambda s: 1.0 - s * s, 1.0),
+    "relu": Activation(jax.nn.relu, lambda s: (s > 0).astype(s.dtype), 1.0),
+    "identity": Activation(lambda a: a, jnp.ones_like, 1.0),
+    "sigmoid": Activation(jax.nn.sigmoid, lambda s: s * (1.0 - s), 0.25),
 }
+
+
+def activation_entry(name: str) -> Activation:
+    """The table entry of the activation called `name`; a ValueError naming the choices."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}")
+    return ACTIVATIONS[name]
 
 
 def get_activation(name: str) -> Callable[[jax.Array], jax.Array]:
     """Returns the nonlinearity `phi` called `name`; raises a ValueError naming the choices."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}")
-    return ACTIVATIONS[name]
+    return activation_entry(name).phi
 
 
 def zeros_carry(hidden_size: int, batch_shape: tuple[int, ...], dtype) -> jax.Array:

@@ -8,7 +8,7 @@ With phi = identity, U = [[1]], W = [[1]], b = 0 the cell computes a running sum
 The IRNN (Le, Jaitly & Hinton 2015) is phi = relu with `recurrent_init="identity"`.
 
 `step_for(activation)` returns one function object per activation, so the hand-written BPTT
-(`rnn_jax.fast`) recognises the library's step by identity; a cell whose `step` was replaced
+(`rnn_jax.bptt`) recognises the library's step by identity; a cell whose `step` was replaced
 runs its own step.
 """
 

@@ -13,7 +13,7 @@ passes it on through `stop_gradient`, so gradients flow back at most k steps (wi
 while the forward state is carried forever. The carried state is reset to zeros exactly when a
 batch's `reset` flag is True, i.e. at the first chunk of every epoch (step % num_chunks == 0),
 where each row jumps back to the start of its piece; the loss function applies
-`rnn_jax.train.reset_stream(stream, batch["reset"])` before unrolling. Padded positions
+`rnn_jax.sequence.reset_state(stream, batch["reset"])` before unrolling. Padded positions
 exist only at the end of an epoch (after which the state is reset), so they never feed real ones.
 """
 

@@ -1,4 +1,5 @@
-"""The hand-written BPTT (rnn_jax.fast) equals jax.grad of the plain scan, in float64."""
+"""The hand-written BPTT (rnn_jax.bptt kernels and engine, rnn_jax.tokens) equals jax.grad of the
+plain scan, in float64."""
 
 import jax
 import jax.numpy as jnp
@@ -6,7 +7,8 @@ import pytest
 from jax.test_util import check_grads
 
 import rnn_jax
-from rnn_jax import fast
+from rnn_jax import bptt
+from rnn_jax.tokens import unroll_tokens
 
 OPTIONS = {
     "plain": {},
@@ -55,13 +57,13 @@ def _assert_close(tree_a, tree_b, rtol=1e-10):
 
 
 @pytest.mark.parametrize("name,option_name", GRID)
-def test_fast_gradients_equal_autodiff(key, x64, name, option_name):
+def test_handwritten_gradients_equal_autodiff(key, x64, name, option_name):
     cell, params, xs, carry = _setup(key, name, {})
     options = dict({**OPTIONS, **LSTM_ONLY_OPTIONS}[option_name])
     if options.pop("lengths", False):
         options["lengths"] = LENGTHS
     reference_options = {k: v for k, v in options.items() if k in ("lengths", "reverse")}
-    fast_loss = _loss(cell, rnn_jax.unroll, backward="fast", **options)
+    fast_loss = _loss(cell, rnn_jax.unroll, backward="handwritten", **options)
     plain_loss = _loss(cell, rnn_jax.unroll, backward="autodiff", **reference_options)
     _assert_close(
         _value_and_grads(fast_loss)(params, xs, carry),
@@ -70,9 +72,9 @@ def test_fast_gradients_equal_autodiff(key, x64, name, option_name):
 
 
 @pytest.mark.parametrize("name", ["lstm", "gru", "vanilla", "irnn"])
-def test_fast_path_is_the_default(key, x64, name):
+def test_handwritten_path_is_the_default(key, x64, name):
     cell, params, xs, carry = _setup(key, name, {})
-    assert fast.kernel_for(cell, params) is not None
+    assert bptt.kernel_for(cell, params) is not None
     fast_loss = _loss(cell, rnn_jax.unroll)
     plain_loss = _loss(cell, rnn_jax.unroll, backward="autodiff")
     assert "custom_vjp" in str(jax.make_jaxpr(fast_loss)(params, xs, carry))
@@ -80,7 +82,7 @@ def test_fast_path_is_the_default(key, x64, name):
 
 
 @pytest.mark.parametrize("activation", ["sigmoid", "relu", "identity"])
-def test_fast_vanilla_activations_equal_autodiff(key, x64, activation):
+def test_handwritten_vanilla_activations_equal_autodiff(key, x64, activation):
     cell, params, xs, carry = _setup(key, "vanilla", {"activation": activation})
     fast_loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS)
     plain_loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, backward="autodiff")
@@ -91,7 +93,7 @@ def test_fast_vanilla_activations_equal_autodiff(key, x64, activation):
 
 
 @pytest.mark.parametrize("remat", [False, 2])
-def test_fast_bidirectional_equals_autodiff(key, x64, remat):
+def test_handwritten_bidirectional_equals_autodiff(key, x64, remat):
     cell = rnn_jax.get_cell("lstm")
     params = rnn_jax.init_bidirectional(cell, key, IN, HIDDEN, dtype=jnp.float64)
     xs = jax.random.normal(jax.random.fold_in(key, 1), (BATCH, TIME, IN), jnp.float64)
@@ -108,20 +110,20 @@ def test_fast_bidirectional_equals_autodiff(key, x64, remat):
     )
 
 
-def test_fast_gradients_match_finite_differences(key, x64):
+def test_handwritten_gradients_match_finite_differences(key, x64):
     cell, params, xs, carry = _setup(key, "lstm", {})
     loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, remat=3)
     check_grads(jax.jit(lambda p, x: loss(p, x, carry)), (params, xs), order=1, modes=["rev"])
 
 
-def test_unbatched_fast_equals_autodiff(key, x64):
+def test_unbatched_handwritten_equals_autodiff(key, x64):
     cell, params, xs, _ = _setup(key, "gru", {})
 
     def loss(params, xs, backward):
         ys, h = rnn_jax.unroll(cell, params, xs[0], backward=backward)
         return jnp.sum(jnp.sin(ys)) + jnp.sum(h)
 
-    fast_grads = _value_and_grads(lambda p, x: loss(p, x, "fast"), (0, 1))(params, xs)
+    fast_grads = _value_and_grads(lambda p, x: loss(p, x, "handwritten"), (0, 1))(params, xs)
     _assert_close(fast_grads, _value_and_grads(lambda p, x: loss(p, x, "autodiff"), (0, 1))(params, xs))
 
 
@@ -146,7 +148,7 @@ def test_unroll_tokens_equals_unroll_of_embeddings(key, x64, name, options):
     def loss(run_tokens):
         def f(params, embedding):
             if run_tokens:
-                ys, carry = fast.unroll_tokens(cell, params, embedding, tokens, **options)
+                ys, carry = unroll_tokens(cell, params, embedding, tokens, **options)
             else:
                 xs = embedding[tokens]
                 ys, carry = rnn_jax.unroll(cell, params, xs, backward="autodiff", **options)
@@ -163,7 +165,7 @@ def test_unroll_tokens_equals_unroll_of_embeddings(key, x64, name, options):
 @pytest.mark.parametrize("remat", [False, 3])
 def test_cell_without_kernel_falls_back_to_autodiff(key, x64, remat):
     cell, params, xs, carry = _setup(key, "output_feedback", {})
-    assert fast.kernel_for(cell, params) is None
+    assert bptt.kernel_for(cell, params) is None
     default_loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, remat=remat)
     plain_loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, backward="autodiff")
     _assert_close(
@@ -190,10 +192,25 @@ def test_bad_options_raise(key):
     xs = jnp.zeros((BATCH, TIME, IN))
     with pytest.raises(ValueError, match="expected backward in"):
         rnn_jax.unroll(cell, params, xs, backward="magic")
+    with pytest.raises(ValueError, match='received \'fast\'; "fast" was renamed "handwritten"'):
+        rnn_jax.unroll(cell, params, xs, backward="fast")
+    with pytest.raises(ValueError, match='"fast" was renamed "handwritten"'):
+        unroll_tokens(cell, params, jnp.zeros((5, IN)), jnp.zeros((2, 3), int), backward="fast")
     for remat in (0, -2, "cube", 1.5):
         with pytest.raises(ValueError, match="expected remat"):
             rnn_jax.unroll(cell, params, xs, remat=remat)
     with pytest.raises(ValueError, match="expected integer tokens"):
-        fast.unroll_tokens(cell, params, jnp.zeros((5, IN)), xs[..., 0])
+        unroll_tokens(cell, params, jnp.zeros((5, IN)), xs[..., 0])
     with pytest.raises(ValueError, match="expected embedding"):
-        fast.unroll_tokens(cell, params, jnp.zeros((5, IN + 1)), jnp.zeros((2, 3), int))
+        unroll_tokens(cell, params, jnp.zeros((5, IN + 1)), jnp.zeros((2, 3), int))
+
+
+@pytest.mark.parametrize("name", ["lstm", "output_feedback"])
+def test_remat_one_is_remat_true(key, x64, name):
+    """remat=1 is a chunk of one step, i.e. remat=True, on the hand-written and autodiff paths."""
+    cell, params, xs, carry = _setup(key, name, {})
+    one = _value_and_grads(_loss(cell, rnn_jax.unroll, lengths=LENGTHS, remat=1))(params, xs, carry)
+    true = _value_and_grads(_loss(cell, rnn_jax.unroll, lengths=LENGTHS, remat=True))
+    plain = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, backward="autodiff")
+    _assert_close(one, true(params, xs, carry), rtol=1e-14)
+    _assert_close(one, _value_and_grads(plain)(params, xs, carry))

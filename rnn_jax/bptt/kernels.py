@@ -1,6 +1,11 @@
 """Per-cell pieces of the hand-written BPTT: one forward step, one backward step, and the
 parameter gradients as sums over time (one large matmul each, after the reverse scan).
 
+The vanilla kernel is the general form of the notes' derivation in `rnn_jax.bptt.notes`
+(there for the tanh RNN with softmax outputs, here for any nonlinearity and any loss: the
+loss enters as the cotangent of the outputs); the LSTM and GRU kernels apply the same rule to
+their gates. `rnn_jax.bptt.engine` runs them under `jax.custom_vjp`.
+
 Every kernel is a `Kernel` of pure functions; arrays may carry any leading axes (one step
 `[batch, ...]`, or all steps `[time, batch, ...]` at once when gates are recomputed):
 
@@ -19,8 +24,9 @@ steps), as the notes derive: dL/dW = sum_t h(t-1)^T delta(t), dL/dU = sum_t x(t)
 Gate nonlinearities use one tanh for all gates: sigma(x) = (1 + tanh(x / 2)) / 2.
 
 The reverse step's `delta(t) @ W^T` multiplies by a W^T materialised once (`backward_weights`)
-rather than by W with a transposed contraction: on XLA:CPU the per-step dot runs 11-13 % faster
-that way at B32 H256 and about even at B64 H512 (`python -m benchmarks.dot_layout`).
+rather than by W with a transposed contraction: the transpose is paid once, outside the loop,
+and XLA:CPU's per-step dot is no slower for it (measured in benchmarks/README.md, "tried and
+rejected").
 """
 
 from functools import lru_cache
@@ -30,6 +36,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.cells import gru, lstm, vanilla
+from rnn_jax.cells.base import ACTIVATIONS
 
 
 class Kernel(NamedTuple):
@@ -58,8 +65,8 @@ def _sigmoid(z: jax.Array) -> jax.Array:
 
 # ---- LSTM, gates (i, f, g, o); saved = (i, f, g, o, tanh(c(t))), five [.., H] arrays ----
 # Saved as separate arrays, not one [.., 4H] `act`: XLA:CPU compiles a loop fusion that reads
-# several column slices of one scanned array into slow code (at B32 H256 four of the reverse
-# step's gate kernels took 15-30 us each; now 4-19 us; `python -m benchmarks.slice_probe`).
+# several column slices of one scanned array into slower code than one reading whole arrays
+# (measured in benchmarks/README.md).
 
 
 def _lstm_scale(hidden: int, dtype) -> jax.Array:
@@ -162,21 +169,14 @@ GRU = Kernel(
 
 # ---- vanilla, s(t) = phi(x_proj + s(t-1) W); phi' from the output s(t) ----
 
-_DERIVATIVES: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "tanh": lambda s: 1.0 - s * s,
-    "sigmoid": lambda s: s * (1.0 - s),
-    "relu": lambda s: (s > 0).astype(s.dtype),
-    "identity": jnp.ones_like,
-}
-_ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": _sigmoid, "relu": jax.nn.relu, "identity": lambda a: a}
 
 
 @lru_cache(maxsize=None)
 def vanilla_kernel(activation: str) -> Kernel | None:
     """The kernel for a vanilla cell with nonlinearity `activation` (None if unknown)."""
-    if activation not in _DERIVATIVES:
+    if activation not in ACTIVATIONS:
         return None
-    phi, phi_prime = _ACTIVATIONS[activation], _DERIVATIVES[activation]
+    phi, phi_prime, _ = ACTIVATIONS[activation]  # phi' written from the output s(t)
 
     def forward(params: vanilla.VanillaParams, s_prev, x_proj):
         return phi(x_proj + s_prev @ params.W), ()
@@ -219,7 +219,7 @@ def kernel_for(cell, params) -> Kernel | None:
         own = cell.step is gru.step and cell.project_inputs is gru.project_inputs
         return GRU if own else None
     if isinstance(params, vanilla.VanillaParams) and cell.project_inputs is vanilla.project_inputs:
-        for activation in _DERIVATIVES:
+        for activation in ACTIVATIONS:
             if cell.step is vanilla.step_for(activation):
                 return vanilla_kernel(activation)
     return None

@@ -1,20 +1,22 @@
 """The unroll with a hand-written backward pass (`jax.custom_vjp`), generic over `Kernel`s.
 
 Time-major inside: `inputs: [time, batch, ...]`, `mask: [time, batch]` (True on valid steps;
-padded steps keep the carry and emit zeros), `ys: [time, batch, hidden]`.
+padded steps keep the carry and emit zeros), `ys: [time, batch, hidden]`. The per-cell pieces
+are in `rnn_jax.bptt.kernels`; `rnn_jax.unroll` calls `run_kernel` for the library's own cells.
 
 The reverse scan holds only `delta(t) @ W^T` and the elementwise gate math; the recurrent
 weight gradients (`sum_t h(t-1)^T delta(t)`) and the input projection's VJP (input weights,
-bias, inputs) run after it as large matmuls over all steps of a span. Memory modes:
+bias, inputs) run after it as large matmuls over all steps of a span. The memory option is
+`rnn_jax.remat`'s `remat`, as a mode (`rnn_jax.remat.mode`):
 
-    mode "save"    save the gate activations of every step (fastest; k is ignored)
-    mode "step"    save only the carry of every step (step rematerialisation); the backward
-                   recomputes the gates of k steps at a time with one large matmul, so the
-                   extra memory is k steps of gates; no sequential recomputation
-    mode "chunk"   save the carry every k steps; the backward re-runs each chunk forward, then
-                   its reverse scan (chunked checkpointing). Memory O(time/k carries + k steps
-                   of gates).
-In "step" and "chunk" modes time must be a multiple of k (pad with masked steps).
+    remat=False  ("off")    save the gate activations of every step (k is ignored)
+    remat=True   ("step")   save only the carry of every step; the backward recomputes the
+                            gates of k steps at a time with one large matmul, so the extra
+                            memory is k steps of gates; no sequential recomputation
+    remat=k      ("chunk")  save the carry every k steps; the backward re-runs each chunk
+                            forward, then its reverse scan (chunked checkpointing). Memory
+                            O(time/k carries + k steps of gates).
+In "step" and "chunk" modes time must be a multiple of k (`run_kernel` pads with masked steps).
 """
 
 import functools
@@ -24,18 +26,11 @@ from typing import Any, Callable
 import jax
 import jax.numpy as jnp
 
-from rnn_jax.fast.kernels import Kernel
+from rnn_jax import remat as remat_option
+from rnn_jax.bptt.kernels import Kernel
+from rnn_jax.sequence import select_valid
 
 tree_map = jax.tree.map
-
-
-def select_valid(valid: jax.Array, new: Any, old: Any) -> Any:
-    """Per-example select on pytrees with leaves `[batch, ...]` (valid: `[batch]`)."""
-
-    def select(a, b):
-        return jnp.where(valid.reshape(valid.shape + (1,) * (a.ndim - valid.ndim)), a, b)
-
-    return tree_map(select, new, old)
 
 
 def _shift(carry0: Any, carries: Any) -> Any:
@@ -118,13 +113,14 @@ def make_unroll(
 ):
     """`f(params, proj_params, inputs, carry0, mask) -> (ys, final_carry)` with a custom VJP.
 
+    `mode, k`: the memory mode and its span (module docstring; `rnn_jax.remat.mode`).
     `project(proj_params, inputs) -> xs_proj [time, batch, gates]` is the time-parallel input
     projection (e.g. `cell.project_inputs`, or a gather from a `[vocab, gates]` table). With
     `per_step` the forward scans project one step at a time instead (cheap projections only,
     such as the gather: no `[time, batch, gates]` buffer is written and read back).
     """
-    if mode not in ("save", "step", "chunk"):
-        raise ValueError(f"expected mode 'save', 'step' or 'chunk', received {mode!r}")
+    if mode not in ("off", "step", "chunk"):
+        raise ValueError(f"expected mode 'off', 'step' or 'chunk', received {mode!r}")
 
     @jax.custom_vjp
     def run(params, proj_params, inputs, carry0, mask):
@@ -134,7 +130,7 @@ def make_unroll(
         if mode != "chunk":
             xs, project_step = _forward_inputs(project, proj_params, inputs, per_step)
             final, carries, saved = _forward_span(
-                kernel, params, xs, carry0, mask, unroll, mode == "save", project_step
+                kernel, params, xs, carry0, mask, unroll, mode == "off", project_step
             )
             ys = _outputs(kernel, carries, mask)
             return (ys, final), (params, proj_params, inputs, carry0, mask, carries, saved)
@@ -157,7 +153,7 @@ def make_unroll(
         params, proj_params, inputs, carry0, mask, carries, saved = residuals
         dys, dfinal = cotangents
         weights = kernel.backward_weights(params)  # W^T, laid out once for the reverse dots
-        if mode == "save":
+        if mode == "off":
             dcarry0, grads, deltas = _backward_span(
                 kernel, params, weights, carry0, carries, saved, mask, dys, dfinal, unroll
             )
@@ -199,3 +195,39 @@ def make_unroll(
 
     run.defvjp(fwd, bwd)
     return run
+
+
+# The default scan unroll (`unroll=None`) of the hand-written BPTT. With unroll=2 XLA slices two
+# steps at a time out of each saved array, and XLA:CPU compiles a loop fusion that reads two
+# slices of one scanned array into slower code; with the LSTM's gates saved as separate arrays,
+# 1 runs as fast as 2 and compiles sooner.
+DEFAULT_UNROLL = 1
+
+
+def run_kernel(
+    kernel: Kernel,
+    project: Callable,
+    params: Any,
+    proj_params: Any,
+    inputs: jax.Array,
+    carry: Any,
+    mask: jax.Array | None,
+    *,
+    remat: Any = False,
+    unroll: int | None = None,
+    per_step: bool = False,
+) -> tuple[jax.Array, Any]:
+    """Hand-written-BPTT unroll, time-major: inputs `[time, batch, ...]` -> ys `[time, batch, h]`.
+
+    `project(proj_params, inputs)` gives the gate pre-activations' input part for all steps;
+    `per_step`: the forward applies it one step at a time inside the loop (for gathers).
+    `remat`: as for `rnn_jax.unroll` (`rnn_jax.remat`); `unroll`: None is `DEFAULT_UNROLL`.
+    """
+    time = inputs.shape[0]
+    mode, k = remat_option.mode(remat, time)
+    inputs, mask = remat_option.pad_time(inputs, mask, 0 if mode == "off" else -time % k)
+    unroll = DEFAULT_UNROLL if unroll is None else unroll
+    ys, carry = make_unroll(kernel, project, mode, k, unroll, per_step)(
+        params, proj_params, inputs, carry, mask
+    )
+    return ys[:time], carry

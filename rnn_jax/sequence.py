@@ -1,4 +1,9 @@
-"""Checks of what `unroll` and `unroll_tokens` receive, at trace time (shapes, dtypes, sizes).
+"""What every layer shares about sequences: masks, padding-aware reversal, per-example select,
+resetting carried state, and the checks of what `unroll` and `unroll_tokens` receive.
+
+The ground floor of the library: it imports only JAX, NumPy and the cell contract, so cells,
+`unroll`, the hand-written BPTT, models and the training loop all build on it without a way back.
+Arrays are batch-major: `[batch, time, ...]`; masks `[batch, time]` are True on valid steps.
 
 Each check raises a ValueError naming what was expected and what was received, before anything
 is computed; under `jit` the checks read only shapes and dtypes, so they cost nothing at run
@@ -12,6 +17,54 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax.cells.base import Cell
+
+
+def sequence_mask(lengths: jax.Array, time: int) -> jax.Array:
+    """`[batch, time]` boolean mask, True on each sequence's valid steps `t < lengths[b]`."""
+    return jnp.arange(time)[None, :] < lengths[:, None]
+
+
+def reverse_padded(xs: jax.Array, lengths: jax.Array | None) -> jax.Array:
+    """Reverses the valid prefix of each sequence; padded steps are set to zero.
+
+    `[batch, time, ...] -> [batch, time, ...]`, with out[b, t] = xs[b, lengths[b] - 1 - t].
+    Applying it twice restores the valid prefix.
+    """
+    time = xs.shape[1]
+    if lengths is None:
+        return jnp.flip(xs, axis=1)
+    lengths = clamp_lengths(lengths, time)  # never an index past the time axis
+    index = lengths[:, None] - 1 - jnp.arange(time)[None, :]  # [batch, time]
+    valid = index >= 0
+    index = jnp.where(valid, index, 0).reshape(index.shape + (1,) * (xs.ndim - 2))
+    gathered = jnp.take_along_axis(xs, index, axis=1)
+    return jnp.where(valid.reshape(valid.shape + (1,) * (xs.ndim - 2)), gathered, 0)
+
+
+def select_valid(valid: jax.Array, new: Any, old: Any) -> Any:
+    """Per-example select on pytrees with leaves `[batch, ...]` (valid: `[batch]`)."""
+
+    def select(a, b):
+        return jnp.where(valid.reshape(valid.shape + (1,) * (a.ndim - valid.ndim)), a, b)
+
+    return jax.tree.map(select, new, old)
+
+
+def reset_state(state: Any, reset: jax.Array) -> Any:
+    """Zeros the carried state where `reset` is True.
+
+    Args:
+      state: pytree of `[batch, ...]` arrays (e.g. the stream a language model carries from
+        batch to batch).
+      reset: bool scalar (all rows) or `[batch]` (per row).
+    """
+    reset = jnp.asarray(reset, bool)
+
+    def zero(leaf):
+        mask = reset.reshape(reset.shape + (1,) * (leaf.ndim - reset.ndim))
+        return jnp.where(mask, jnp.zeros_like(leaf), leaf)
+
+    return jax.tree.map(zero, state)
 
 
 def check_inputs(cell: Cell, params: Any, xs: jax.Array) -> None:

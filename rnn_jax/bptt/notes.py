@@ -1,5 +1,8 @@
 """Backpropagation through time by hand, for the notes' vanilla tanh RNN with softmax outputs.
 
+The same derivation, general over cells and losses, runs as per-cell kernels under
+`jax.custom_vjp` in `rnn_jax.bptt.kernels` (the default backward pass of `rnn_jax.unroll`).
+
 Forward (the notes' equations; row-vector convention, matrices `[in, out]`):
 
     a(t) = b + W s(t-1) + U x(t)        s(t) = tanh(a(t))
@@ -31,6 +34,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.cells import vanilla
+from rnn_jax.cells.base import affine
 from rnn_jax.cells.vanilla import VanillaParams
 from rnn_jax.readout import LinearParams
 
@@ -41,10 +45,6 @@ class BPTTGrads(NamedTuple):
     cell: VanillaParams
     readout: LinearParams
     h0: jax.Array  # [batch, hidden]
-
-
-def _plus(z: jax.Array, bias: jax.Array) -> jax.Array:
-    return z + jnp.broadcast_to(bias, z.shape)  # explicit broadcast: rank promotion may raise
 
 
 def _check(params: VanillaParams, readout: LinearParams, xs, labels, h0) -> None:
@@ -93,10 +93,10 @@ def forward(
         s = jnp.tanh(x_proj + s_prev @ params.W)  # s(t) = tanh(b + W s(t-1) + U x(t))
         return s, s
 
-    xs_proj = _plus(jnp.swapaxes(xs, 0, 1) @ params.U, params.b)  # [time, batch, hidden]
+    xs_proj = affine(jnp.swapaxes(xs, 0, 1), params.U, params.b)  # [time, batch, hidden]
     _, s = jax.lax.scan(body, h0, xs_proj)
     s = jnp.swapaxes(s, 0, 1)
-    return s, _plus(s @ readout.V, readout.c)  # o(t) = c + V s(t)
+    return s, affine(s, readout.V, readout.c)  # o(t) = c + V s(t)
 
 
 def _forward_losses(params, readout, xs, labels, h0):

@@ -12,10 +12,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax import validation
+from rnn_jax import sequence
+from rnn_jax.bptt import engine
+from rnn_jax.bptt.kernels import kernel_for
 from rnn_jax.cells.base import Cell
-from rnn_jax.fast import dispatch
-from rnn_jax.fast.kernels import kernel_for
+from rnn_jax.unroll import backward_path, check_options
+from rnn_jax.unroll import unroll as plain_unroll
 
 
 def gather_rows(table: jax.Array, tokens: jax.Array) -> jax.Array:
@@ -34,7 +36,7 @@ def unroll_tokens(
     reverse: bool = False,
     unroll: int | None = None,
     remat: bool | int | str = False,
-    backward: str = "fast",
+    backward: str = "handwritten",
 ) -> tuple[jax.Array, Any]:
     """`rnn_jax.unroll(cell, params, embedding[tokens], ...)` with the projection as a gather.
 
@@ -46,9 +48,6 @@ def unroll_tokens(
     Returns:
       `(ys [batch, time, hidden], final_carry)`, equal to `unroll` on the embedded tokens.
     """
-    # rnn_jax.unroll imports this package, so its names are imported here, at call time.
-    from rnn_jax.unroll import reverse_padded, sequence_mask
-    from rnn_jax.unroll import unroll as plain_unroll
     if not jnp.issubdtype(tokens.dtype, jnp.integer) or tokens.ndim != 2:
         raise ValueError(
             f"expected integer tokens [batch, time], received dtype {tokens.dtype} and shape "
@@ -66,28 +65,28 @@ def unroll_tokens(
                 f"expected tokens in [0, {embedding.shape[0]}) (the embedding's rows), received "
                 f"min {low} and max {high}"
             )
-    dispatch.check_options(remat, backward)
-    backward = dispatch.effective_backward(backward, (params, embedding, carry))
-    kernel = kernel_for(cell, params) if backward == "fast" else None
+    check_options(remat, backward)
+    path = backward_path(cell, params, remat, backward, (params, embedding, carry))
     batch, time = tokens.shape
-    if kernel is None or time == 0:
+    if path != "handwritten" or time == 0:  # the gather feeds the plain unroll's projection
         return plain_unroll(
             cell, params, gather_rows(embedding, tokens), carry=carry, lengths=lengths,
             reverse=reverse, unroll=unroll, remat=remat, backward=backward,
         )
     carry = cell.initial_carry(params, (batch,)) if carry is None else carry
-    validation.check_carry(cell, params, carry, batch)
+    sequence.check_carry(cell, params, carry, batch)
     mask = None
     if lengths is not None:
-        validation.check_lengths(lengths, batch, time)
-        lengths = validation.clamp_lengths(lengths, time)
-        mask = jnp.swapaxes(sequence_mask(lengths, time), 0, 1)
+        sequence.check_lengths(lengths, batch, time)
+        lengths = sequence.clamp_lengths(lengths, time)
+        mask = jnp.swapaxes(sequence.sequence_mask(lengths, time), 0, 1)
     if reverse:
-        tokens = reverse_padded(tokens, lengths)
+        tokens = sequence.reverse_padded(tokens, lengths)
     table = cell.project_inputs(params, embedding)  # [vocab, gates] = embedding U + b
-    ys, carry = dispatch.run_kernel(
+    kernel = kernel_for(cell, params)
+    ys, carry = engine.run_kernel(
         kernel, gather_rows, params, table, jnp.swapaxes(tokens, 0, 1), carry, mask,
         remat=remat, unroll=unroll, per_step=True,
     )
     ys = jnp.swapaxes(ys, 0, 1)
-    return (reverse_padded(ys, lengths) if reverse else ys), carry
+    return (sequence.reverse_padded(ys, lengths) if reverse else ys), carry
