@@ -102,7 +102,7 @@ def test_corrupted_download_fails_the_sha256_check(tmp_path):
 
 def test_download_from_a_file_url_is_checked_and_cached(tmp_path, monkeypatch):
     source = tmp_path / "source.txt"  # stands in for the real text: its hash is the expected one
-    source.write_text("First Citizen:\nBefore we proceed any further, hear me speak.\n")
+    source.write_text("a small corpus made by the test\n")
     monkeypatch.setattr(text, "TINYSHAKESPEARE_SHA256",
                         hashlib.sha256(source.read_bytes()).hexdigest())
     cache = tmp_path / "cache"
