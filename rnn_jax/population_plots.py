@@ -1,0 +1,139 @@
+"""Plots of populations (many seeds per configuration), drawn from `rnn_jax.stats` summaries.
+
+    curves = {"gru": stats.curve_quantiles(steps, accuracies), ...}
+    plot_population_curves("curves.png", curves, "accuracy", "parity, length 50")
+    plot_success_vs_length("success.png", {"gru": [(50, stats.success_summary(...)), ...]},
+                           "parity")
+
+Learning curves are the median with an interquartile band; success rates carry Wilson
+intervals. Like `results.plot_curves`, PNGs are drawn with matplotlib's Agg backend, chosen
+when a plot is drawn (not at import, which would set it for the whole process).
+"""
+
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _columns(what: str, **columns: Sequence[float]) -> list[np.ndarray]:
+    """The columns as float arrays [T]; ValueError unless all are 1-D, non-empty, equally long."""
+    arrays = {name: np.asarray(c, dtype=float) for name, c in columns.items()}
+    shapes = {name: a.shape for name, a in arrays.items()}
+    (shape, *others) = set(shapes.values())
+    if others or len(shape) != 1 or shape[0] == 0:
+        raise ValueError(f"{what}: expected non-empty 1-D columns of one length, received "
+                         f"shapes {shapes}")
+    return list(arrays.values())
+
+
+def plot_curves_band(ax, steps, median, q25, q75, label: str):
+    """Draws the median learning curve [T] with its interquartile band on `ax`; returns the line."""
+    steps, median, q25, q75 = _columns("plot_curves_band", steps=steps, median=median, q25=q25,
+                                       q75=q75)
+    (line,) = ax.plot(steps, median, label=label)
+    ax.fill_between(steps, q25, q75, color=line.get_color(), alpha=0.25, linewidth=0)
+    return line
+
+
+def plot_rate_vs(ax, xs, rates, lows, highs, label: str):
+    """Draws success rates [K] against `xs` [K] with Wilson error bars [lows, highs] on `ax`."""
+    xs, rates, lows, highs = _columns("plot_rate_vs", xs=xs, rates=rates, lows=lows, highs=highs)
+    if not (np.all((0 <= lows) & (lows <= rates) & (rates <= highs) & (highs <= 1))):
+        raise ValueError("plot_rate_vs: expected 0 <= low <= rate <= high <= 1, received rates "
+                         f"{rates.tolist()}, lows {lows.tolist()}, highs {highs.tolist()}")
+    ax.errorbar(xs, rates, yerr=[rates - lows, highs - rates], label=label, marker="o",
+                capsize=3)
+    ax.set_ylim(-0.05, 1.05)
+
+
+def _save(fig, path: str | Path) -> Path:
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    _pyplot().close(fig)
+    return path
+
+
+def _check_groups(what: str, groups: dict) -> None:
+    if not isinstance(groups, dict) or not groups:
+        raise ValueError(f"{what}: expected a non-empty dict of label -> data, received "
+                         f"{groups!r}")
+
+
+def plot_population_curves(path: str | Path, curves: dict[str, dict], metric: str,
+                           title: str) -> Path:
+    """One panel of median + IQR learning curves, one per label; writes the PNG at `path`.
+
+    Args:
+      curves: label -> a `stats.curve_quantiles` dict; the legend gives each label's members.
+      metric: the y-axis name; a loss or norm with positive values gets a log axis.
+    """
+    _check_groups("plot_population_curves", curves)
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(6, 4))
+    positive = True
+    try:
+        for label, curve in curves.items():
+            n = max(curve["n"]) if curve["n"] else 0
+            plot_curves_band(ax, curve["steps"], curve["median"], curve["q25"], curve["q75"],
+                             f"{label} (n={n})")
+            q25 = np.asarray(curve["q25"], dtype=float)
+            positive &= bool(np.all(q25[np.isfinite(q25)] > 0))
+    except BaseException:
+        plt.close(fig)
+        raise
+    if ("loss" in metric or "norm" in metric) and positive:
+        ax.set_yscale("log")
+    ax.set(xlabel="step", ylabel=f"{metric} (median, IQR)", title=title)
+    ax.legend()
+    return _save(fig, path)
+
+
+def plot_success_vs_length(path: str | Path, data: dict[str, list[tuple[int, dict]]],
+                           title: str) -> Path:
+    """Success rate (Wilson 95 % bars) and steps-to-success against sequence length, per cell.
+
+    Args:
+      data: cell -> [(length, `stats.success_summary` dict), ...]. The right panel shows each
+        successful member's steps-to-success as a point and their median as a line.
+    """
+    _check_groups("plot_success_vs_length", data)
+    plt = _pyplot()
+    fig, (rate_ax, steps_ax) = plt.subplots(1, 2, figsize=(10, 4))
+    try:
+        for cell, points in data.items():
+            if not points:
+                raise ValueError(f"plot_success_vs_length: expected (length, summary) pairs for "
+                                 f"{cell!r}, received none")
+            points = sorted(points, key=lambda point: point[0])
+            lengths = [length for length, _ in points]
+            plot_rate_vs(rate_ax, lengths, *([s[k] for _, s in points]
+                                             for k in ("rate", "wilson_low", "wilson_high")),
+                         label=cell)
+            taken = [(length, step) for length, s in points
+                     for step in s["steps_to_success"] if step is not None]
+            medians = [(length, s["steps"]["median"]) for length, s in points
+                       if s["steps"]["n"]]
+            if medians:
+                (line,) = steps_ax.plot(*zip(*medians), marker="o", label=cell)
+                steps_ax.scatter(*zip(*taken), color=line.get_color(), alpha=0.4, s=12)
+    except BaseException:
+        plt.close(fig)
+        raise
+    rate_ax.set(xlabel="sequence length", ylabel="success rate (Wilson 95 %)")
+    steps_ax.set(xlabel="sequence length", ylabel="steps to success (members, median)")
+    rate_ax.legend()
+    if steps_ax.lines:
+        steps_ax.legend()
+    fig.suptitle(title)
+    return _save(fig, path)
