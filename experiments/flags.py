@@ -24,7 +24,7 @@ from typing import Any, Callable, Sequence
 from absl import app, flags, logging
 from absl.testing import flagsaver
 
-from rnn_jax import results, run_lock, runtime, train
+from rnn_jax import optimizers, results, run_lock, runtime, train
 from rnn_jax.cells import CELLS
 
 FLAGS = flags.FLAGS
@@ -33,8 +33,8 @@ FLAGS = flags.FLAGS
 flags.DEFINE_integer("seed", None, "Seed of every random number in the run (init, data, keys).")
 flags.DEFINE_integer("steps", None, "Number of training steps (updates).")
 flags.DEFINE_float("lr", None, "Learning rate (peak rate under a schedule).")
-flags.DEFINE_enum("optimizer", None, sorted(train.OPTIMIZERS), "Optax optimiser.")
-flags.DEFINE_enum("lr_schedule", None, list(train.SCHEDULES), "Learning-rate schedule.")
+flags.DEFINE_enum("optimizer", None, sorted(optimizers.OPTIMIZERS), "Optax optimiser.")
+flags.DEFINE_enum("lr_schedule", None, list(optimizers.SCHEDULES), "Learning-rate schedule.")
 flags.DEFINE_integer("warmup_steps", None, "Warm-up steps for --lr_schedule=warmup_cosine.")
 flags.DEFINE_float("clip", None, "Clip gradients to this global norm before the update; 0: off.")
 flags.DEFINE_integer("batch", None, "Sequences per batch.")
@@ -157,9 +157,9 @@ def validate(config: TrainConfig) -> TrainConfig:
     check(0 < config.lr < math.inf, "lr", "a positive, finite learning rate", config.lr)
     check(0 <= config.clip < math.inf, "clip", "a finite global norm >= 0 (0: no clipping)",
           config.clip)
-    check(config.optimizer in train.OPTIMIZERS, "optimizer", f"one of {sorted(train.OPTIMIZERS)}",
+    check(config.optimizer in optimizers.OPTIMIZERS, "optimizer", f"one of {sorted(optimizers.OPTIMIZERS)}",
           config.optimizer)
-    check(config.lr_schedule in train.SCHEDULES, "lr_schedule", f"one of {train.SCHEDULES}",
+    check(config.lr_schedule in optimizers.SCHEDULES, "lr_schedule", f"one of {optimizers.SCHEDULES}",
           config.lr_schedule)
     check(config.cell in CELLS, "cell", f"one of {sorted(CELLS)}", config.cell)
     check(not config.run_name or _is_path_component(config.run_name), "run_name",
@@ -194,10 +194,10 @@ def check_out_dir(out_dir: str) -> None:
 
 def make_optimizer(config: TrainConfig, **options):
     """The optax optimiser the config asks for (schedule and clipping included)."""
-    schedule = train.make_schedule(
+    schedule = optimizers.make_schedule(
         config.lr_schedule, config.lr, num_steps=config.steps, warmup_steps=config.warmup_steps
     )
-    return train.make_optimizer(config.optimizer, schedule, clip_norm=config.clip, **options)
+    return optimizers.make_optimizer(config.optimizer, schedule, clip_norm=config.clip, **options)
 
 
 def default_run_name(config: TrainConfig, **parts: Any) -> str:

@@ -27,7 +27,7 @@ import optax
 from absl import flags
 
 from experiments import flags as shared
-from rnn_jax import get_cell, losses, readout, results, train, unroll
+from rnn_jax import get_cell, losses, optimizers, readout, results, train, unroll
 from rnn_jax.data import adding, copying
 from rnn_jax.unroll import output_size
 
@@ -99,8 +99,8 @@ def make_optimizer(config: Config) -> optax.GradientTransformation:
     options = {"decay": 0.9} if cfg.optimizer == "rmsprop" else {}
     clip = cfg.clip if cfg.cell != "urnn" else 0.0
     if config.clip_kind == "global":
-        return train.make_optimizer(cfg.optimizer, cfg.lr, clip_norm=clip, **options)
-    optimizer = train.make_optimizer(cfg.optimizer, cfg.lr, **options)
+        return optimizers.make_optimizer(cfg.optimizer, cfg.lr, clip_norm=clip, **options)
+    optimizer = optimizers.make_optimizer(cfg.optimizer, cfg.lr, **options)
     return optax.chain(optax.clip(clip), optimizer) if clip > 0 else optimizer
 
 

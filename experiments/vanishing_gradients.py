@@ -37,7 +37,7 @@ import optax
 from absl import flags
 
 from experiments import flags as shared
-from rnn_jax import diagnostics, losses, readout, results, train, unroll
+from rnn_jax import diagnostics, losses, optimizers, readout, results, train, unroll
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import recall
 from rnn_jax.unroll import output_size
@@ -50,7 +50,7 @@ flags.DEFINE_list("delays", ["1", "2", "4", "8", "16", "32"], "Recall delays D."
 flags.DEFINE_integer("gradient_len", 100, "Sequence length T of the gradient measurements.")
 flags.DEFINE_integer("num_symbols", 4, "Alphabet of the inputs and the recall task.")
 flags.DEFINE_integer("recall_eval_batch", 512, "Held-out sequences per recall accuracy.")
-flags.DEFINE_enum("clip_optimizer", "sgd", sorted(train.OPTIMIZERS), "Optimiser of part 2.")
+flags.DEFINE_enum("clip_optimizer", "sgd", sorted(optimizers.OPTIMIZERS), "Optimiser of part 2.")
 flags.DEFINE_float("clip_lr", 0.1, "Learning rate of part 2.")
 FLAGS = flags.FLAGS
 
@@ -233,7 +233,7 @@ def clipping_study(config: Config, out: Path, prefix: str) -> str:
     radius, cfg = max(config.radii), config.train
     rows, series = [], {}
     for clip in (0.0, cfg.clip):
-        optimizer = train.make_optimizer(config.clip_optimizer, config.clip_lr, clip_norm=clip)
+        optimizer = optimizers.make_optimizer(config.clip_optimizer, config.clip_lr, clip_norm=clip)
         path, last = train_recall(config, f"{prefix}clipping_clip{clip:g}_seed{cfg.seed}",
                                   "vanilla", "vanilla", {"spectral_radius": radius},
                                   cfg.seq_len - 1, optimizer, log_every=1)

@@ -4,6 +4,9 @@
     train_step = make_train_step(loss_fn, optimizer)       # jitted, state donated
     state, history = fit(state, train_step, get_batch, num_steps=1000, run=run)
 
+The same step and loop train a population (`rnn_jax.population`): P members as one vmapped
+program, each with its own keys, data and optimiser values, stopping on its own.
+
 The loss is injected (nanodo style); nothing task-specific lives here:
 
     loss_fn(params, batch, key, stream) -> (loss, (metrics: dict, new_stream))
@@ -26,16 +29,9 @@ import numpy as np
 import optax
 from absl import logging
 
-from rnn_jax import results, run_lock, sequence
+from rnn_jax import population, results, run_lock, sequence
 from rnn_jax.checkpoint import Checkpointer
 
-OPTIMIZERS = {
-    "sgd": optax.sgd,
-    "adam": optax.adam,
-    "rmsprop": optax.rmsprop,
-    "adagrad": optax.adagrad,
-}
-SCHEDULES = ("constant", "cosine", "warmup_cosine")
 # Metrics where smaller is better: a 2-tuple target on them means "stop when <= value".
 _MINIMISED = ("loss", "bpc", "perplexity", "error", "nll", "mse")
 
@@ -50,47 +46,6 @@ class TrainState(NamedTuple):
 
 class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message names the step."""
-
-
-def make_schedule(
-    name: str, learning_rate: float, *, num_steps: int = 0, warmup_steps: int = 0
-) -> optax.Schedule | float:
-    """'constant' (a float), 'cosine' decay over `num_steps`, or 'warmup_cosine'."""
-    if name == "constant":
-        return learning_rate
-    if num_steps <= 0:
-        raise ValueError(f"schedule {name!r} needs num_steps > 0, received {num_steps}")
-    if name == "cosine":
-        return optax.cosine_decay_schedule(learning_rate, num_steps)
-    if name == "warmup_cosine":
-        return optax.warmup_cosine_decay_schedule(
-            0.0, learning_rate, max(warmup_steps, 1), max(num_steps, warmup_steps + 1)
-        )
-    raise ValueError(f"unknown schedule {name!r}; expected one of {list(SCHEDULES)}")
-
-
-def make_optimizer(
-    name: str,
-    learning_rate: float | optax.Schedule,
-    *,
-    clip_norm: float | None = None,
-    **options,
-) -> optax.GradientTransformation:
-    """An optax optimiser by name, with gradient clipping by global norm chained before it.
-
-    Args:
-      name: one of 'sgd', 'adam', 'rmsprop', 'adagrad'.
-      learning_rate: a float or an optax schedule.
-      clip_norm: rescale the gradient g to `g * min(1, clip_norm / ||g||)` (Pascanu et al.
-        2013) before the optimiser; None or <= 0 disables clipping.
-      **options: passed to the optax constructor (e.g. `momentum=0.9` for sgd).
-    """
-    if name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {name!r}; expected one of {sorted(OPTIMIZERS)}")
-    optimizer = OPTIMIZERS[name](learning_rate, **options)
-    if clip_norm is not None and clip_norm > 0:
-        optimizer = optax.chain(optax.clip_by_global_norm(clip_norm), optimizer)
-    return optimizer
 
 
 def init_state(params: Any, optimizer: optax.GradientTransformation, key: jax.Array,
@@ -108,13 +63,14 @@ def make_train_step(
     """A jitted `(state, batch) -> (state, metrics)`: value_and_grad of `loss_fn` + optax update.
 
     Metrics are loss_fn's plus `loss`, `grad_norm` (global norm before clipping) and
-    `update_norm`. The returned function has `num_traces()` (how often it was traced: a retrace
-    guard for tests) and `jitted` (the underlying jitted function, e.g. for `.lower`).
+    `update_norm`. Given a `population.Population` (and a batch with a leading member axis)
+    the same function runs every member's update as one vmapped step, with `[P]` metrics. The
+    returned function has `num_traces()` (how often it was traced: a retrace guard for tests)
+    and `jitted` (the underlying jitted function, e.g. for `.lower`).
     """
     traces = [0]
 
-    def train_step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
-        traces[0] += 1
+    def update(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
         key = jax.random.fold_in(state.key, state.step)
         grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
         (loss, (metrics, stream)), grads = grad_fn(state.params, batch, key, state.stream)
@@ -128,6 +84,14 @@ def make_train_step(
         }
         stream = jax.lax.stop_gradient(stream)  # truncated BPTT: no gradient across batches
         return TrainState(params, opt_state, state.step + 1, state.key, stream), metrics
+
+    update_population = population.masked_step(update)
+
+    def train_step(state, batch):
+        traces[0] += 1
+        if isinstance(state, population.Population):
+            return update_population(state, batch)
+        return update(state, batch)
 
     jitted = jax.jit(train_step, donate_argnums=0 if donate else ())
 
@@ -158,9 +122,21 @@ def _all_finite(tree: Any) -> bool:
     return all(np.isfinite(x).all() for x in leaves if np.issubdtype(x.dtype, np.inexact))
 
 
+def _check_finite(pending: list[dict], done: int, last_good: str) -> None:
+    """Raises NonFiniteLossError naming the first of the `pending` steps with a non-finite loss
+    (`pending` are the metrics of the steps up to `done`)."""
+    for i, metrics in enumerate(pending):
+        loss = float(np.asarray(metrics["loss"]))
+        if not np.isfinite(loss):
+            bad = done - len(pending) + i + 1  # numbered like metrics.jsonl: updates done
+            raise NonFiniteLossError(
+                f"non-finite loss ({loss}) at step {bad} (the update on batch get_batch("
+                f"{bad - 1})): stopped; {last_good}. Try a smaller --lr or --clip.")
+
+
 def fit(
-    state: TrainState,
-    train_step: Callable[[TrainState, Any], tuple[TrainState, dict]],
+    state: TrainState | population.Population,
+    train_step: Callable[[Any, Any], tuple[Any, dict]],
     get_batch: Callable[[int], Any],
     *,
     num_steps: int,
@@ -171,18 +147,26 @@ def fit(
     run: "results.Run | None" = None,
     checkpoint_every: int = 0,
     plot: bool = True,
-) -> tuple[TrainState, list[dict]]:
+) -> tuple[Any, list[dict]]:
     """Runs `train_step` until `num_steps` updates are done (or the target is reached).
 
     Steps are numbered by updates done, as in metrics.jsonl: "step" s is the record after the
     update on batch `get_batch(s - 1)`.
 
+    A population (`rnn_jax.population.Population`) trains every member at each step and logs
+    one record per member (with `"member": i`). A member stops on its own: when its loss or
+    parameters become non-finite (it is frozen at its last finite state, and the others go
+    on), or when it reaches `target`; the loop ends when every member has stopped. Its
+    summary lists each member's outcome under `"members"`.
+
     Args:
       state: the initial state (also the template when resuming from a checkpoint).
       train_step: from `make_train_step`.
-      get_batch: `step -> batch`, a pure function of the step index.
+      get_batch: `step -> batch`, a pure function of the step index (for a population, the
+        members' batches stacked along a leading axis).
       num_steps: total number of updates, counting those done before a resume.
-      eval_fn: `params -> dict of scalars`, run every `eval_every` steps and at the end.
+      eval_fn: `params -> dict of scalars`, run every `eval_every` steps and at the end; for a
+        population, `params -> dict of [P] arrays` over the stacked params (e.g. a vmap).
       log_every: log (absl) and record (metrics.jsonl) every this many steps and at the end.
       target: `(metric, value)`: stop once a logged metric reaches value (`>=`; `<=` for
         losses, bpc, perplexity, error); `(metric, value, "<=" or ">=")` to be explicit.
@@ -198,10 +182,12 @@ def fit(
       recorded before a resume).
     Raises:
       results.RunFinished: `run` is already finished (nothing is changed on disk).
-      NonFiniteLossError: the loss or the parameters became NaN/inf; the message names the
-        step and the last checkpoint whose parameters are all finite (never saved after).
+      NonFiniteLossError: (a single model) the loss or the parameters became NaN/inf; the
+        message names the step and the last checkpoint whose parameters are all finite
+        (never saved after).
     """
     start_time = time.perf_counter()
+    is_population = isinstance(state, population.Population)
     history, checkpointer, last_finite = [], None, None
     if run is not None:
         if run.finished:
@@ -213,10 +199,11 @@ def fit(
         if restored is not None:
             state = restored
             logging.info("resumed from %s at step %d", run.checkpoint_dir, int(state.step))
-            last_finite = int(state.step) if _all_finite(state.params) else None
+            last_finite = int(state.step) if _all_finite(_params(state)) else None
     start_step = int(state.step)
     if run is not None:
         history = run.drop_metrics_after(start_step)  # steps after start_step run again
+    last_rows = {r["member"]: r for r in history if "member" in r}
     pending, stopped = [], "num_steps"
     window_start, window_time = start_step, time.perf_counter()
 
@@ -228,31 +215,20 @@ def fit(
         return (f"the last checkpoint with finite parameters is step {last_finite} in "
                 f"{checkpointer.directory}")
 
-    def flush(done: int) -> dict:
-        """Fetches the pending per-step metrics; raises on a non-finite loss."""
-        nonlocal pending
-        fetched = jax.device_get(pending)
-        for i, metrics in enumerate(fetched):
-            loss = float(np.asarray(metrics["loss"]))
-            if not np.isfinite(loss):
-                bad = done - len(fetched) + i + 1  # numbered like metrics.jsonl: updates done
-                raise NonFiniteLossError(
-                    f"non-finite loss ({loss}) at step {bad} (the update on batch "
-                    f"get_batch({bad - 1})): stopped; {last_good()}. Try a smaller --lr or "
-                    "--clip."
-                )
-        pending = []
-        return _scalars(fetched[-1]) if fetched else {}
-
-    def save(state: TrainState) -> None:
+    def save(state) -> None:
         nonlocal last_finite
         done = int(state.step)
-        if not _all_finite(state.params):
+        if not _all_finite(_params(state)):
             raise NonFiniteLossError(
                 f"the parameters became non-finite by step {done} (not saved): stopped; "
-                f"{last_good()}. Try a smaller --lr or --clip."
-            )
+                f"{last_good()}. Try a smaller --lr or --clip.")
         last_finite = checkpointer.save(state)
+
+    def records(done: int, metrics: dict) -> list[dict]:
+        """This step's records: one, or one per member still logged at `done`."""
+        if not is_population:
+            return [{"step": done, **_scalars(metrics)}]
+        return population.rows(done, metrics, population.logged(state, done))
 
     try:
         step = start_step
@@ -266,44 +242,78 @@ def fit(
             do_save = checkpointer is not None and (last or done % checkpoint_every == 0)
             if not (do_log or do_eval or do_save):
                 continue
-            record = {"step": done, **flush(done)}
+            pending = jax.device_get(pending)
+            if not is_population:
+                _check_finite(pending, done, last_good())
+            rows = records(done, pending[-1])
+            pending = []
             if do_eval:
-                record.update(_scalars(eval_fn(state.params)))
-            reached = target is not None and _target_reached(record, target)
+                evaluated = eval_fn(_params(state))
+                for row in rows:
+                    row.update(_scalars(jax.tree.map(lambda v: v[row["member"]], evaluated))
+                               if is_population else _scalars(evaluated))
+            reached = [target is not None and _target_reached(r, target) for r in rows]
+            if is_population and any(reached):
+                stop = np.zeros(population.size(state), bool)
+                stop[[r["member"] for r, hit in zip(rows, reached) if hit]] = True
+                state = population.freeze(state, stop)
             if do_log or do_eval:
                 now = time.perf_counter()
-                record["wall_s"] = round(now - start_time, 3)
-                history.append(record)
-                if run is not None:
-                    run.log(record)
-                speed = (done - window_start) / max(now - window_time, 1e-9)
+                for row in rows:
+                    row["wall_s"] = round(now - start_time, 3)
+                    history.append(row)
+                    last_rows[row.get("member")] = row
+                    if run is not None:
+                        run.log(row)
+                _log_progress(rows, done, num_steps, (done - window_start) / max(
+                    now - window_time, 1e-9), state if is_population else None)
                 window_start, window_time = done, now
-                shown = " ".join(f"{k} {v:.4g}" for k, v in record.items()
-                                 if k not in ("step", "wall_s") and isinstance(v, float))
-                logging.info("step %d/%d %s | %.1f steps/s", done, num_steps, shown, speed)
-            if do_save or (reached and checkpointer is not None):
+            finished = (not bool(np.any(state.active))) if is_population else any(reached)
+            if do_save or (finished and checkpointer is not None):
                 save(state)
-            if reached:
-                stopped = "target"
-                logging.info("target %s reached at step %d", target, done)
+            if finished:
+                stopped = "all members stopped" if is_population else "target"
+                logging.info("%s at step %d", "every member stopped" if is_population
+                             else f"target {target} reached", done)
                 break
-        if pending:
-            flush(int(state.step))
+        if pending and not is_population:
+            _check_finite(jax.device_get(pending), int(state.step), last_good())
         if checkpointer is not None and int(state.step) not in checkpointer.all_steps():
             save(state)
     finally:  # also on an interrupt: the orbax manager is closed
         if checkpointer is not None:
             checkpointer.close()
     if run is not None:
-        run.write_summary({
-            "final": history[-1] if history else {},
+        summary = {
+            "final": history[-1] if history and not is_population else {},
             "steps": int(state.step),
             "stopped": stopped,
             "finished": True,
             "resumed_from_step": start_step,
             "wall_time_s": time.perf_counter() - start_time,
-            "num_params": results.num_params(state.params),
-        })
+            "num_params": results.num_params(_params(state)),
+        }
+        if is_population:
+            summary["num_params"] //= population.size(state)
+            summary["members"] = population.outcomes(state, last_rows)
+        run.write_summary(summary)
         if plot:
             results.plot_curves(run.path)
     return state, history
+
+
+def _params(state) -> Any:
+    return state.members.params if isinstance(state, population.Population) else state.params
+
+
+def _log_progress(rows: list[dict], done: int, num_steps: int, speed: float,
+                  pop: "population.Population | None") -> None:
+    """One absl line: a model's metrics, or a population's medians over its logged members."""
+    names = [k for k, v in rows[0].items() if isinstance(v, float) and k != "wall_s"] if rows \
+        else []
+    values = {k: float(np.median([r[k] for r in rows])) for k in names}
+    shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
+    if pop is not None:
+        shown = (f"{int(np.sum(np.asarray(pop.active)))}/{population.size(pop)} members "
+                 f"training, medians: {shown}")
+    logging.info("step %d/%d %s | %.1f steps/s", done, num_steps, shown, speed)

@@ -8,7 +8,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax import train
+from rnn_jax import optimizers, train
 from rnn_jax.cells import get_cell
 from rnn_jax.checkpoint import Checkpointer, CorruptCheckpointError
 
@@ -16,7 +16,7 @@ from rnn_jax.checkpoint import Checkpointer, CorruptCheckpointError
 def lstm_state(hidden=3, seed=0):
     cell = get_cell("lstm")
     params = cell.init(jax.random.key(seed), 2, hidden)
-    optimizer = train.make_optimizer("adam", 0.1, clip_norm=1.0)
+    optimizer = optimizers.make_optimizer("adam", 0.1, clip_norm=1.0)
     stream = cell.initial_carry(params, (4,))
     return train.init_state(params, optimizer, jax.random.key(seed + 1), stream)
 

@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from rnn_jax import readout, results, train
+from rnn_jax import optimizers, readout, results, train
 from rnn_jax.checkpoint import Checkpointer
 from rnn_jax.cells import get_cell
 from rnn_jax.unroll import unroll
@@ -39,7 +39,7 @@ def delay_batch(step):
     return xs, jnp.pad(xs[:, :-1], ((0, 0), (1, 0), (0, 0)))
 
 
-OPTIMIZER = train.make_optimizer("adam", 0.03, clip_norm=1.0)
+OPTIMIZER = optimizers.make_optimizer("adam", 0.03, clip_norm=1.0)
 TRAIN_STEP = train.make_train_step(delay_loss, OPTIMIZER)  # shared: compiled once for the file
 
 
@@ -65,7 +65,7 @@ def test_every_optimizer_converges_to_the_known_optimum(name, lr):
     def loss_fn(params, batch, key, stream):
         return jnp.sum((params - w_star) ** 2), ({}, stream)
 
-    optimizer = train.make_optimizer(name, lr, clip_norm=10.0)
+    optimizer = optimizers.make_optimizer(name, lr, clip_norm=10.0)
     state = train.init_state(jnp.zeros(3), optimizer, jax.random.key(0))
     state, history = train.fit(state, train.make_train_step(loss_fn, optimizer), lambda s: None,
                                num_steps=300, log_every=300)
@@ -75,10 +75,10 @@ def test_every_optimizer_converges_to_the_known_optimum(name, lr):
 
 def test_unknown_optimizer_and_schedule():
     with pytest.raises(ValueError, match="unknown optimizer 'adamw2'; expected one of"):
-        train.make_optimizer("adamw2", 0.1)
+        optimizers.make_optimizer("adamw2", 0.1)
     with pytest.raises(ValueError, match="unknown schedule"):
-        train.make_schedule("bogus", 0.1, num_steps=10)
-    schedule = train.make_schedule("cosine", 0.1, num_steps=10)
+        optimizers.make_schedule("bogus", 0.1, num_steps=10)
+    schedule = optimizers.make_schedule("cosine", 0.1, num_steps=10)
     assert float(schedule(0)) == pytest.approx(0.1) and float(schedule(10)) == pytest.approx(0.0)
 
 
@@ -90,7 +90,7 @@ def test_clipping_bounds_the_update_norm():
         return 100.0 * jnp.sum(p["w"] ** 2), ({}, stream)  # ||g|| = 200 ||w|| >> c
 
     for clip in (0.5, 3.0):
-        optimizer = train.make_optimizer("sgd", 1.0, clip_norm=clip)
+        optimizer = optimizers.make_optimizer("sgd", 1.0, clip_norm=clip)
         state = train.init_state(params, optimizer, jax.random.key(0))
         before = np.asarray(state.params["w"])
         state, metrics = train.make_train_step(loss_fn, optimizer)(state, None)
@@ -99,7 +99,7 @@ def test_clipping_bounds_the_update_norm():
         assert step_norm == pytest.approx(clip, rel=1e-5)
         assert float(metrics["update_norm"]) == pytest.approx(clip, rel=1e-5)
     # No clipping: the whole gradient is applied.
-    optimizer = train.make_optimizer("sgd", 1.0)
+    optimizer = optimizers.make_optimizer("sgd", 1.0)
     state = train.init_state({"w": jnp.arange(1.0, 5.0)}, optimizer, jax.random.key(0))
     _, metrics = train.make_train_step(loss_fn, optimizer)(state, None)
     assert float(metrics["update_norm"]) == pytest.approx(float(metrics["grad_norm"]), rel=1e-6)
