@@ -20,7 +20,7 @@ import tempfile
 import jax
 
 from benchmarks import implementations, model, timing
-from rnn_jax import runtime
+from experiments import runtime
 
 
 def parse_remat(text: str):

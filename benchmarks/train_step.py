@@ -14,7 +14,7 @@ per step; the first step's loss, equal across implementations of the same model 
 
 The headline columns are what a user's own script gets: no process-wide settings. The
 `keep_host_memory` columns repeat the measurement in a child process that first calls
-`rnn_jax.runtime.keep_host_memory()` (process-wide, so it applies to every implementation there,
+`experiments.runtime.keep_host_memory()` (process-wide, so it applies to every implementation there,
 PyTorch's included, and cannot be undone in this process); `--no-settings_column` skips them.
 """
 
@@ -30,7 +30,7 @@ import sys
 import jax
 
 from benchmarks import implementations, memory, model, timing
-from rnn_jax import runtime
+from experiments import runtime
 
 MEMORY_CASES = ["rnn_jax tokens:false", "rnn_jax tokens:true", "rnn_jax tokens:sqrt",
                 "rnn_jax.unroll:sqrt", "lax.scan:false", "flax", "haiku", "equinox", "torch"]
@@ -164,7 +164,7 @@ def parse_args(argv):
     parser.add_argument("--settings_column", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure with keep_host_memory() in a child process")
     parser.add_argument("--keep_host_memory", action="store_true",
-                        help="call rnn_jax.runtime.keep_host_memory() in this process first")
+                        help="call experiments.runtime.keep_host_memory() in this process first")
     parser.add_argument("--memory", action="store_true", help="the peak-memory table instead")
     parser.add_argument("--memory_time", type=int, default=10_000)
     parser.add_argument("--memory_cases", default=",".join(MEMORY_CASES),

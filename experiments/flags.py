@@ -24,7 +24,8 @@ from typing import Any, Callable, Sequence
 from absl import app, flags, logging
 from absl.testing import flagsaver
 
-from rnn_jax import optimizers, results, run_lock, runtime, train
+from experiments import runtime
+from rnn_jax import optimizers, results, run_lock, train
 from rnn_jax.cells import CELLS
 
 FLAGS = flags.FLAGS
@@ -56,7 +57,7 @@ flags.DEFINE_integer("checkpoint_every", None, "Checkpoint every this many steps
 # Runtime (speed only; results are the same either way).
 flags.DEFINE_bool("keep_host_memory", True, "Keep freed host memory mapped between training "
                   "steps and run each step on the calling thread (glibc mallopt and synchronous "
-                  "CPU dispatch, rnn_jax.runtime): no page faults on XLA:CPU's per-step "
+                  "CPU dispatch, experiments.runtime): no page faults on XLA:CPU's per-step "
                   "buffers, faster steps; resident memory stays at its peak.")
 flags.DEFINE_string("compilation_cache_dir", "~/.cache/rnn_jax/xla", "Keep compiled XLA "
                     "programs here, so later runs with the same shapes start without compiling "

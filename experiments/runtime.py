@@ -1,4 +1,5 @@
-"""Process-wide settings for fast training steps (opt-in: a library never applies them itself).
+"""Process-wide settings for fast training steps: the programs' choice (the experiments' entry
+point applies them), never the library's.
 
 `keep_host_memory()`: XLA:CPU's per-step buffers stop page-faulting (below).
 `enable_compilation_cache(directory)`: compiled programs are kept on disk, so a second run of

@@ -1,0 +1,232 @@
+"""The driver every experiment shares: flags -> populations -> `train.fit` -> report.
+
+An experiment module provides
+
+    NAME = "parity"; Config = ...; QUICK = {...}          (experiments.template)
+    def task(config) -> Task                              what one member trains on
+    def report(run, config, populations) -> dict          tables and figures from the run dirs
+
+and runs with `populations.main(module)` (the command line) or `populations.call(module, argv)`
+(tests, notebooks). Layout, the same for every experiment:
+
+    <out_dir>/<experiment>/<run_name>/config.json         the whole invocation
+    <out_dir>/<experiment>/<run_name>/<population>/       one `train.fit` run dir per population:
+        config.json (with its members), metrics.jsonl (a row per member), summary.json, ...
+
+A finished invocation run again prints one line and changes nothing; one that was stopped
+resumes: finished populations are kept, the interrupted one resumes from its checkpoint.
+"""
+
+import dataclasses
+import os
+import sys
+from pathlib import Path
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import app, flags, logging
+
+from experiments import runtime, template
+from rnn_jax import optimizers, population, results, run_lock, train
+
+FLAGS = flags.FLAGS
+# Bytes per float kept per (sequence, step, hidden unit) in a training step: the forward
+# states and gates saved for BPTT and their deltas, with room for XLA's temporaries.
+_BYTES_PER_ACTIVATION = 4 * 32
+
+
+class Task(NamedTuple):
+    """What one member trains on; every function is one member's and is vmapped by the driver.
+
+    init: `(key, values) -> params`; `values` holds the member's fields (`MEMBER_FIELDS`).
+    loss_fn: the train loop's `loss_fn(params, batch, key, stream)`.
+    sample: `(key, step) -> batch`: training batch number `step` of the member's data stream.
+    evaluate: `(params, key) -> dict of scalars`, or None.
+    target: `train.fit`'s target (a member stops when its record reaches it), or None.
+    stream: `params -> the stream carried across batches` (truncated BPTT), or None for ().
+    """
+
+    init: Callable
+    loss_fn: Callable
+    sample: Callable
+    evaluate: Callable | None = None
+    target: tuple | None = None
+    stream: Callable | None = None
+
+
+def member_keys(seed: int) -> dict[str, jax.Array]:
+    """A member's independent keys, all from its seed."""
+    init, data, evaluation, training = jax.random.split(jax.random.key(seed), 4)
+    return {"init": init, "data": data, "eval": evaluation, "train": training}
+
+
+def population_name(config: template.Base, base: template.Base) -> str:
+    """The population's directory: the fields its config changes from the invocation's."""
+    changed = [f"{f.name}{getattr(config, f.name)}" for f in dataclasses.fields(config)
+               if getattr(config, f.name) != getattr(base, f.name)]
+    return "_".join(changed) or "population"
+
+
+def run_name(config: template.Base, parts: Sequence[str] = ("cell", "hidden", "seq_len")) -> str:
+    """`--run_name`, or one built from the main fields, e.g. 'lstm_hidden16_seq_len20_seeds20'
+    (a field the grid varies is named once, after 'grid-')."""
+    if config.run_name:
+        return config.run_name
+    grid = list(template.grid_of(config))
+    fixed = [("" if p == "cell" else p) + str(getattr(config, p)) for p in parts if p not in grid]
+    seeds = template.seeds_of(config)
+    members = f"seed{seeds[0]}" if len(seeds) == 1 else f"seeds{len(seeds)}"
+    name = "_".join(fixed + ([f"grid-{'-'.join(grid)}"] if grid else []) + [members])
+    return ("quick_" if config.quick else "") + name
+
+
+def check_memory(task: Task, config: template.Base, size: int) -> None:
+    """Raises FlagError, before compiling, when the population's estimated training memory
+    exceeds this machine's."""
+    shapes = jax.eval_shape(task.init, jax.random.key(0), _values([config], [{}])[0])
+    params = sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in jax.tree.leaves(shapes))
+    steps = config.batch * config.seq_len * config.hidden * _BYTES_PER_ACTIVATION
+    estimate = size * (4 * params + steps)  # params, gradients, two optimiser moments
+    available = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    template.check(estimate < 0.8 * available, "seeds", f"a population that fits in memory "
+                   f"({available / 2**30:.1f} GiB here)", f"{size} members, estimated "
+                   f"{estimate / 2**30:.1f} GiB; use fewer --seeds or grid values")
+
+
+def _values(configs: list[template.Base], members: list[dict]) -> list[dict]:
+    names = type(configs[0]).MEMBER_FIELDS
+    return [{n: jnp.asarray(m.get(n, getattr(configs[0], n)), jnp.float32) for n in names}
+            for m in (members or [{}])]
+
+
+def train_population(task: Task, config: template.Base, members: list[dict],
+                     run: results.Run) -> tuple[population.Population, list[dict]]:
+    """Trains the members as one vmapped program; returns `train.fit`'s result."""
+    keys = [member_keys(m["seed"]) for m in members]
+    stacked = {k: jnp.stack([key[k] for key in keys]) for k in keys[0]}
+    values = jax.tree.map(lambda *v: jnp.stack(v), *_values([config], members))
+    optimizer = optimizers.make_member_optimizer(
+        config.optimizer, config.lr_schedule, num_steps=config.steps,
+        warmup_steps=config.warmup_steps)
+
+    def init_member(init_key, train_key, value):
+        params = task.init(init_key, value)
+        opt_state = optimizers.init_member_state(
+            optimizer, params, lr=value["lr"], clip=value["clip"],
+            weight_decay=value["weight_decay"])
+        stream = task.stream(params) if task.stream is not None else ()
+        return train.TrainState(params, opt_state, jnp.zeros((), jnp.int32), train_key, stream)
+
+    state = population.create(jax.vmap(init_member)(stacked["init"], stacked["train"], values))
+    get_batch = jax.jit(jax.vmap(task.sample, in_axes=(0, None)))
+    evaluate = None
+    if task.evaluate is not None:
+        vmapped = jax.jit(jax.vmap(task.evaluate))
+        evaluate = lambda params: vmapped(params, stacked["eval"])  # noqa: E731
+    return train.fit(
+        state, train.make_train_step(task.loss_fn, optimizer),
+        lambda step: get_batch(stacked["data"], step), num_steps=config.steps,
+        eval_fn=evaluate, eval_every=config.eval_every, log_every=config.log_every,
+        target=task.target, run=run, checkpoint_every=config.checkpoint_every)
+
+
+def run_experiment(module: Any, config: template.Base) -> dict:
+    """Trains every population of `config` (skipping finished ones) and writes the report."""
+    plan = template.expand(config)
+    name = getattr(module, "run_name", run_name)(config)
+    path = Path(config.out_dir) / module.NAME / name
+    if config.report_only:
+        template.check((path / results.CONFIG).exists(), "report_only",
+                       "an existing run directory", str(path))
+        return module.report(results.Run(path), config, _open(path, config, plan))
+    for pop_config, members in plan:
+        check_memory(module.task(pop_config), pop_config, len(members))
+    invocation = results.Run.create(config.out_dir, module.NAME, name,
+                                    template.config_json(config), overwrite=config.overwrite)
+    done = []
+    for pop_config, members in plan:
+        pop_name = population_name(pop_config, config)
+        try:
+            run = results.Run.create(invocation.path.parent, invocation.path.name, pop_name,
+                                     {**template.config_json(pop_config), "members": members})
+            train_population(module.task(pop_config), pop_config, members, run)
+            _say_stopped(run, members)
+        except results.RunFinished:
+            logging.info("population %s is finished; kept", pop_name)
+        done.append((pop_config, members, results.Run(invocation.path / pop_name)))
+    summary = module.report(invocation, config, done)
+    invocation.write_summary({**summary, "finished": True})
+    return invocation.summary()
+
+
+def _open(path: Path, config: template.Base, plan: list) -> list:
+    return [(c, m, results.Run(path / population_name(c, config))) for c, m in plan]
+
+
+def _say_stopped(run: results.Run, members: list[dict]) -> None:
+    for outcome in run.summary()["members"]:
+        if outcome["stopped"] != "num_steps":
+            member = members[outcome["member"]]
+            print(f"{run.path.name}: member {outcome['member']} ({member}) "
+                  f"{'diverged' if outcome['stopped'] == 'diverged' else 'reached its target'}"
+                  f" at step {outcome['steps']}")
+
+
+def _handle(module: Any, config_source: Callable[[], template.Base]) -> Any:
+    try:
+        return run_experiment(module, config_source())
+    except results.RunFinished as finished:  # nothing to do: say so, exit status 0
+        print(finished)
+        return finished
+
+
+def main(module: Any) -> None:
+    """The command line: defines the module's flags, applies the runtime settings, runs."""
+    template.define_flags(module.Config, FLAGS)
+    flags.DEFINE_bool("keep_host_memory", True, "Keep freed host memory mapped between "
+                      "training steps and run each step on the calling thread (experiments."
+                      "runtime): faster steps on XLA:CPU; resident memory stays at its peak. "
+                      "Results are unchanged.")
+    flags.DEFINE_string("compilation_cache_dir", "~/.cache/rnn_jax/xla", "Keep compiled XLA "
+                        "programs here, so later runs with the same shapes start without "
+                        "compiling (JAX's persistent cache); empty: off.")
+
+    def main_with_runtime(argv: Sequence[str]) -> None:
+        if FLAGS.keep_host_memory:
+            runtime.keep_host_memory()
+        if FLAGS.compilation_cache_dir:
+            try:
+                runtime.enable_compilation_cache(FLAGS.compilation_cache_dir)
+            except OSError as error:  # e.g. a read-only home: run without the cache
+                logging.warning("compilation cache off (--compilation_cache_dir): %s", error)
+        try:
+            template.check(len(argv) <= 1, "argv", "only --flags", list(argv[1:]))
+            _handle(module, lambda: template.from_flags(module.Config, module.QUICK, FLAGS))
+        except template.FlagError as error:  # one line naming the flag, no traceback
+            print(error, file=sys.stderr)
+            sys.exit(error.exitcode)
+        except (results.RunDirectoryError, run_lock.RunLockedError, ValueError) as error:
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
+
+    app.run(main_with_runtime)
+
+
+def parse(module: Any, argv: Sequence[str]) -> template.Base:
+    """`argv` (flags only, no program name) as the module's validated config."""
+    flag_values = flags.FlagValues()
+    template.define_flags(module.Config, flag_values)
+    try:
+        remaining = flag_values(["experiment", *argv])
+    except flags.Error as error:
+        raise template.FlagError(str(error)) from None
+    template.check(len(remaining) <= 1, "argv", "only --flags", list(remaining[1:]))
+    return template.from_flags(module.Config, module.QUICK, flag_values)
+
+
+def call(module: Any, argv: Sequence[str]) -> Any:
+    """Runs the experiment in-process with `argv`: for tests and notebooks. Returns the
+    invocation's summary, or the `results.RunFinished` of a finished run (its line printed)."""
+    return _handle(module, lambda: parse(module, argv))

@@ -1,0 +1,257 @@
+"""One experiment template: a frozen dataclass of defaults becomes absl flags and a config.
+
+Each experiment declares
+
+    @dataclasses.dataclass(frozen=True)
+    class Config(template.Base):
+        cell: str = template.field("lstm", "Recurrent cell.", choices=CELLS)  # a new default
+        test_seq_len: int = template.field(400, "Test sequence length.")       # its own flag
+    QUICK = dict(steps=30, hidden=8)   # what --quick switches to (tests, smoke runs)
+
+and `template.read(Config, QUICK, argv)` gives the validated config: every field is a flag
+with its real default in `--helpfull`; a value given on the command line wins over `--quick`,
+which wins over the default. Invalid values raise `FlagError` (one line: the flag, what was
+expected, what was received) before anything is compiled or written.
+
+Seeds and grids (Hydra/absl style): `--seeds=20` (seeds seed..seed+19) or `--seeds=0,3,7`;
+`--grid=lr=1e-3,1e-2 --grid=hidden=16,32` trains the product of the listed values. Values
+that keep shapes (`Config.MEMBER_FIELDS`: lr, clip, weight_decay, and an experiment's init
+values) become members of one population (one vmapped program, `rnn_jax.population`); the
+others (cell, hidden, sequence length, ...) become separate populations, run one after
+another (`experiments.populations`).
+"""
+
+import dataclasses
+import itertools
+import math
+import typing
+from pathlib import Path
+from typing import Any, Sequence
+
+from absl import app, flags
+
+from rnn_jax import optimizers, results
+from rnn_jax.cells import CELLS
+
+_LIST_TYPES = (tuple[str, ...], tuple[int, ...], tuple[float, ...])
+
+
+class FlagError(ValueError, app.UsageError):
+    """An invalid flag value: a ValueError that `app.run` reports as a usage error."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.exitcode = 1
+
+
+def field(default: Any, help: str, *, choices: Sequence[str] | None = None) -> Any:
+    """A config field: its default, its `--help` line and (for strings) its allowed values."""
+    return dataclasses.field(default=default, metadata={"help": help, "choices": choices})
+
+
+@dataclasses.dataclass(frozen=True)
+class Base:
+    """The fields every experiment has. Subclasses redefine a field to change its default."""
+
+    MEMBER_FIELDS: typing.ClassVar[tuple[str, ...]] = ("lr", "clip", "weight_decay")
+    NOT_IN_CONFIG: typing.ClassVar[tuple[str, ...]] = ("overwrite", "report_only", "run_name",
+                                                        "figures_dir")
+
+    seed: int = field(0, "First seed: every random number of a member (init, data, keys) "
+                      "comes from its seed.")
+    seeds: str = field("1", "Members per configuration: a count N (seeds seed..seed+N-1) or "
+                       "a list of seeds such as 0,3,7.")
+    grid: tuple[str, ...] = field((), "name=v1,v2,...: train every listed value of a config "
+                                  "field (repeat the flag for a product), e.g. --grid=lr="
+                                  "1e-3,1e-2 --grid=hidden=16,32.")
+    steps: int = field(1000, "Training steps (updates) per member.")
+    lr: float = field(1e-2, "Learning rate (peak rate under a schedule).")
+    optimizer: str = field("adam", "Optax optimiser.", choices=sorted(optimizers.OPTIMIZERS))
+    lr_schedule: str = field("constant", "Learning-rate schedule.",
+                             choices=list(optimizers.SCHEDULES))
+    warmup_steps: int = field(0, "Warm-up steps for --lr_schedule=warmup_cosine.")
+    clip: float = field(1.0, "Clip gradients to this global norm before the update; 0: off.")
+    weight_decay: float = field(0.0, "L2 weight decay added to the gradient.")
+    batch: int = field(32, "Sequences per batch.")
+    cell: str = field("lstm", "Recurrent cell (rnn_jax.cells.CELLS).", choices=sorted(CELLS))
+    hidden: int = field(32, "Hidden units per layer.")
+    seq_len: int = field(20, "Training sequence length (time steps).")
+    log_every: int = field(100, "Log and record metrics every this many steps.")
+    eval_every: int = field(0, "Evaluate every this many steps (0: only at the end).")
+    checkpoint_every: int = field(0, "Checkpoint every this many steps (0: never); a run "
+                                  "started again with the same flags resumes from its last.")
+    out_dir: str = field("results", "Runs go to <out_dir>/<experiment>/<run_name>/.")
+    run_name: str = field("", "Run directory name; default: built from the main flags.")
+    overwrite: bool = field(False, "Delete the existing run directory of this --run_name first "
+                            "(only that one); without it a finished run is not trained again.")
+    quick: bool = field(False, "Tiny configuration that runs end to end in seconds (tests).")
+    report_only: bool = field(False, "Only redraw the tables and figures from the run "
+                              "directories (no training).")
+    figures_dir: str = field("", "Also copy the report's figures into this directory (the "
+                             "result pages use experiments/figures).")
+
+    def validate(self) -> None:
+        """An experiment's own checks (raise FlagError via `check`); called after the shared."""
+
+
+def check(condition: bool, flag: str, expected: str, received: Any) -> None:
+    """Raises FlagError('--flag: expected ..., received ...') unless `condition`."""
+    if not condition:
+        raise FlagError(f"--{flag}: expected {expected}, received {received!r}")
+
+
+def define_flags(config_cls: type, flag_values: flags.FlagValues) -> None:
+    """Defines one absl flag per config field, with the field's default and help."""
+    for f in dataclasses.fields(config_cls):
+        help_text, choices = f.metadata["help"], f.metadata["choices"]
+        kw = dict(name=f.name, default=f.default, help=help_text, flag_values=flag_values)
+        if f.name == "grid":
+            flags.DEFINE_multi_string(**{**kw, "default": list(f.default)})
+        elif f.type in _LIST_TYPES:
+            flags.DEFINE_list(**{**kw, "default": [str(v) for v in f.default]})
+        elif choices is not None:
+            flags.DEFINE_enum(enum_values=list(choices), **kw)
+        else:
+            define = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
+                      bool: flags.DEFINE_bool, str: flags.DEFINE_string}[f.type]
+            define(**kw)
+
+
+def _convert(f: dataclasses.Field, value: Any) -> Any:
+    if f.type in _LIST_TYPES:
+        item = typing.get_args(f.type)[0]
+        return tuple(_parse(item, v, f.name) for v in value)
+    if f.name == "grid":
+        return tuple(value)
+    return _parse(f.type, value, f.name) if isinstance(value, str) and f.type != str else value
+
+
+def _parse(kind: type, text: Any, flag: str) -> Any:
+    if not isinstance(text, str):
+        return kind(text)
+    try:
+        return {bool: lambda s: {"true": True, "false": False}[s.lower()]}.get(kind, kind)(
+            text.strip())
+    except (ValueError, KeyError):
+        raise FlagError(f"--{flag}: expected {kind.__name__} values, received {text!r}") \
+            from None
+
+
+def from_flags(config_cls: type, quick: dict, flag_values: flags.FlagValues):
+    """The parsed flags as a validated config (flag given > --quick value > default)."""
+    values = {}
+    for f in dataclasses.fields(config_cls):
+        flag = flag_values[f.name]
+        use_quick = flag_values["quick"].value and f.name in quick and not flag.present
+        values[f.name] = _convert(f, quick[f.name] if use_quick else flag.value)
+    return validate(config_cls(**values))
+
+
+def seeds_of(config: Base) -> list[int]:
+    """The member seeds `--seeds` names (a count from --seed, or a list)."""
+    text = config.seeds.strip()
+    if text.isdigit():
+        return list(range(config.seed, config.seed + int(text)))
+    try:
+        seeds = [int(s) for s in text.split(",")]
+    except ValueError:
+        seeds = []
+    check(seeds and len(set(seeds)) == len(seeds) and min(seeds) >= 0, "seeds",
+          "a positive count or a list of distinct seeds >= 0", config.seeds)
+    return seeds
+
+
+def grid_of(config: Base) -> dict[str, list]:
+    """`--grid` as {field: [values]} (typed like the field), checked before any compile."""
+    types = {f.name: f for f in dataclasses.fields(config)}
+    grid = {}
+    for entry in config.grid:
+        name, sep, listed = entry.partition("=")
+        name = name.strip()
+        check(sep and listed.strip(), "grid", "name=v1,v2,... with at least one value", entry)
+        check(name in types and name not in ("grid", "seeds", "seed") + Base.NOT_IN_CONFIG,
+              "grid", f"a config field ({', '.join(sorted(set(types) - {'grid', 'seeds'}))})",
+              name)
+        check(name not in grid, "grid", "each field at most once", name)
+        values = [_convert(types[name], v) if types[name].type not in _LIST_TYPES else v
+                  for v in listed.split(",")]
+        check(len(set(values)) == len(values), "grid", "distinct values", entry)
+        grid[name] = values
+    return grid
+
+
+def expand(config: Base) -> list[tuple[Base, list[dict]]]:
+    """The populations to train: `[(config of the population, members)]`.
+
+    Members are `{"seed": s, field: value, ...}` for the grid's member fields; each population's
+    config carries one combination of the other (shape-changing) grid fields.
+    """
+    grid, seeds = grid_of(config), seeds_of(config)
+    member_names = [n for n in grid if n in type(config).MEMBER_FIELDS]
+    static_names = [n for n in grid if n not in member_names]
+    populations = []
+    for static in itertools.product(*(grid[n] for n in static_names)):
+        pop_config = validate(dataclasses.replace(config, **dict(zip(static_names, static))))
+        members = [{"seed": s, **{n: getattr(pop_config, n) for n in type(config).MEMBER_FIELDS},
+                    **dict(zip(member_names, values))}
+                   for values in itertools.product(*(grid[n] for n in member_names))
+                   for s in seeds]
+        for member in members:
+            validate(dataclasses.replace(pop_config, **{k: v for k, v in member.items()
+                                                        if k != "seed"}))
+        populations.append((pop_config, members))
+    return populations
+
+
+def validate(config: Base) -> Base:
+    """Checks every shared value, then the experiment's own (`config.validate()`)."""
+    for name in ("steps", "batch", "hidden", "seq_len", "log_every"):
+        check(getattr(config, name) > 0, name, "a positive integer", getattr(config, name))
+    for name in ("eval_every", "checkpoint_every", "warmup_steps"):
+        check(getattr(config, name) >= 0, name, "an integer >= 0", getattr(config, name))
+    check(0 < config.lr < math.inf, "lr", "a positive, finite learning rate", config.lr)
+    check(0 <= config.clip < math.inf, "clip", "a finite global norm >= 0 (0: no clipping)",
+          config.clip)
+    check(0 <= config.weight_decay < math.inf, "weight_decay", "a finite value >= 0",
+          config.weight_decay)
+    for f in dataclasses.fields(config):
+        choices = f.metadata["choices"]
+        value = getattr(config, f.name)
+        check(choices is None or value in choices, f.name, f"one of {list(choices or [])}",
+              value)
+    check(not config.run_name or _is_path_component(config.run_name), "run_name",
+          "one path component (not '.' or '..', without '/')", config.run_name)
+    check_out_dir(config.out_dir)
+    if config.lr_schedule == "warmup_cosine":
+        check(config.warmup_steps < config.steps, "warmup_steps",
+              f"fewer than --steps={config.steps}", config.warmup_steps)
+    config.validate()
+    return config
+
+
+def _is_path_component(name: str) -> bool:
+    try:
+        results.check_name(name)
+    except ValueError:
+        return False
+    return True
+
+
+def check_out_dir(out_dir: str) -> None:
+    """Raises FlagError unless `out_dir` is a directory this process can write in, or can be
+    created (its nearest existing ancestor is a directory it can write in)."""
+    import os
+
+    path = Path(out_dir)
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    expected = "a directory that can be created and written"
+    check(existing.is_dir(), "out_dir", expected, f"{out_dir} ({existing} is not a directory)")
+    check(os.access(existing, os.W_OK | os.X_OK), "out_dir", expected,
+          f"{out_dir} (no permission to write in {existing})")
+
+
+def config_json(config: Base) -> dict:
+    """Every value that affects the result (bookkeeping flags left out)."""
+    return {k: v for k, v in dataclasses.asdict(config).items() if k not in Base.NOT_IN_CONFIG}
