@@ -46,6 +46,8 @@ class Task(NamedTuple):
     evaluate: `(params, key) -> dict of scalars`, or None.
     target: `train.fit`'s target (a member stops when its record reaches it), or None.
     stream: `params -> the stream carried across batches` (truncated BPTT), or None for ().
+    clip_kind: 'global' (clip by global norm) or 'elementwise' (optimizers.CLIP_KINDS).
+    optimizer_options: passed to the optax constructor (e.g. `decay=0.9` for rmsprop).
     """
 
     init: Callable
@@ -54,6 +56,8 @@ class Task(NamedTuple):
     evaluate: Callable | None = None
     target: tuple | None = None
     stream: Callable | None = None
+    clip_kind: str = "global"
+    optimizer_options: dict | None = None
 
 
 def member_keys(seed: int) -> dict[str, jax.Array]:
@@ -109,7 +113,8 @@ def train_population(task: Task, config: template.Base, members: list[dict],
     values = jax.tree.map(lambda *v: jnp.stack(v), *_values([config], members))
     optimizer = optimizers.make_member_optimizer(
         config.optimizer, config.lr_schedule, num_steps=config.steps,
-        warmup_steps=config.warmup_steps)
+        warmup_steps=config.warmup_steps, clip_kind=task.clip_kind,
+        **(task.optimizer_options or {}))
 
     def init_member(init_key, train_key, value):
         params = task.init(init_key, value)

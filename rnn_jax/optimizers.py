@@ -72,24 +72,31 @@ def make_optimizer(
     return optimizer
 
 
+CLIP_KINDS = ("global", "elementwise")
+
+
 def make_member_optimizer(
     name: str, schedule: str = "constant", *, num_steps: int = 0, warmup_steps: int = 0,
-    **options,
+    clip_kind: str = "global", **options,
 ) -> optax.GradientTransformation:
     """`make_optimizer` whose learning rate, clip norm and weight decay are read from the
     optimiser state (set per member by `init_member_state`), so one update serves a population.
 
-    The update is: clip g to the member's global norm (`clip <= 0`: no clipping), add
+    The update is: clip g to the member's global norm (`clip_kind="elementwise"`: each entry
+    to [-clip, clip], as in the uRNN authors' code; `clip <= 0`: no clipping), add
     `weight_decay * params` (L2 weight decay, as torch.optim's `weight_decay`), then the
     optimiser at the member's (scheduled) learning rate.
     """
     _check_name(name)
+    if clip_kind not in CLIP_KINDS:
+        raise ValueError(f"unknown clip_kind {clip_kind!r}; expected one of {list(CLIP_KINDS)}")
+    clipping = optax.clip_by_global_norm if clip_kind == "global" else optax.clip
 
     def factory(learning_rate, clip_norm, weight_decay):
         rate = make_schedule(schedule, learning_rate, num_steps=num_steps,
                              warmup_steps=warmup_steps)
         return optax.chain(
-            optax.clip_by_global_norm(jnp.where(clip_norm > 0, clip_norm, jnp.inf)),
+            clipping(jnp.where(clip_norm > 0, clip_norm, jnp.inf)),
             optax.add_decayed_weights(weight_decay),
             OPTIMIZERS[name](rate, **options),
         )
