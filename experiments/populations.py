@@ -4,6 +4,7 @@ An experiment module provides
 
     NAME = "parity"; Config = ...; QUICK = {...}          (experiments.template)
     def task(config) -> Task                              what one member trains on
+                                                          (or a Measurement: no training)
     def report(run, config, populations) -> dict          tables and figures from the run dirs
 
 and runs with `populations.main(module)` (the command line) or `populations.call(module, argv)`
@@ -58,6 +59,14 @@ class Task(NamedTuple):
     stream: Callable | None = None
     clip_kind: str = "global"
     optimizer_options: dict | None = None
+
+
+class Measurement(NamedTuple):
+    """What a population measures instead of training (e.g. gradient norms at init), when
+    `task(config)` returns one: `measure(members, run)` writes its results into the
+    population's run dir once; the report reads them from there (also with --report_only)."""
+
+    measure: Callable
 
 
 def member_keys(seed: int) -> dict[str, jax.Array]:
@@ -147,7 +156,9 @@ def run_experiment(module: Any, config: template.Base) -> dict:
                        "an existing run directory", str(path))
         return module.report(results.Run(path), config, _open(path, config, plan))
     for pop_config, members in plan:
-        check_memory(module.task(pop_config), pop_config, len(members))
+        task = module.task(pop_config)
+        if not isinstance(task, Measurement):
+            check_memory(task, pop_config, len(members))
     invocation = results.Run.create(config.out_dir, module.NAME, name,
                                     template.config_json(config), overwrite=config.overwrite)
     done = []
@@ -156,13 +167,18 @@ def run_experiment(module: Any, config: template.Base) -> dict:
         try:
             run = results.Run.create(invocation.path.parent, invocation.path.name, pop_name,
                                      {**template.config_json(pop_config), "members": members})
-            train_population(module.task(pop_config), pop_config, members, run)
-            _say_stopped(run, members)
+            task = module.task(pop_config)
+            if isinstance(task, Measurement):
+                task.measure(members, run)
+                run.write_summary({"finished": True, "measurement": True})
+            else:
+                train_population(task, pop_config, members, run)
+                _say_stopped(run, members)
         except results.RunFinished:
             logging.info("population %s is finished; kept", pop_name)
         done.append((pop_config, members, results.Run(invocation.path / pop_name)))
     summary = module.report(invocation, config, done)
-    invocation.write_summary({**summary, "finished": True})
+    invocation.write_summary({**summary, "populations": len(done), "finished": True})
     return invocation.summary()
 
 

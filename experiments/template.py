@@ -60,7 +60,7 @@ class Base:
     seed: int = field(0, "First seed: every random number of a member (init, data, keys) "
                       "comes from its seed.")
     seeds: str = field("1", "Members per configuration: a count N (seeds seed..seed+N-1) or "
-                       "a list of seeds such as 0,3,7.")
+                       "a comma-separated list of seeds such as 0,3,7.")
     grid: tuple[str, ...] = field((), "name=v1,v2,...: train every listed value of a config "
                                   "field (repeat the flag for a product), e.g. --grid=lr="
                                   "1e-3,1e-2 --grid=hidden=16,32.")
@@ -148,10 +148,14 @@ def from_flags(config_cls: type, quick: dict, flag_values: flags.FlagValues):
 
 
 def seeds_of(config: Base) -> list[int]:
-    """The member seeds `--seeds` names (a count from --seed, or a list)."""
+    """The member seeds `--seeds` names: a count N (seeds --seed .. --seed+N-1) or a list with
+    a comma (`0,3,7`; one seed alone: `--seed=3`)."""
     text = config.seeds.strip()
-    if text.isdigit():
-        return list(range(config.seed, config.seed + int(text)))
+    if "," not in text:  # one number is a count: --seeds=0 is an error, not seed 0
+        count = int(text) if text.isdigit() else 0
+        check(count > 0, "seeds", "a positive count or a list of distinct seeds >= 0",
+              config.seeds)
+        return list(range(config.seed, config.seed + count))
     try:
         seeds = [int(s) for s in text.split(",")]
     except ValueError:
@@ -222,6 +226,7 @@ def validate(config: Base) -> Base:
     check(not config.run_name or _is_path_component(config.run_name), "run_name",
           "one path component (not '.' or '..', without '/')", config.run_name)
     check_out_dir(config.out_dir)
+    seeds_of(config), grid_of(config)
     if config.lr_schedule == "warmup_cosine":
         check(config.warmup_steps < config.steps, "warmup_steps",
               f"fewer than --steps={config.steps}", config.warmup_steps)

@@ -90,9 +90,11 @@ class RunFinished(Exception):
     def __init__(self, run: "Run"):
         self.run = run
         summary = run.summary()
+        done = (f"{summary['populations']} populations trained" if "populations" in summary
+                else f"{summary.get('steps', '?')} steps, stopped at {summary.get('stopped', '?')}")
         super().__init__(
-            f"run {run.path} is already finished ({summary.get('steps', '?')} steps, stopped at "
-            f"{summary.get('stopped', '?')}); nothing was changed. To train it again, pass "
+            f"run {run.path} is already finished ({done}); nothing was changed. To train it "
+            "again, pass "
             "--overwrite (replaces this run directory) or choose another --run_name"
         )
 

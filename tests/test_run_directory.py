@@ -9,8 +9,7 @@ import textwrap
 
 import pytest
 
-from experiments import flags as shared
-from experiments import parity, summation
+from experiments import parity, populations, template
 from rnn_jax import results, run_lock
 
 
@@ -43,8 +42,8 @@ def test_a_run_name_that_is_not_one_path_component_deletes_nothing(tmp_path, nam
 def test_run_name_flag_dot_and_dot_dot_are_flag_errors(tmp_path, name):
     before = two_runs(tmp_path)
     expected = rf"--run_name: expected one path component .*, received '{name}'"
-    with pytest.raises(shared.FlagError, match=expected):
-        shared.call_main(parity.main, ["--quick", f"--run_name={name}", "--overwrite",
+    with pytest.raises(template.FlagError, match=expected):
+        populations.call(parity, ["--quick", f"--run_name={name}", "--overwrite",
                                        f"--out_dir={tmp_path}"])
     assert files_of(tmp_path) == before
 
@@ -75,37 +74,46 @@ def test_overwrite_refuses_a_symbolic_link_and_leaves_its_target(tmp_path):
 
 def test_a_finished_run_started_again_reports_it_and_changes_nothing(tmp_path, capsys):
     argv = ["--quick", "--steps=100", "--seq_len=3", "--lr=0.05", "--stop_at_success",
-            "--success_accuracy=0.6",
-            "--run_name=r", f"--out_dir={tmp_path}"]
-    shared.call_main(parity.main, argv)
+            "--success_accuracy=0.6", "--seeds=2", "--run_name=r", f"--out_dir={tmp_path}"]
+    populations.call(parity, argv)
     run_dir = tmp_path / "parity" / "r"
-    first = results.Run(run_dir).summary()
-    assert first["stopped"] == "target" and first["steps"] < 100
+    first = results.Run(run_dir / "population").summary()
+    assert [m["stopped"] for m in first["members"]] == ["target", "target"]
+    assert first["stopped"] == "all members stopped" and first["steps"] < 100
     before = files_of(run_dir)
     capsys.readouterr()
-    again = shared.call_main(parity.main, argv)
+    again = populations.call(parity, argv)
     assert isinstance(again, results.RunFinished) and again.run.path == run_dir
     out = capsys.readouterr().out.strip().splitlines()
-    assert len(out) == 1 and f"run {run_dir} is already finished ({first['steps']} steps" in out[0]
+    assert len(out) == 1 and f"run {run_dir} is already finished (1 populations trained)" in out[0]
     assert "--overwrite" in out[0] and "--run_name" in out[0]
     assert files_of(run_dir) == before  # not trained past its target, nothing rewritten
-    shared.call_main(parity.main, [*argv, "--overwrite"])  # trains again, from step 0
-    replaced = results.Run(run_dir).summary()
+    populations.call(parity, [*argv, "--overwrite"])  # trains again, from step 0
+    replaced = results.Run(run_dir / "population").summary()
     assert replaced["steps"] == first["steps"] and replaced["wall_time_s"] != first["wall_time_s"]
 
 
-def test_a_finished_summation_is_reported_from_its_files(tmp_path, capsys):
-    """Two runs in one command: each finished one is skipped; the summary line is the same."""
-    argv = ["--quick", f"--out_dir={tmp_path}", "--run_name=r"]
-    shared.call_main(summation.main, argv)
-    first = capsys.readouterr().out.strip().splitlines()[-1]
-    before = files_of(tmp_path)
-    shared.call_main(summation.main, argv)
-    out = capsys.readouterr().out.strip().splitlines()
-    assert [line.split(" is ")[0] for line in out[:-1]] == [
-        f"run {tmp_path / 'summation' / 'r' / task}" for task in ("sum", "compare")]
-    assert out[-1] == first and "learned W=" in first
-    assert files_of(tmp_path) == before
+def test_an_interrupted_grid_keeps_its_finished_populations(tmp_path, monkeypatch):
+    """A grid stopped after its first population: started again, that one is kept as it is
+    and only the others train."""
+    argv = ["--quick", "--steps=10", "--grid=seq_len=3,4", "--run_name=r", f"--out_dir={tmp_path}"]
+    train_population = populations.train_population
+    calls = []
+
+    def second_is_interrupted(task, config, members, run):
+        calls.append(config.seq_len)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return train_population(task, config, members, run)
+
+    monkeypatch.setattr(populations, "train_population", second_is_interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        populations.call(parity, argv)
+    first = files_of(tmp_path / "parity" / "r" / "seq_len3")
+    monkeypatch.setattr(populations, "train_population", train_population)
+    summary = populations.call(parity, argv)
+    assert files_of(tmp_path / "parity" / "r" / "seq_len3") == first
+    assert [row["seq_len"] for row in summary["table"]] == [3, 4]
 
 
 def test_a_kill_during_the_metrics_rewrite_loses_no_record(tmp_path, monkeypatch):
@@ -196,9 +204,9 @@ def test_an_out_dir_that_is_a_file_is_a_clear_error(tmp_path):
     a_file = tmp_path / "file"
     a_file.write_text("x")
     for out_dir in (a_file, a_file / "below"):
-        with pytest.raises(shared.FlagError, match=r"--out_dir: expected a directory that can be "
+        with pytest.raises(template.FlagError, match=r"--out_dir: expected a directory that can be "
                                                    r"created and written, received .*is not a dir"):
-            shared.call_main(parity.main, ["--quick", f"--out_dir={out_dir}"])
+            populations.call(parity, ["--quick", f"--out_dir={out_dir}"])
         with pytest.raises(results.RunDirectoryError, match=r"expected a directory that can be "
                                                             "created and written, received"):
             results.Run.create(out_dir, "parity", "r", {})
@@ -211,8 +219,8 @@ def test_a_read_only_out_dir_is_a_clear_error(tmp_path):
     read_only.mkdir()
     read_only.chmod(0o500)
     try:
-        with pytest.raises(shared.FlagError, match="--out_dir: .*no permission to write in"):
-            shared.call_main(parity.main, ["--quick", f"--out_dir={read_only / 'runs'}"])
+        with pytest.raises(template.FlagError, match="--out_dir: .*no permission to write in"):
+            populations.call(parity, ["--quick", f"--out_dir={read_only / 'runs'}"])
         with pytest.raises(results.RunDirectoryError, match="Permission denied"):
             results.Run.create(read_only, "parity", "r", {})
     finally:
