@@ -1,169 +1,195 @@
 """Summation and comparison networks: hand-set weights (exact) against learned ones.
 
-    python -m experiments.summation
+    python -m experiments.summation --seeds=10 --grid=task=sum,compare
 
 1. sum: a linear RNN with one unit, s(t) = W s(t-1) + U x(t) + b, y(t) = V s(t) + c, trained
-   on running sums of U[-1, 1] inputs (MSE). The hand-set answer is W = U = V = 1, b = c = 0;
-   the learned W, U*V (the input-to-output gain) and b*V + c are reported next to it.
+   on running sums of U[-1, 1] inputs (squared error). The hand-set answer is W = U = V = 1,
+   b = c = 0; the learned W, U*V (the input-to-output gain) and b*V + c are reported next to
+   it (--cell and --hidden do not apply: the network is the notes' one-unit linear RNN).
 2. compare: two streams of integers in [0, --max_value]; output whether the running sum of
    the first exceeds that of the second. Hand-built: two running sums and o = s1 - s2
-   (exact); learned: --cell with --hidden units and a logistic readout (cross-entropy).
-Both are tested at --test_seq_len, longer than training. Results: experiments/summation.md.
-Defaults: --cell=vanilla --hidden=8 --seq_len=10 --test_seq_len=100 --batch=32 --steps=1000
---lr=1e-2 --clip=1. Run dirs: <out_dir>/summation/<run_name>/{sum,compare}/.
+   (exact); learned: --cell with --hidden units (inputs divided by --max_value) and a
+   logistic readout (cross-entropy).
+Both are tested at --test_seq_len, longer than training; a member counts as solved when its
+test max |error| is <= --success_error (sum) or its test accuracy >= --success_accuracy
+(compare). Results and commands: experiments/summation.md.
 """
 
 import dataclasses
-import functools
-from pathlib import Path
+import sys
 
 import jax
 import jax.numpy as jnp
-from absl import flags
 
-from experiments import flags as shared
-from rnn_jax import handbuilt, losses, readout, results, train
-from rnn_jax.cells import get_cell
+from experiments import populations, reporting, template
+from rnn_jax import handbuilt, losses, sequence_model
+from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import summation
-from rnn_jax.unroll import output_size, unroll
 
-flags.DEFINE_enum("sum_task", "both", ["sum", "compare", "both"], "Which network(s) to train.")
-flags.DEFINE_integer("max_value", 9, "compare: stream values are integers in [0, max_value].")
-FLAGS = flags.FLAGS
-
-DEFAULTS = dict(cell="vanilla", hidden=8, seq_len=10, test_seq_len=100, batch=32, steps=1000,
-                lr=1e-2, clip=1.0, log_every=100, eval_every=100, checkpoint_every=0)
-QUICK = dict(hidden=4, seq_len=5, test_seq_len=20, batch=8, steps=20, log_every=10,
-             eval_every=10)
-EVAL_BATCH = 256
+NAME = "summation"
+TASKS = ("sum", "compare")
 EXACT_SUM = 2**24  # float32 holds every integer up to this exactly
+# The sum network's weights, recorded at every evaluation: name -> f(cell params, readout).
+WEIGHTS = {"W": lambda p, o: p.W[0, 0], "U": lambda p, o: p.U[0, 0], "V": lambda p, o: o.V[0, 0],
+           "U*V": lambda p, o: p.U[0, 0] * o.V[0, 0],
+           "b*V+c": lambda p, o: p.b[0] * o.V[0, 0] + o.c[0]}
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    train: shared.TrainConfig
-    sum_task: str
-    max_value: int
-    test_seq_len: int
+class Config(template.Base):
+    task: str = template.field("sum", "Which network to train: the one-unit running sum, or "
+                               "the comparison of two running sums.", choices=TASKS)
+    cell: str = template.field("vanilla", "compare: recurrent cell of the learned network.",
+                               choices=sorted(CELLS))
+    hidden: int = template.field(8, "compare: hidden units of the learned network.")
+    seq_len: int = template.field(10, "Training sequence length.")
+    log_every: int = template.field(100, "Log and record metrics every this many steps.")
+    eval_every: int = template.field(100, "Evaluate every this many steps (0: only at the end).")
+    max_value: int = template.field(9, "compare: stream values are integers in [0, max_value].")
+    test_seq_len: int = template.field(100, "Test sequence length (length generalisation).")
+    eval_batch: int = template.field(256, "Held-out sequences per evaluation set.")
+    success_error: float = template.field(1e-3, "sum: test max |error| that counts as solved.")
+    success_accuracy: float = template.field(0.99, "compare: test accuracy that counts as "
+                                             "solved.")
+
+    def validate(self):
+        for name in ("test_seq_len", "eval_batch", "max_value"):
+            template.check(getattr(self, name) > 0, name, "a positive integer",
+                           getattr(self, name))
+        longest = max(self.seq_len, self.test_seq_len)
+        template.check(self.max_value <= EXACT_SUM // longest, "max_value", f"an integer <= "
+                       f"{EXACT_SUM // longest} (sums of {longest} values exact in float32)",
+                       self.max_value)
+        template.check(0 < self.success_error < float("inf"), "success_error",
+                       "a positive, finite error", self.success_error)
+        template.check(0.5 < self.success_accuracy <= 1, "success_accuracy",
+                       "a value in (0.5, 1]", self.success_accuracy)
 
 
-def read_config() -> Config:
-    """The flags as a validated Config (raises shared.FlagError before any compile)."""
-    config = Config(shared.train_config(DEFAULTS, QUICK), FLAGS.sum_task, FLAGS.max_value,
-                    shared.resolve("test_seq_len", DEFAULTS, QUICK))
-    shared.check(config.max_value >= 1, "max_value", "an integer >= 1", config.max_value)
-    shared.check(config.test_seq_len > 0, "test_seq_len", "a positive integer",
-                 config.test_seq_len)
-    longest = max(config.train.seq_len, config.test_seq_len)
-    shared.check(config.max_value <= EXACT_SUM // longest, "max_value", f"an integer <= "
-                 f"{EXACT_SUM // longest} (sums of {longest} values exact in float32)",
-                 config.max_value)
-    return config
+QUICK = dict(hidden=4, seq_len=5, test_seq_len=20, batch=8, steps=20, log_every=10,
+             eval_every=10, eval_batch=32)
 
 
-def make_task(task: str, config: Config):
-    """`(init(key), predict(params, xs), sample(key, batch, T), metrics(predictions, ys))`."""
-    if task == "sum":
-        cell, hidden, inputs = handbuilt.linear_cell(), 1, 1
-        sample = functools.partial(summation.sample_sum)
+def network(config: Config):
+    """`(cell, input size, hidden size, input scale, sample(key, batch, T), metrics)` of the
+    learned network of `config.task`."""
+    if config.task == "sum":
+        def metrics(outputs, ys):
+            return {"loss": losses.squared_error(outputs, ys),
+                    "max_abs_error": jnp.max(jnp.abs(outputs - ys))}
 
-        def metrics(predictions, ys):
-            return {"loss": losses.squared_error(predictions, ys),
-                    "max_abs_error": jnp.max(jnp.abs(predictions - ys))}
-    else:
-        cell, hidden, inputs = get_cell(config.train.cell), config.train.hidden, 2
-        sample = functools.partial(summation.sample_compare, max_value=config.max_value)
+        return handbuilt.linear_cell(), 1, 1, 1.0, summation.sample_sum, metrics
 
-        def metrics(logits, ys):
-            return {"loss": losses.binary_cross_entropy(logits[..., 0], ys),
-                    "accuracy": jnp.mean((logits[..., 0] > 0) == (ys > 0.5))}
+    def metrics(logits, ys):
+        return {"loss": losses.binary_cross_entropy(logits[..., 0], ys),
+                "accuracy": jnp.mean((logits[..., 0] > 0) == (ys > 0.5))}
 
-    def init(key):
-        key_cell, key_out = jax.random.split(key)
-        cell_params = cell.init(key_cell, inputs, hidden)
-        return cell_params, readout.init_linear(key_out, output_size(cell, cell_params), 1)
+    def sample(key, batch, length):
+        return summation.sample_compare(key, batch, length, max_value=config.max_value)
 
-    scale = 1.0 if task == "sum" else float(config.max_value)  # learned nets see x / max_value
-    return init, functools.partial(predict, cell, scale=scale), sample, metrics
+    return (get_cell(config.cell), 2, config.hidden, float(config.max_value), sample, metrics)
 
 
-def predict(cell, params, xs, scale=1.0):
-    """`[batch, T, in] -> [batch, T, 1]`: the cell, then the readout o(t) = c + V s(t)."""
-    hs, _ = unroll(cell, params[0], xs / scale)
-    return readout.linear(params[1], hs)
+def eval_sets(config: Config, key: jax.Array, sample) -> dict:
+    """{'eval': at --seq_len, 'test': at --test_seq_len}, each `(xs, ys)` from `key`."""
+    return {name: sample(jax.random.fold_in(key, i), config.eval_batch, length)
+            for i, (name, length) in enumerate([("eval", config.seq_len),
+                                                ("test", config.test_seq_len)])}
 
 
-def run_task(task: str, config: Config, run_name: str) -> dict:
-    """Trains the learned network, evaluates it and the hand-set one; returns the summary."""
-    cfg = config.train
-    try:
-        run = results.Run.create(Path(cfg.out_dir) / "summation", run_name, task, config,
-                                 overwrite=cfg.overwrite)
-    except results.RunFinished as finished:  # trained before: reported from its files
-        print(finished)
-        return {**finished.run.summary(), "run": finished.run}
-    init, learned, sample, metrics = make_task(task, config)
-    key_init, key_data, key_eval, key_train = jax.random.split(jax.random.key(cfg.seed), 4)
-    eval_sets = {"eval": sample(key_eval, EVAL_BATCH, cfg.seq_len),
-                 "test": sample(jax.random.fold_in(key_eval, 1), EVAL_BATCH, config.test_seq_len)}
+def task(config: Config) -> populations.Task:
+    """One member: the cell and a linear readout, o(t) = c + V s(t), on `x / scale`."""
+    cell, inputs, hidden, scale, sample, metrics = network(config)
+
+    def predict(params, xs):
+        return sequence_model.apply(cell, params, xs / scale)
 
     def loss_fn(params, batch, key, stream):
-        m = metrics(learned(params, batch[0]), batch[1])
+        m = metrics(predict(params, batch[0]), batch[1])
         return m["loss"], ({k: v for k, v in m.items() if k != "loss"}, stream)
 
-    @jax.jit
-    def evaluate(params):
-        return {f"{name}_{k}": v for name, (xs, ys) in eval_sets.items()
-                for k, v in metrics(learned(params, xs), ys).items()}
+    def evaluate(params, key):
+        out = {f"{name}_{k}": v for name, (xs, ys) in eval_sets(config, key, sample).items()
+               for k, v in metrics(predict(params, xs), ys).items()}
+        if config.task == "sum":
+            out.update({name: f(params.cell, params.readout) for name, f in WEIGHTS.items()})
+        return out
 
-    get_batch = jax.jit(lambda step: sample(jax.random.fold_in(key_data, step), cfg.batch,
-                                            cfg.seq_len))
-    optimizer = shared.make_optimizer(cfg)
-    state = train.init_state(init(key_init), optimizer, key_train)
-    state, history = train.fit(state, train.make_train_step(loss_fn, optimizer), get_batch,
-                               eval_fn=evaluate, run=run, **shared.fit_options(cfg))
-    hand = handbuilt.summation_params() if task == "sum" else handbuilt.comparison_params()
-    xs, ys = eval_sets["test"]
-    hand_metrics = metrics(predict(handbuilt.linear_cell(), hand, xs), ys)
-    extra = {f"handbuilt_test_{k}": v for k, v in hand_metrics.items()}
-    if task == "sum":
-        cell_p, out_p = state.params
-        extra["weights"] = {
-            name: {"W": p.W[0, 0], "U": p.U[0, 0], "b": p.b[0], "V": o.V[0, 0], "c": o.c[0],
-                   "U*V": p.U[0, 0] * o.V[0, 0], "b*V+c": p.b[0] * o.V[0, 0] + o.c[0]}
-            for name, (p, o) in (("learned", (cell_p, out_p)), ("hand_set", hand))
-        }
-    run.update_summary(extra)
-    return {"run": run, "final": history[-1], **results.to_jsonable(extra)}
+    return populations.Task(
+        init=lambda key, values: sequence_model.init(key, cell, inputs, hidden, 1),
+        loss_fn=loss_fn, evaluate=evaluate,
+        sample=lambda key, step: sample(jax.random.fold_in(key, step), config.batch,
+                                        config.seq_len))
 
 
-def main(argv):
-    shared.check_no_positional(argv)
-    run_experiment(read_config())
+def handbuilt_test(config: Config) -> dict:
+    """The hand-set network's test metrics (float32, the learned networks' test length)."""
+    _, _, _, _, sample, metrics = network(config)
+    hand = handbuilt.summation_params() if config.task == "sum" else \
+        handbuilt.comparison_params()
+    xs, ys = eval_sets(config, jax.random.key(config.seed), sample)["test"]
+    outputs = sequence_model.apply(handbuilt.linear_cell(), sequence_model.ModelParams(*hand), xs)
+    return {k: float(v) for k, v in metrics(outputs, ys).items()}
 
 
-def run_experiment(config: Config) -> dict:
-    """Runs the selected networks; prints one summary line; returns {task: summary}."""
-    cfg = config.train
-    run_name = cfg.run_name or ("quick_" if cfg.quick else "") + (
-        f"{cfg.cell}_h{cfg.hidden}_T{cfg.seq_len}_test{config.test_seq_len}_seed{cfg.seed}")
-    tasks = ["sum", "compare"] if config.sum_task == "both" else [config.sum_task]
-    out = {task: run_task(task, config, run_name) for task in tasks}
-    parts = []
-    if "sum" in out:
-        learned = out["sum"]["weights"]["learned"]
-        parts.append(f"sum: test max|error| {out['sum']['final']['test_max_abs_error']:.2e} "
-                     f"(hand-set {out['sum']['handbuilt_test_max_abs_error']:.0e}), learned "
-                     f"W={learned['W']:.4f} U*V={learned['U*V']:.4f} "
-                     f"b*V+c={learned['b*V+c']:.1e}")
-    if "compare" in out:
-        parts.append(f"compare ({cfg.cell}): test accuracy "
-                     f"{out['compare']['final']['test_accuracy']:.4f} (hand-built "
-                     f"{out['compare']['handbuilt_test_accuracy']:.4f})")
-    where = Path(cfg.out_dir) / "summation" / run_name
-    print(f"summation at T={config.test_seq_len}: {'; '.join(parts)}; run dir {where}")
-    return out
+def solved(config: Config, final: dict) -> bool:
+    if config.task == "sum":
+        return final.get("test_max_abs_error", float("inf")) <= config.success_error
+    return final.get("test_accuracy", 0.0) >= config.success_accuracy
+
+
+COLUMNS = {
+    "sum": ["test_max_abs_error", "W", "U*V", "b*V+c"],
+    "compare": ["eval_accuracy", "test_accuracy"],
+}
+
+
+def report(run, config: Config, done: list) -> dict:
+    """Per (task, cell, hidden): success rate (Wilson), metrics over members, the hand-set
+    network's test value; one table and one curve figure per task."""
+    rows = {t: [] for t in TASKS}
+    for pop_config, _, pop_run in done:
+        outcomes = reporting.finals(pop_run)
+        hand = handbuilt_test(pop_config)
+        metric = "max_abs_error" if pop_config.task == "sum" else "accuracy"
+        row = {"task": pop_config.task,
+               "network": "linear, 1 unit" if pop_config.task == "sum" else
+               f"{pop_config.cell}, {pop_config.hidden} units",
+               "members": len(outcomes),
+               **reporting.success_row(outcomes, [solved(pop_config, o["final"])
+                                                  for o in outcomes]),
+               f"handbuilt_test_{metric}": hand[metric]}
+        for name in COLUMNS[pop_config.task]:
+            row.update(reporting.metric_row(outcomes, name))
+        rows[pop_config.task].append(row)
+    tables, figures = {}, []
+    for name, task_rows in rows.items():
+        if not task_rows:
+            continue
+        metric = "max_abs_error" if name == "sum" else "accuracy"
+        columns = ["network", "solved", "success_rate", "wilson95"] + [
+            c for m in COLUMNS[name] for c in (f"{m}_mean", f"{m}_ci95")] + [
+            f"handbuilt_test_{metric}"]
+        shown = [{k: f"{v:.4g}" if isinstance(v, float) and k in columns[4:] else v
+                  for k, v in r.items()} for r in task_rows]  # errors of 1e-6 stay visible
+        tables[name] = reporting.write_table(run, f"table_{name}", shown, columns)
+        task_done = [d for d in done if d[0].task == name]
+        figures.append(reporting.plot_curves(
+            run, f"{name}_curves.png", task_done, f"test_{metric}",
+            ["cell", "hidden"] if name == "compare" else [],
+            f"{name}: test {metric.replace('_', ' ')} at T={config.test_seq_len} "
+            f"(trained at T={config.seq_len})"))
+    reporting.copy_figures(figures, config.figures_dir, NAME)
+    for name, table in tables.items():
+        print(f"{name}:\n{table}")
+    print(f"run dir {run.path}")
+    return {f"table_{name}": [{k: v for k, v in r.items() if not k.startswith("_")}
+                              for r in task_rows] for name, task_rows in rows.items() if task_rows}
+
+
+def run_name(config: Config) -> str:
+    return populations.run_name(config, ("task", "cell", "hidden", "seq_len"))
 
 
 if __name__ == "__main__":
-    shared.run(main)
+    populations.main(sys.modules[__name__])

@@ -1,349 +1,252 @@
 """Vanishing and exploding gradients, measured: the notes' bound, clipping, and how far back.
 
-    python -m experiments.vanishing_gradients                # all three parts (minutes on 2 cores)
-    python -m experiments.vanishing_gradients --parts=gradients --gradient_len=200
+    python -m experiments.vanishing_gradients --part=gradients --seeds=10
+    python -m experiments.vanishing_gradients --part=recall --seeds=10 \
+        --grid=cell=gru,irnn,lstm,output_feedback,urnn,vanilla --grid=delay=1,4,16,32
+    python -m experiments.vanishing_gradients --part=clipping --seeds=10 --optimizer=sgd \
+        --lr=0.1 --spectral_radius=1.5 --delay=29 --grid=clip=0,1 --log_every=1
 
-Cells: every entry of `rnn_jax.cells.CELLS`, with the vanilla tanh RNN swept over recurrent
-spectral radii (`--radii`) and the LSTM at forget-gate bias 0 and 1; a cell registered later
-(e.g. "urnn") joins automatically. Parts, written to `<out_dir>/vanishing_gradients/`:
+Three parts (--part; commands and results in experiments/vanishing_gradients.md):
 
-1. gradients (no training): at init, on random one-hot inputs of length T (`--gradient_len`),
-   L(T) = cross-entropy of a random readout of the last output. `rnn_jax.diagnostics` gives ||dL(T)/dh(t)||
-   for all t in one backward pass and ||dh(T)/dh(k)||; plotted (log10, geometric mean over the
-   batch) against T - t with the bound ||dL/dh(T)|| (lambda_W lambda_phi)^(T-t) dashed for the
-   vanilla cells; table of fitted per-step decay rates -> `gradients_seed<seed>.{png,md,json}`.
-2. clipping: vanilla tanh at the largest radius trained on delayed recall (D = --seq_len - 1)
-   with `--clip_optimizer`/`--clip_lr`, without clipping and with --clip; grad_norm (before
-   clipping) every step -> `clipping_seed<seed>.{png,md}` plus the two run dirs.
-3. recall: accuracy on held-out sequences vs delay D (`--delays`) for every cell (or
-   `--recall_cells`) after `--steps` updates (vanilla only at `--recall_radii`)
-   -> `recall_seed<seed>.{png,md}` plus run dirs.
-
-Defaults: hidden 32, batch 32, T 100, 600 steps of Adam (lr 1e-2, clip 1) per recall run; the
-whole study took about 20 min wall on 2 shared cores (recall: 42 trainings, 659 s of summed training time). Headline:
-gradient decay per step at init from 0.47 (tanh, radius 0.5) to 0.999 (uRNN); only the uRNN and
-the LSTM with forget bias 1 recall at D = 32. `--quick` shrinks everything to run end to end in
-seconds. Results and commands: experiments/vanishing_gradients.md.
+1. gradients (no training, experiments/vanishing_gradients_norms.py): at init, for every
+   registered cell (vanilla tanh per spectral radius in --radii, the LSTM at forget-gate bias
+   0 and 1), ||dL(T)/dh(t)|| and ||dh(T)/dh(t)|| against T - t, with the vanilla cells'
+   bound (lambda_W lambda_phi)^(T-t) (Pascanu, Mikolov & Bengio 2013); per-step decay rates
+   over seeds.
+2. clipping: a vanilla tanh RNN (--spectral_radius) trained on delayed recall at --delay
+   without and with clipping (--grid=clip=0,<norm>: one population), the global gradient norm
+   before clipping recorded at every step (--log_every=1).
+3. recall: held-out accuracy on delayed recall (rnn_jax/data/recall.py) against the delay D
+   (--grid=delay=...) for each cell (--grid=cell=...; vanilla at --spectral_radius, the LSTM
+   at --forget_bias).
 """
 
 import dataclasses
-import json
-from pathlib import Path
+import functools
+import math
+import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
-from absl import flags
 
-from experiments import flags as shared
-from rnn_jax import diagnostics, losses, optimizers, readout, results, train, unroll
+from experiments import populations, reporting, template
+from experiments import vanishing_gradients_norms as norms
+from rnn_jax import losses, population_plots, sequence_model, stats
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import recall
-from rnn_jax.unroll import output_size
 
-flags.DEFINE_list("parts", ["gradients", "clipping", "recall"], "Parts of the study to run.")
-flags.DEFINE_list("radii", ["0.5", "0.9", "1.0", "1.1", "1.5"], "Vanilla tanh spectral radii.")
-flags.DEFINE_list("recall_radii", ["1.0"], "Vanilla tanh radii trained in the recall part.")
-flags.DEFINE_list("recall_cells", [], "Cells (CELLS names) of the recall part; empty: all.")
-flags.DEFINE_list("delays", ["1", "2", "4", "8", "16", "32"], "Recall delays D.")
-flags.DEFINE_integer("gradient_len", 100, "Sequence length T of the gradient measurements.")
-flags.DEFINE_integer("num_symbols", 4, "Alphabet of the inputs and the recall task.")
-flags.DEFINE_integer("recall_eval_batch", 512, "Held-out sequences per recall accuracy.")
-flags.DEFINE_enum("clip_optimizer", "sgd", sorted(optimizers.OPTIMIZERS), "Optimiser of part 2.")
-flags.DEFINE_float("clip_lr", 0.1, "Learning rate of part 2.")
-FLAGS = flags.FLAGS
-
-EXPERIMENT = "vanishing_gradients"
+NAME = "vanishing_gradients"
 PARTS = ("gradients", "clipping", "recall")
-DEFAULTS = dict(steps=600, lr=1e-2, optimizer="adam", clip=1.0, batch=32, hidden=32, seq_len=30,
-                log_every=50, cell="vanilla")
-QUICK = dict(steps=6, batch=4, hidden=6, seq_len=5, log_every=2)
-QUICK_OWN = dict(gradient_len=8, delays=[2], radii=[1.5], recall_eval_batch=8,
-                 recall_cells=["gru"])
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    train: shared.TrainConfig
-    parts: tuple[str, ...]
-    radii: tuple[float, ...]
-    recall_radii: tuple[float, ...]
-    recall_cells: tuple[str, ...]
-    delays: tuple[int, ...]
-    T: int
-    num_symbols: int
-    eval_batch: int
-    clip_optimizer: str
-    clip_lr: float
+class Config(template.Base):
+    part: str = template.field("gradients", "Part of the study: gradient norms at init (no "
+                               "training), training with and without clipping, or recall "
+                               "accuracy against the delay.", choices=PARTS)
+    cell: str = template.field("vanilla", "clipping, recall: recurrent cell.",
+                               choices=sorted(CELLS))
+    steps: int = template.field(600, "Training steps (updates) per member.")
+    seq_len: int = template.field(100, "gradients: sequence length T of the measurement "
+                                  "(clipping and recall train on --delay + 1 steps).")
+    log_every: int = template.field(50, "Log and record metrics every this many steps.")
+    radii: tuple[float, ...] = template.field((0.5, 0.9, 1.0, 1.1, 1.5), "gradients: "
+                                              "spectral radii of the vanilla tanh RNN.")
+    spectral_radius: float = template.field(1.0, "clipping, recall: spectral radius of the "
+                                            "vanilla cell's orthogonal recurrent init.")
+    forget_bias: float = template.field(1.0, "recall: the LSTM's forget-gate bias at init.")
+    delay: int = template.field(8, "clipping, recall: recall the symbol seen D steps before "
+                                "the last.")
+    num_symbols: int = template.field(4, "Alphabet of the inputs and the recall task.")
+    eval_batch: int = template.field(512, "Held-out sequences per recall accuracy.")
+    success_accuracy: float = template.field(0.99, "Held-out recall accuracy that counts as "
+                                             "solved.")
+
+    def validate(self):
+        template.check(len(self.radii) > 0 and len(set(self.radii)) == len(self.radii) and
+                       all(0 < r < math.inf for r in self.radii), "radii",
+                       "distinct positive finite radii", ",".join(map(str, self.radii)))
+        template.check(0 < self.spectral_radius < math.inf, "spectral_radius",
+                       "a positive finite radius", self.spectral_radius)
+        template.check(math.isfinite(self.forget_bias), "forget_bias", "a finite bias",
+                       self.forget_bias)
+        template.check(self.delay >= 0, "delay", "an integer delay >= 0", self.delay)
+        template.check(self.num_symbols >= 2, "num_symbols", "an integer >= 2",
+                       self.num_symbols)
+        template.check(self.eval_batch >= 1, "eval_batch", "an integer >= 1", self.eval_batch)
+        template.check(1 / self.num_symbols < self.success_accuracy <= 1, "success_accuracy",
+                       "a value in (1 / num_symbols, 1]", self.success_accuracy)
+        if self.part == "clipping":
+            clips = template.grid_of(self).get("clip", [])
+            template.check(0.0 in clips and any(c > 0 for c in clips), "grid", "clip=0,<norm> "
+                           "with --part=clipping (it compares training without and with "
+                           "clipping)", list(self.grid))
+            template.check(self.log_every == 1, "log_every", "1 with --part=clipping (the "
+                           "gradient norm of every step is the measurement)", self.log_every)
 
 
-def variants(radii) -> list[tuple[str, str, dict]]:
-    """(label, cell name, init options) for every registered cell; vanilla per radius, LSTM per
-    forget bias."""
-    rows = []
-    for name in sorted(CELLS):
-        if name == "vanilla":
-            rows += [(f"vanilla_tanh_rho{r:g}", name, {"spectral_radius": r}) for r in radii]
-        elif name == "lstm":
-            rows += [(f"lstm_fb{b:g}", name, {"forget_bias": b}) for b in (0.0, 1.0)]
-        else:
-            rows.append((name, name, {}))
-    return rows
+QUICK = dict(steps=6, batch=4, hidden=6, seq_len=8, log_every=2, radii=(1.5,), eval_batch=8,
+             delay=2)
 
 
-def init_model(cell, key, options, config: Config):
-    key_cell, key_readout = jax.random.split(key)
-    params = cell.init(key_cell, config.num_symbols, config.train.hidden, **options)
-    head = readout.init_linear(key_readout, output_size(cell, params), config.num_symbols)
-    return {"cell": params, "readout": head}
+def init_options(config: Config) -> dict:
+    """The cell's init options: the vanilla cell's spectral radius, the LSTM's forget bias."""
+    return {"vanilla": {"spectral_radius": config.spectral_radius},
+            "lstm": {"forget_bias": config.forget_bias}}.get(config.cell, {})
 
 
-def vanilla_activation(cell) -> str | None:
-    """'tanh'/'relu'/... for vanilla cells (the bound applies), None otherwise."""
-    return cell.name.split("_", 1)[1] if cell.name.startswith("vanilla_") else None
+def variant(config: Config) -> str:
+    """The cell and its init, as in the gradients table (e.g. 'lstm_fb1')."""
+    if config.cell == "vanilla":
+        return f"vanilla_tanh_rho{config.spectral_radius:g}"
+    return f"lstm_fb{config.forget_bias:g}" if config.cell == "lstm" else config.cell
 
 
-@jax.jit(static_argnums=0)
-def measure(cell, model, xs, labels):
-    """Geometric means over the batch of ||dL(T)/dh(t)|| and ||dh(T)/dh(t)||, t = 0..T."""
+def task(config: Config) -> populations.Task | populations.Measurement:
+    """gradients: a measurement; clipping, recall: one member trained on delayed recall
+    (cell -> linear readout of the last output -> softmax over the symbols)."""
+    if config.part == "gradients":
+        return populations.Measurement(functools.partial(norms.measure, config))
+    cell, symbols = get_cell(config.cell), config.num_symbols
 
-    def loss_fn(output):  # L(T): cross-entropy of the readout of the last output
-        logits = readout.linear(model["readout"], output)
-        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
-
-    grads = diagnostics.gradient_norms(cell, model["cell"], xs, loss_fn)
-    jacobians = diagnostics.jacobian_norms(cell, model["cell"], xs, final_only=True)
-    geo_mean = lambda a: jnp.exp(jnp.mean(jnp.log(jnp.maximum(a, jnp.finfo(a.dtype).tiny)), 0))
-    return geo_mean(grads), geo_mean(jacobians)
-
-
-def gradient_study(config: Config, out: Path) -> str:
-    """Part 1: gradient and Jacobian norms at init vs distance, with the bound; returns the table.
-
-    Measured in float64, so that norms of 1e-40 and below stay representable (the float32 init
-    is converted on the host: no per-shape float64 compiles)."""
-    key_data, key_labels, key_model = jax.random.split(jax.random.key(config.train.seed), 3)
-    xs, _ = recall.sample(key_data, config.train.batch, config.T - 1, config.num_symbols)
-    labels = jax.random.randint(key_labels, (config.train.batch,), 0, config.num_symbols)
-    to_float64 = lambda tree: jax.tree.map(lambda a: np.asarray(a, np.float64), tree)
-    curves, rows = {}, []
-    with jax.enable_x64(True):
-        for i, (label, name, options) in enumerate(variants(config.radii)):
-            cell = get_cell(name)
-            model = to_float64(init_model(cell, jax.random.fold_in(key_model, i), options, config))
-            grads, jacobians = measure(cell, model, to_float64(xs), labels)
-            activation = vanilla_activation(cell)
-            factor = diagnostics.bound_factor(model["cell"].W, activation) if activation else None
-            curves[label] = {"grad": grads, "jacobian": jacobians, "bound_factor": factor}
-            rows.append({"cell": label, "bound factor": factor,
-                         "fitted rate dL/dh": diagnostics.decay_rate(grads),
-                         "fitted rate dh(T)/dh(k)": diagnostics.decay_rate(jacobians),
-                         f"dL/dh(0) / dL/dh(T), T={config.T}": f"{grads[0] / grads[-1]:.1e}"})
-    curves, rows = results.to_jsonable(curves), results.to_jsonable(rows)
-    stem = out / f"gradients_seed{config.train.seed}"
-    stem.with_suffix(".json").write_text(json.dumps(curves))
-    return save(plot_gradients(curves, config.T), stem, rows)
-
-
-def figure(*grid, figsize=(7, 4), **options):
-    """A matplotlib (Agg) figure: `(pyplot, fig, axes)`."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return (plt, *plt.subplots(*grid, figsize=figsize, **options))
-
-
-def save(fig, stem: Path, rows: list[dict] | None = None) -> str:
-    """Writes `stem.png` (and the table `stem.md` from `rows`); returns the table."""
-    import matplotlib.pyplot as plt
-
-    fig.tight_layout()
-    fig.savefig(stem.with_suffix(".png"), dpi=90)
-    plt.close(fig)
-    table = results.markdown_table(rows or [])
-    if rows:
-        stem.with_suffix(".md").write_text(table + "\n")
-    return table
-
-
-def plot_gradients(curves: dict, T: int):
-    """log10 of each norm relative to its value at t = T, vs T - t; the bound dashed."""
-    distance = np.arange(T, -1, -1)  # T - t for t = 0..T
-    plt, fig, axes = figure(1, 2, figsize=(13, 5), sharey=True)
-    colors = plt.cm.tab20(np.linspace(0, 1, len(curves)))
-    for ax, kind, title in ((axes[0], "grad", "||dL(T)/dh(t)|| / ||dL(T)/dh(T)||"),
-                            (axes[1], "jacobian", "||dh(T)/dh(t)||_2")):
-        for color, (label, curve) in zip(colors, curves.items()):
-            values = np.maximum(np.asarray(curve[kind]), 1e-300)
-            ax.plot(distance, np.log10(values / values[-1]), color=color, label=label)
-            if curve["bound_factor"] is not None:  # the notes' bound, from the parameters
-                ax.plot(distance, distance * np.log10(curve["bound_factor"]), color=color, ls="--",
-                        lw=0.8)
-        ax.set(xlabel="distance T - t", title=f"log10 {title} at init (dashed: bound)")
-    axes[0].set_ylabel("log10 (geometric mean over the batch)")
-    axes[0].set_ylim(-40, 20)
-    axes[1].legend(fontsize=7, ncol=2)
-    return fig
-
-
-def recall_loss_fn(cell):
-    """The loop's loss: cross-entropy of the readout of the last output vs the recalled symbol."""
+    def metrics(params, xs, labels):
+        logits = sequence_model.apply(cell, params, xs, many_to_one=True)
+        return (losses.softmax_cross_entropy(logits, labels),
+                jnp.mean(jnp.argmax(logits, -1) == labels))
 
     def loss_fn(params, batch, key, stream):
-        xs, labels = batch
-        ys, _ = unroll(cell, params["cell"], xs)
-        logits = readout.linear(params["readout"], ys[:, -1])
-        accuracy = jnp.mean(jnp.argmax(logits, -1) == labels)
-        return losses.softmax_cross_entropy(logits, labels), ({"accuracy": accuracy}, stream)
+        loss, accuracy = metrics(params, *batch)
+        return loss, ({"accuracy": accuracy}, stream)
 
-    return loss_fn
+    def evaluate(params, key):
+        loss, accuracy = metrics(params, *recall.sample(key, config.eval_batch, config.delay,
+                                                        symbols))
+        return {"eval_loss": loss, "eval_accuracy": accuracy}
 
-
-def train_recall(config: Config, run_name: str, label: str, name: str, options: dict, delay: int,
-                 optimizer, log_every: int) -> tuple[Path, dict]:
-    """Trains one cell on recall at `delay` with the shared loop; returns (run dir, last record)."""
-    cfg = config.train
-    cell = get_cell(name)
-    key_model, key_data, key_eval, key_train = jax.random.split(jax.random.key(cfg.seed), 4)
-    params = init_model(cell, key_model, options, config)
-    loss_fn = recall_loss_fn(cell)
-    eval_data = recall.sample(key_eval, config.eval_batch, delay, config.num_symbols)
-    evaluate = jax.jit(lambda p, b: loss_fn(p, b, None, ())[1][0])
-    try:
-        run = results.Run.create(cfg.out_dir, EXPERIMENT, run_name, {
-            "config": config, "cell": label, "delay": delay}, overwrite=cfg.overwrite)
-    except results.RunFinished as finished:  # trained before: its files are the result
-        print(finished)
-        return finished.run.path, finished.run.summary()["final"]
-    state = train.init_state(params, optimizer, key_train)
-    get_batch = lambda step: recall.sample(jax.random.fold_in(key_data, step), cfg.batch, delay,
-                                           config.num_symbols)
-    _, history = train.fit(
-        state, train.make_train_step(loss_fn, optimizer), get_batch, num_steps=cfg.steps,
-        eval_fn=lambda p: {"eval_accuracy": evaluate(p, eval_data)["accuracy"]},
-        log_every=log_every, run=run, plot=False)
-    return run.path, history[-1]
+    return populations.Task(
+        init=lambda key, values: sequence_model.init(key, cell, symbols, config.hidden,
+                                                     symbols, **init_options(config)),
+        loss_fn=loss_fn, evaluate=evaluate,
+        sample=lambda key, step: recall.sample(jax.random.fold_in(key, step), config.batch,
+                                               config.delay, symbols))
 
 
-def clipping_study(config: Config, out: Path, prefix: str) -> str:
-    """Part 2: grad_norm over training with and without clipping; returns the table."""
-    radius, cfg = max(config.radii), config.train
-    rows, series = [], {}
-    for clip in (0.0, cfg.clip):
-        optimizer = optimizers.make_optimizer(config.clip_optimizer, config.clip_lr, clip_norm=clip)
-        path, last = train_recall(config, f"{prefix}clipping_clip{clip:g}_seed{cfg.seed}",
-                                  "vanilla", "vanilla", {"spectral_radius": radius},
-                                  cfg.seq_len - 1, optimizer, log_every=1)
-        norms = np.array([r["grad_norm"] for r in results.read_metrics(path)])
-        series[f"clip {clip:g}" if clip else "no clipping"] = norms
-        rows.append({"clip": clip or None, "median grad norm": float(np.median(norms)),
-                     "99th percentile": float(np.percentile(norms, 99)),
-                     "max grad norm": float(norms.max()),
-                     f"steps with norm > {cfg.clip:g}": int(np.sum(norms > cfg.clip)),
-                     "final loss": last["loss"], "final eval accuracy": last["eval_accuracy"]})
-    stem = out / f"clipping_seed{cfg.seed}"
-    _, fig, ax = figure()
-    for label, norms in series.items():
-        ax.semilogy(np.arange(1, len(norms) + 1), norms, label=label, lw=0.8)
-    ax.set(xlabel="step", ylabel="global grad norm (before clipping)",
-           title=f"vanilla tanh, rho {radius:g}, recall D = {cfg.seq_len - 1}, "
-                 f"{config.clip_optimizer} lr {config.clip_lr:g}")
-    ax.legend()
-    return save(fig, stem, rows)
+def solved(config: Config, outcomes: list[dict]) -> list[bool]:
+    return [o["final"].get("eval_accuracy", 0.0) >= config.success_accuracy for o in outcomes]
 
 
-def recall_study(config: Config, out: Path, prefix: str) -> str:
-    """Part 3: held-out recall accuracy vs delay D for every cell; returns the table."""
-    cfg = config.train
-    optimizer = shared.make_optimizer(cfg)
-    accuracy = {}
-    for label, name, options in variants(config.recall_radii):
-        if config.recall_cells and name not in config.recall_cells:
-            continue
-        accuracy[label] = [
-            train_recall(config, f"{prefix}recall_{label}_D{delay}_seed{cfg.seed}", label, name,
-                         options, delay, optimizer, cfg.log_every)[1]["eval_accuracy"]
-            for delay in config.delays
-        ]
-    rows = [{"cell": label, **{f"D={d}": a for d, a in zip(config.delays, accs)}}
-            for label, accs in accuracy.items()]
-    stem = out / f"recall_seed{cfg.seed}"
-    _, fig, ax = figure()
-    for label, accs in accuracy.items():
-        ax.plot(config.delays, accs, marker="o", label=label)
-    ax.axhline(1 / config.num_symbols, color="k", ls="--", label="chance")
-    ax.set(xscale="log", xlabel="delay D", ylabel="held-out accuracy",
-           title=f"recall after {cfg.steps} steps (h = {cfg.hidden})")
-    ax.legend(fontsize=7)
-    return save(fig, stem, rows)
+def recall_report(run, config: Config, done: list) -> tuple[str, object, list[dict]]:
+    """Per (cell variant, delay): success rate (Wilson) and held-out accuracy over seeds."""
+    rows, points = [], {}
+    for pop_config, _, pop_run in done:
+        outcomes = reporting.finals(pop_run)
+        row = {"cell": variant(pop_config), "delay": pop_config.delay,
+               "members": len(outcomes),
+               **reporting.success_row(outcomes, solved(pop_config, outcomes)),
+               **reporting.metric_row(outcomes, "eval_accuracy")}
+        rows.append(row)
+        points.setdefault(row["cell"], []).append(
+            (pop_config.delay, stats.describe([o["final"].get("eval_accuracy", np.nan)
+                                               for o in outcomes]), row["_summary"]))
+    columns = ["cell", "delay", "solved", "success_rate", "wilson95", "eval_accuracy_mean",
+               "eval_accuracy_ci95", "eval_accuracy_median"]
+    table = reporting.write_table(run, "table_recall", rows, columns)
+    return table, plot_recall(run.path / "recall.png", points, config), rows
 
 
-def own_flag(name: str):
-    return QUICK_OWN[name] if FLAGS.quick and not FLAGS[name].present and name in QUICK_OWN \
-        else FLAGS[name].value
+def plot_recall(path, points: dict, config: Config):
+    """Held-out accuracy (mean, 95 % t-interval) and success rate (Wilson) against delay."""
+    plt = norms.pyplot()
+    fig, (accuracy_ax, rate_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
+    for label, entries in points.items():
+        entries = sorted(entries, key=lambda e: e[0])
+        delays = [d for d, _, _ in entries]
+        means = np.array([a["mean"] for _, a, _ in entries])
+        lows = np.array([a["ci95_low"] for _, a, _ in entries])
+        highs = np.array([a["ci95_high"] for _, a, _ in entries])
+        accuracy_ax.errorbar(delays, means, yerr=[np.nan_to_num(means - lows),
+                                                  np.nan_to_num(highs - means)],
+                             marker="o", capsize=3, label=label)
+        population_plots.plot_rate_vs(rate_ax, delays, *([s[k] for _, _, s in entries] for k in
+                                      ("rate", "wilson_low", "wilson_high")), label=label)
+    accuracy_ax.axhline(1 / config.num_symbols, color="k", ls="--", label="chance")
+    accuracy_ax.set(xscale="symlog", xlabel="delay D", ylabel="held-out accuracy (mean, 95 % CI)")
+    rate_ax.set(xscale="symlog", xlabel="delay D",
+                ylabel=f"solved: accuracy >= {config.success_accuracy} (Wilson 95 %)")
+    accuracy_ax.legend(fontsize=7)
+    fig.suptitle(f"delayed recall after {config.steps} steps (hidden {config.hidden})")
+    return norms.save(fig, path)
 
 
-def parse_list(name: str, kind, expected: str, least: float) -> tuple:
-    """A list flag as numbers of `kind`, each finite and >= `least`; FlagError naming it."""
-    values = own_flag(name)
-    try:
-        numbers = tuple(kind(v) for v in values)
-    except ValueError:
-        numbers = ()
-    shared.check(len(numbers) == len(values) and all(np.isfinite(numbers))
-                 and all(v >= least for v in numbers), name, expected,
-                 ",".join(map(str, values)))
-    return numbers
+def clipping_report(run, config: Config, done: list) -> tuple[str, object, list[dict]]:
+    """Per clip value: gradient-norm statistics per member (median, 99th percentile, max,
+    steps above the norm), final loss and accuracy, success rate, over seeds."""
+    rows, curves = [], {}
+    for pop_config, members, pop_run in done:
+        outcomes, records = reporting.finals(pop_run), pop_run.metrics()
+        norm = max(m["clip"] for m in members)
+        for clip in sorted({m["clip"] for m in members}):
+            group = [i for i, m in enumerate(members) if m["clip"] == clip]
+            series = [[r for r in records if r["member"] == i] for i in group]
+            grad = [np.array([r["grad_norm"] for r in s]) for s in series]
+            chosen = [outcomes[i] for i in group]
+            label = f"clip {clip:g}" if clip else "no clipping"
+            row = {"clip": label, "members": len(group),
+                   **reporting.success_row(chosen, solved(pop_config, chosen))}
+            per_member = {"median_grad_norm": [np.median(g) for g in grad],
+                          "p99_grad_norm": [np.percentile(g, 99) for g in grad],
+                          "max_grad_norm": [g.max() for g in grad],
+                          f"steps_norm_above_{norm:g}": [float(np.sum(g > norm)) for g in grad]}
+            for name, values in per_member.items():
+                d = stats.describe(values)
+                row[f"{name}_mean"] = d["mean"]
+                row[f"{name}_ci95"] = f"[{d['ci95_low']:.4g}, {d['ci95_high']:.4g}]"
+            row.update(reporting.metric_row(chosen, "loss"))
+            row.update(reporting.metric_row(chosen, "eval_accuracy"))
+            rows.append(row)
+            curves[label] = stats.curve_quantiles([[r["step"] for r in s] for s in series],
+                                                  [list(g) for g in grad])
+    columns = [c for c in rows[0] if not c.startswith(("_", "median_steps")) and
+               not c.endswith(("_std", "_median", "_nonfinite"))]
+    table = reporting.write_table(run, "table_clipping", rows, columns)
+    figure = population_plots.plot_population_curves(
+        run.path / "clipping.png", curves, "grad_norm",
+        f"vanilla tanh rho {config.spectral_radius:g}, recall D={config.delay}, "
+        f"{config.optimizer} lr {config.lr:g}")
+    return table, figure, rows
 
 
-def make_config() -> Config:
-    """Reads and validates every flag before any compile."""
-    cfg = shared.train_config(DEFAULTS, QUICK)
-    radii = parse_list("radii", float, "positive finite radii", least=np.nextafter(0, 1))
-    recall_radii = parse_list("recall_radii", float, "positive finite radii (or none)",
-                              least=np.nextafter(0, 1))
-    delays = parse_list("delays", int, "integer delays >= 0", least=0)
-    shared.check_distinct(radii, "radii")
-    shared.check_distinct(delays, "delays")
-    shared.check_distinct(FLAGS.parts, "parts")
-    shared.check(all(p in PARTS for p in FLAGS.parts), "parts", f"parts among {PARTS}", FLAGS.parts)
-    recall_cells = tuple(own_flag("recall_cells"))
-    shared.check(set(recall_cells) <= set(CELLS), "recall_cells", f"cells among {sorted(CELLS)}",
-                 recall_cells)
-    shared.check(own_flag("gradient_len") >= 1, "gradient_len", "an integer >= 1",
-                 own_flag("gradient_len"))
-    shared.check(FLAGS.num_symbols >= 2, "num_symbols", "an integer >= 2", FLAGS.num_symbols)
-    shared.check(own_flag("recall_eval_batch") >= 1, "recall_eval_batch", "an integer >= 1",
-                 own_flag("recall_eval_batch"))
-    shared.check(np.isfinite(FLAGS.clip_lr) and FLAGS.clip_lr > 0, "clip_lr",
-                 "a positive finite learning rate", FLAGS.clip_lr)
-    shared.check(cfg.clip > 0 or "clipping" not in FLAGS.parts, "clip", "a norm > 0 for "
-                 "--parts=clipping (it compares training with and without it)", cfg.clip)
-    return Config(cfg, tuple(FLAGS.parts), radii, recall_radii, recall_cells, delays,
-                  own_flag("gradient_len"),
-                  FLAGS.num_symbols, own_flag("recall_eval_batch"), FLAGS.clip_optimizer,
-                  FLAGS.clip_lr)
+def report(run, config: Config, done: list) -> dict:
+    """Each part's table and figure from its populations' run dirs."""
+    out, figures = {}, []
+    gradient_pops = [d for d in done if d[0].part == "gradients"]
+    for pop_config, _, pop_run in gradient_pops:
+        table, figure = norms.report(run, pop_run, pop_config)
+        out["gradients"] = table
+        figures.append(figure)
+    for part, make in (("recall", recall_report), ("clipping", clipping_report)):
+        selected = [d for d in done if d[0].part == part]
+        if selected:
+            out[part], figure, rows = make(run, config, selected)
+            out[f"table_{part}"] = [{k: v for k, v in r.items() if not k.startswith("_")}
+                                    for r in rows]
+            figures.append(figure)
+    prefix = f"{NAME}_{config.run_name}" if config.run_name else NAME
+    reporting.copy_figures(figures, config.figures_dir, prefix)
+    for part in PARTS:
+        if part in out:
+            print(f"{part}:\n{out[part]}")
+    print(f"run dir {run.path}")
+    return out
 
 
-def main(argv) -> Path:
-    shared.check_no_positional(argv)
-    config = make_config()
-    prefix = ("quick_" if config.train.quick else "") + (
-        f"{config.train.run_name}_" if config.train.run_name else "")
-    out = Path(config.train.out_dir) / EXPERIMENT / f"{prefix}study"
-    out.mkdir(parents=True, exist_ok=True)
-    studies = {"gradients": lambda: gradient_study(config, out),
-               "clipping": lambda: clipping_study(config, out, prefix),
-               "recall": lambda: recall_study(config, out, prefix)}
-    report = "\n\n".join(f"## {part}\n\n{studies[part]()}" for part in config.parts)
-    path = out / f"report_seed{config.train.seed}.md"
-    path.write_text(report + "\n")
-    print(report)
-    return path
+def run_name(config: Config) -> str:
+    parts = {"gradients": ("part", "hidden", "seq_len"),
+             "clipping": ("part", "cell", "spectral_radius", "delay")}
+    return populations.run_name(config, parts.get(config.part, ("part", "cell", "hidden",
+                                                                "delay")))
 
 
 if __name__ == "__main__":
-    shared.run(main)
+    populations.main(sys.modules[__name__])
