@@ -76,10 +76,10 @@ def member_keys(seed: int) -> dict[str, jax.Array]:
 
 
 def population_name(config: template.Base, base: template.Base) -> str:
-    """The population's directory: the fields its config changes from the invocation's."""
-    changed = [f"{f.name}{getattr(config, f.name)}" for f in dataclasses.fields(config)
-               if getattr(config, f.name) != getattr(base, f.name)]
-    return "_".join(changed) or "population"
+    """The population's directory: its values of the grid's shape-changing fields, e.g.
+    'celllstm_seq_len50' ('population' without such fields)."""
+    static = [n for n in template.grid_of(base) if n not in type(base).MEMBER_FIELDS]
+    return "_".join(f"{n}{getattr(config, n)}" for n in static) or "population"
 
 
 def run_name(config: template.Base, parts: Sequence[str] = ("cell", "hidden", "seq_len")) -> str:
