@@ -104,16 +104,19 @@ def handbuilt_accuracy(config: Config) -> float:
 
 
 def report(run, config: Config, done: list) -> dict:
-    """Per (cell, length): success rate (Wilson), steps to success, accuracies over members."""
+    """Per (cell, length): success rate (Wilson), steps to success, accuracies over members.
+
+    A member has solved the task when an evaluation at the training length reached
+    `--success_accuracy` (its steps to success: the first such step)."""
     fields = [f for f in ("cell", "seq_len", "hidden", "lr", "clip") if f in
               template.grid_of(config)] or ["cell", "seq_len"]
     rows, by_cell = [], {}
     for pop_config, members, pop_run in done:
         outcomes = reporting.finals(pop_run)
-        solved = [o["final"].get("eval_accuracy", 0) >= config.success_accuracy
-                  for o in outcomes]
+        reached = reporting.steps_to_reach(pop_run, "eval_accuracy", config.success_accuracy)
         row = {"cell": pop_config.cell, "seq_len": pop_config.seq_len,
-               "members": len(outcomes), **reporting.success_row(outcomes, solved),
+               "members": len(outcomes),
+               **reporting.reached_row([reached.get(o["member"]) for o in outcomes]),
                **reporting.metric_row(outcomes, "eval_accuracy"),
                **reporting.metric_row(outcomes, "test_accuracy")}
         rows.append(row)
@@ -129,7 +132,7 @@ def report(run, config: Config, done: list) -> dict:
             run.path / "success_vs_length.png", by_cell,
             f"parity: solved (eval accuracy >= {config.success_accuracy}) within "
             f"{config.steps} steps, {rows[0]['members']} seeds"))
-    reporting.copy_figures(figures, config.figures_dir, NAME)
+    reporting.copy_figures(figures, config.figures_dir, f"{NAME}_{run.path.name}")
     hand = handbuilt_accuracy(config)
     print(table)
     print(f"hand-built network: accuracy {hand:.4f} at T={config.test_seq_len}; "

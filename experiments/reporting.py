@@ -22,6 +22,17 @@ def label(config, fields: Sequence[str]) -> str:
     return " ".join(f"{f}={getattr(config, f)}" for f in fields) or "all"
 
 
+def steps_to_reach(run: results.Run, metric: str, value: float) -> dict[int, int | None]:
+    """Per member: the first logged step at which `metric >= value`, or None if it never did."""
+    first = {}
+    for row in run.metrics():
+        member = row.get("member", 0)
+        first.setdefault(member, None)
+        if first[member] is None and row.get(metric) is not None and row[metric] >= value:
+            first[member] = row["step"]
+    return first
+
+
 def metric_row(outcomes: list[dict], metric: str) -> dict:
     """describe() of `metric` in the members' last records, as `metric_mean`, ... columns;
     a diverged member's last record holds NaN and counts in `metric_nonfinite`."""
@@ -33,9 +44,15 @@ def metric_row(outcomes: list[dict], metric: str) -> dict:
 
 
 def success_row(outcomes: list[dict], solved: Sequence[bool]) -> dict:
-    """Success rate with its Wilson 95 % interval and the median steps of the solved."""
-    s = stats.success_summary(list(solved), [o["steps"] if ok else None
-                                             for o, ok in zip(outcomes, solved)])
+    """Success rate with its Wilson 95 % interval and the median steps of the solved (the
+    steps each member trained)."""
+    return reached_row([o["steps"] if ok else None for o, ok in zip(outcomes, solved)])
+
+
+def reached_row(steps: Sequence[int | None]) -> dict:
+    """Success rate with its Wilson 95 % interval and the median steps to success, from each
+    member's steps to success (None: not solved)."""
+    s = stats.success_summary([step is not None for step in steps], list(steps))
     return {"solved": f"{s['successes']}/{s['n']}", "success_rate": s["rate"],
             "wilson95": f"[{s['wilson_low']:.2f}, {s['wilson_high']:.2f}]",
             "median_steps_to_success": s["steps"]["median"], "_summary": s}
@@ -72,7 +89,8 @@ def plot_curves(run: results.Run, name: str, done: list, metric: str,
 
 
 def copy_figures(figures: list, figures_dir: str, prefix: str) -> None:
-    """Copies the written figures to `figures_dir` as `<prefix>_<name>` (no-op when empty)."""
+    """Copies the written figures to `figures_dir` as `<prefix>_<name>` (no-op when empty);
+    the prefix names the experiment and the run, e.g. 'parity_lstm_hidden16_seq_len20_seeds20'."""
     import shutil
 
     if not figures_dir:
