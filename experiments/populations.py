@@ -6,6 +6,7 @@ An experiment module provides
     def task(config) -> Task                              what one member trains on
                                                           (or a Measurement: no training)
     def report(run, config, populations) -> dict          tables and figures from the run dirs
+    def command(config) -> dict | None                    optional: a mode that trains nothing
 
 and runs with `populations.main(module)` (the command line) or `populations.call(module, argv)`
 (tests, notebooks). Layout, the same for every experiment:
@@ -114,9 +115,10 @@ def _values(configs: list[template.Base], members: list[dict]) -> list[dict]:
             for m in (members or [{}])]
 
 
-def train_population(task: Task, config: template.Base, members: list[dict],
-                     run: results.Run) -> tuple[population.Population, list[dict]]:
-    """Trains the members as one vmapped program; returns `train.fit`'s result."""
+def init_population(task: Task, config: template.Base, members: list[dict]
+                    ) -> tuple[population.Population, Any, dict]:
+    """Step 0 of the members: `(population state, member optimiser, stacked member keys)`; the
+    state is also the template a saved checkpoint of the population restores into."""
     keys = [member_keys(m["seed"]) for m in members]
     stacked = {k: jnp.stack([key[k] for key in keys]) for k in keys[0]}
     values = jax.tree.map(lambda *v: jnp.stack(v), *_values([config], members))
@@ -134,6 +136,13 @@ def train_population(task: Task, config: template.Base, members: list[dict],
         return train.TrainState(params, opt_state, jnp.zeros((), jnp.int32), train_key, stream)
 
     state = population.create(jax.vmap(init_member)(stacked["init"], stacked["train"], values))
+    return state, optimizer, stacked
+
+
+def train_population(task: Task, config: template.Base, members: list[dict],
+                     run: results.Run) -> tuple[population.Population, list[dict]]:
+    """Trains the members as one vmapped program; returns `train.fit`'s result."""
+    state, optimizer, stacked = init_population(task, config, members)
     get_batch = jax.jit(jax.vmap(task.sample, in_axes=(0, None)))
     evaluate = None
     if task.evaluate is not None:
@@ -147,7 +156,13 @@ def train_population(task: Task, config: template.Base, members: list[dict],
 
 
 def run_experiment(module: Any, config: template.Base) -> dict:
-    """Trains every population of `config` (skipping finished ones) and writes the report."""
+    """Trains every population of `config` (skipping finished ones) and writes the report.
+
+    A module may define `command(config)`: a mode that trains nothing (e.g. char_lm's
+    --sample_only); it runs first and returns its result, or None to go on as usual."""
+    command = getattr(module, "command", None)
+    if command is not None and (result := command(config)) is not None:
+        return result
     plan = template.expand(config)
     name = getattr(module, "run_name", run_name)(config)
     path = Path(config.out_dir) / module.NAME / name
