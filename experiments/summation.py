@@ -170,8 +170,8 @@ def report(run, config: Config, done: list) -> dict:
         columns = ["network", "solved", "success_rate", "wilson95"] + [
             c for m in COLUMNS[name] for c in (f"{m}_mean", f"{m}_ci95")] + [
             f"handbuilt_test_{metric}"]
-        shown = [{k: f"{v:.4g}" if isinstance(v, float) and k in columns[4:] else v
-                  for k, v in r.items()} for r in task_rows]  # errors of 1e-6 stay visible
+        shown = [{k: _number(v) if k in columns[4:] else v for k, v in r.items()}
+                 for r in task_rows]
         tables[name] = reporting.write_table(run, f"table_{name}", shown, columns)
         task_done = [d for d in done if d[0].task == name]
         figures.append(reporting.plot_curves(
@@ -185,6 +185,13 @@ def report(run, config: Config, done: list) -> dict:
     print(f"run dir {run.path}")
     return {f"table_{name}": [{k: v for k, v in r.items() if not k.startswith("_")}
                               for r in task_rows] for name, task_rows in rows.items() if task_rows}
+
+
+def _number(value):
+    """4 decimals, or 4 significant digits for small values (errors of 1e-6 stay visible)."""
+    if not isinstance(value, float):
+        return value
+    return f"{value:.3e}" if 0 < abs(value) < 1e-3 else f"{value:.4f}"
 
 
 def run_name(config: Config) -> str:
