@@ -174,12 +174,14 @@ def report(run, config: Config, done: list) -> dict:
                  for r in task_rows]
         tables[name] = reporting.write_table(run, f"table_{name}", shown, columns)
         task_done = [d for d in done if d[0].task == name]
+        curve = "loss" if name == "sum" else metric  # the squared error on a log axis
         figures.append(reporting.plot_curves(
-            run, f"{name}_curves.png", task_done, f"test_{metric}",
+            run, f"{name}_curves.png", task_done, f"test_{curve}",
             ["cell", "hidden"] if name == "compare" else [],
-            f"{name}: test {metric.replace('_', ' ')} at T={config.test_seq_len} "
-            f"(trained at T={config.seq_len})"))
-    reporting.copy_figures(figures, config.figures_dir, NAME)
+            f"{name}: test {curve} at T={config.test_seq_len} (trained at T={config.seq_len})"))
+    # a named run's figures keep its name, so two commands of one page do not overwrite
+    reporting.copy_figures(figures, config.figures_dir,
+                           f"{NAME}_{config.run_name}" if config.run_name else NAME)
     for name, table in tables.items():
         print(f"{name}:\n{table}")
     print(f"run dir {run.path}")

@@ -232,7 +232,7 @@ def report(run, config: Config, done: list) -> dict:
             out[f"table_{part}"] = [{k: v for k, v in r.items() if not k.startswith("_")}
                                     for r in rows]
             figures.append(figure)
-    prefix = f"{NAME}_{config.run_name}" if config.run_name else NAME
+    prefix = f"{NAME}_{config.run_name}" if config.run_name else NAME  # named runs keep it
     reporting.copy_figures(figures, config.figures_dir, prefix)
     for part in PARTS:
         if part in out:
