@@ -1,8 +1,8 @@
 """Vanishing and exploding gradients, measured: the notes' bound, clipping, and how far back.
 
-    python -m experiments.vanishing_gradients --part=gradients --seeds=10
+    python -m experiments.vanishing_gradients --part=gradients --seeds=10 --batch=8
     python -m experiments.vanishing_gradients --part=recall --seeds=10 \
-        --grid=cell=gru,irnn,lstm,output_feedback,urnn,vanilla --grid=delay=1,4,16,32
+        --grid=cell=gru,irnn,lstm,output_feedback,urnn,vanilla --grid=delay=2,8,16,32
     python -m experiments.vanishing_gradients --part=clipping --seeds=10 --optimizer=sgd \
         --lr=0.1 --spectral_radius=1.5 --delay=29 --grid=clip=0,1 --log_every=1
 
