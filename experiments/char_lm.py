@@ -1,291 +1,275 @@
 """Character-level (or word-level) language modelling with truncated BPTT, sampling, baselines.
 
-Headline (see experiments/char_lm.md for the measured time, tokens/s and curve):
+Headline (numbers, command and budget in experiments/char_lm.md):
 
-    python -m experiments.char_lm --data=tinyshakespeare --steps=1600 --eval_every=100
+    python -m experiments.char_lm --data=tinyshakespeare --data_path="$TINYSHAKESPEARE" \
+        --seeds=3 --steps=1600 --eval_every=100 --baselines
 
-one LSTM layer of 512 units, embedding 64, 64 streams x 64-step chunks, Adam 2e-3, clip 1:
-validation 1.551 nats/char after 1,000 steps (927 s at 4,420 tokens/s on a 2-core CPU shared
-with other jobs, load 10-20), 1.540 after 1,100 steps (1,027 s), best 1.522 at step 1,400.
-Defaults: --data=pydoc (built in, no download) --cell=lstm --layers=1 --hidden=512 --embed=64
---batch=64 --seq_len=64 (the truncated-BPTT chunk) --lr=2e-3 --clip=1 --steps=2000.
+three seeds, as one population, of one LSTM layer of 512 units, embedding 64, 64 streams x
+64-step chunks (the recurrent state carried from chunk to chunk, `TrainState.stream`), Adam
+2e-3, clip 1; validation nats/char over the last 10 % of the text.
 Other modes:
-    --data=hello --quick            the notes' toy: vocabulary [h, e, l, o], learns "hello"
+    --data=hello --steps=150 --lr=0.05 --batch=1 --hidden=16 --seq_len=4 --greedy
+                                    the notes' toy: vocabulary [h, e, l, o], learns "hello"
     --model=window --window=8       the fixed-window neural LM baseline (same loop)
     --baselines                     n-gram table (n = 1..--ngram_max, add-k and Kneser-Ney)
-    --sample_only --checkpoint=DIR  sample from a finished run directory
+    --sample_only --checkpoint=DIR  sample from a finished population (--sample_member=i)
 """
 
 import dataclasses
-import functools
 import json
 import math
+import sys
 from pathlib import Path
 
-import jax
-import jax.numpy as jnp
-import numpy as np
-from absl import flags, logging
-
-from experiments import flags as shared
-from rnn_jax import get_cell, language_model, ngram, sampling, train
-from rnn_jax.checkpoint import Checkpointer
+from experiments import char_lm_data as lm_data
+from experiments import char_lm_sampling as lm_sampling
+from experiments import populations, reporting, template
+from rnn_jax import language_model
 from rnn_jax.data import streams, text
 
-# Data.
-flags.DEFINE_string("data", "pydoc", "Corpus: pydoc (built in), tinyshakespeare, hello (toy).")
-flags.DEFINE_string("data_path", "", "A UTF-8 text file to model instead of --data.")
-flags.DEFINE_string("cache_dir", "", "Download cache (default ~/.cache/rnn_jax).")
-flags.DEFINE_enum("level", "char", ["char", "word"], "Model characters or words.")
-flags.DEFINE_integer("vocab_cap", 10000, "Word level: most frequent words kept; others <unk>.")
-flags.DEFINE_float("valid_fraction", 0.1, "The last this fraction of the text is validation.")
-# Model.
-flags.DEFINE_enum("model", "rnn", ["rnn", "window"], "Recurrent LM or fixed-window neural LM.")
-flags.DEFINE_integer("layers", 1, "Recurrent layers.")
-flags.DEFINE_integer("embed", 64, "Embedding size (0: one-hot inputs).")
-flags.DEFINE_float("dropout", 0.0, "Dropout rate between layers (and before the readout).")
-flags.DEFINE_integer("window", 8, "--model=window: the previous K tokens it sees.")
-# Sampling and baselines.
-flags.DEFINE_integer("sample_len", 500, "Tokens sampled at the end (and with --sample_only).")
-flags.DEFINE_float("temperature", 0.8, "Sampling temperature (> 0).")
-flags.DEFINE_integer("top_k", 0, "Sample among the k most likely tokens (0: all).")
-flags.DEFINE_bool("greedy", False, "Greedy decoding (most likely token every step).")
-flags.DEFINE_string("prime", "", "Priming text (default: the first token of the corpus).")
-flags.DEFINE_bool("sample_only", False, "Only sample from --checkpoint (a run directory).")
-flags.DEFINE_string("checkpoint", "", "Run directory to sample from with --sample_only.")
-flags.DEFINE_bool("baselines", False, "Also fit the n-gram baselines on the same split.")
-flags.DEFINE_integer("ngram_max", 8, "--baselines: n-gram orders 1..ngram_max.")
-FLAGS = flags.FLAGS
+NAME = "char_lm"
 DATA = (*text.CORPORA, "hello")
-
-DEFAULTS = dict(steps=2000, lr=2e-3, clip=1.0, batch=64, cell="lstm", hidden=512, seq_len=64,
-                log_every=50, eval_every=200, checkpoint_every=500)
-QUICK = dict(steps=30, batch=8, hidden=32, seq_len=16, log_every=10, eval_every=0,
-             checkpoint_every=0)
-HELLO = dict(steps=150, lr=0.05, batch=1, hidden=16, seq_len=4, log_every=50, eval_every=50)
+EVAL_ROWS = 64  # validation streams (fewer when the validation text is short)
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    train: shared.TrainConfig
-    data: str
-    data_path: str
-    level: str
-    vocab_cap: int
-    valid_fraction: float
-    model: str
-    layers: int
-    embed: int
-    dropout: float
-    window: int
-    quick_text_chars: int  # --quick keeps only this many characters of the corpus (0: all)
+class Config(template.Base):
+    # Training (Base fields with this experiment's defaults).
+    steps: int = template.field(2000, "Training steps (updates) per member.")
+    lr: float = template.field(2e-3, "Learning rate (peak rate under a schedule).")
+    batch: int = template.field(64, "Parallel streams of the training text (rows).")
+    hidden: int = template.field(512, "Hidden units per layer.")
+    seq_len: int = template.field(64, "Truncated-BPTT chunk: steps per batch (gradients reach "
+                                  "back at most this far; the state is carried on).")
+    log_every: int = template.field(50, "Log and record metrics every this many steps.")
+    eval_every: int = template.field(200, "Evaluate every this many steps (0: only at the end).")
+    checkpoint_every: int = template.field(500, "Checkpoint every this many steps (0: never; "
+                                           "sampling reads the last checkpoint).")
+    # Data.
+    data: str = template.field("pydoc", "Corpus: pydoc (built in), tinyshakespeare "
+                               "(downloaded), hello (the notes' toy).", choices=DATA)
+    data_path: str = template.field("", "A UTF-8 text file to model instead of --data.")
+    cache_dir: str = template.field("", "Download cache (default ~/.cache/rnn_jax).")
+    text_chars: int = template.field(0, "Use only the first this many characters of the "
+                                     "text (0: all).")
+    level: str = template.field("char", "Model characters or words.", choices=("char", "word"))
+    vocab_cap: int = template.field(10000, "Word level: most frequent words kept; others "
+                                    "<unk>.")
+    valid_fraction: float = template.field(0.1, "The last this fraction of the text is "
+                                           "validation.")
+    # Model.
+    model: str = template.field("rnn", "Recurrent LM or fixed-window neural LM.",
+                                choices=("rnn", "window"))
+    layers: int = template.field(1, "Recurrent layers.")
+    embed: int = template.field(64, "Embedding size (0: one-hot inputs).")
+    dropout: float = template.field(0.0, "Dropout rate between layers (and before the "
+                                    "readout).")
+    window: int = template.field(8, "--model=window: the previous K tokens it sees.")
+    success_nats: float = template.field(1.55, "Validation nats/token that counts as reached "
+                                         "(the table's success rate and steps to reach it).")
+    # Sampling and baselines.
+    sample_len: int = template.field(500, "Tokens sampled after training (and with "
+                                     "--sample_only).")
+    temperature: float = template.field(0.8, "Sampling temperature (> 0).")
+    top_k: int = template.field(0, "Sample among the k most likely tokens (0: all).")
+    greedy: bool = template.field(False, "Greedy decoding (most likely token every step).")
+    prime: str = template.field("", "Priming text (default: the first token of the corpus).")
+    sample_member: int = template.field(0, "The population member the sample comes from.")
+    sample_only: bool = template.field(False, "Only sample from --checkpoint (no training).")
+    checkpoint: str = template.field("", "--sample_only: a population directory (or an "
+                                     "invocation directory with one population).")
+    baselines: bool = template.field(False, "Also fit the n-gram baselines on the same split.")
+    ngram_max: int = template.field(8, "--baselines: n-gram orders 1..ngram_max.")
+
+    def validate(self):
+        check = template.check
+        check(self.layers >= 1, "layers", "at least 1 layer", self.layers)
+        check(0 <= self.dropout < 1, "dropout", "a rate in [0, 1)", self.dropout)
+        check(self.embed >= 0, "embed", "a size >= 0", self.embed)
+        check(not (self.model == "window" and self.embed == 0), "embed",
+              "an embedding size > 0 for --model=window", self.embed)
+        check(0 < self.valid_fraction < 1, "valid_fraction", "a fraction in (0, 1)",
+              self.valid_fraction)
+        check(self.vocab_cap >= 2, "vocab_cap", "an integer >= 2 (<unk> and one word)",
+              self.vocab_cap)
+        check(self.text_chars >= 0, "text_chars", "an integer >= 0 (0: all)", self.text_chars)
+        check(self.window >= 1, "window", "an integer >= 1 (tokens seen)", self.window)
+        check(self.ngram_max >= 1, "ngram_max", "an integer >= 1", self.ngram_max)
+        check(self.sample_len >= 1, "sample_len", "an integer >= 1", self.sample_len)
+        check(math.isfinite(self.temperature) and self.temperature > 0, "temperature",
+              "a finite temperature > 0", self.temperature)
+        check(self.top_k >= 0, "top_k", "an integer >= 0 (0: all tokens)", self.top_k)
+        check(self.success_nats > 0, "success_nats", "a positive loss", self.success_nats)
+        check(self.sample_member >= 0, "sample_member", "an integer >= 0", self.sample_member)
+        check(not self.checkpoint or self.sample_only, "checkpoint", "no value without "
+              "--sample_only (a run resumes from its own run directory)", self.checkpoint)
+        check(bool(self.checkpoint) or not self.sample_only, "checkpoint",
+              "a run directory with --sample_only", self.checkpoint)
+        cache = Path(self.cache_dir).expanduser()
+        check(not self.cache_dir or cache.is_dir() or not cache.exists(), "cache_dir",
+              "a directory (made if absent)", self.cache_dir)
+        if not self.sample_only:
+            grid = template.grid_of(self)
+            members = len(template.seeds_of(self)) * math.prod(
+                len(v) for n, v in grid.items() if n in self.MEMBER_FIELDS)
+            check(self.sample_member < members, "sample_member",
+                  f"one of the {members} members (0..{members - 1})", self.sample_member)
 
 
-def read_config() -> Config:
-    defaults = {**DEFAULTS, **(HELLO if FLAGS.data == "hello" else {})}
-    quick = {} if FLAGS.data == "hello" else QUICK
-    config = Config(
-        shared.train_config(defaults, quick), FLAGS.data, FLAGS.data_path, FLAGS.level,
-        FLAGS.vocab_cap, FLAGS.valid_fraction, FLAGS.model, FLAGS.layers, FLAGS.embed,
-        FLAGS.dropout, FLAGS.window, 20000 if FLAGS.quick else 0,
-    )
-    shared.check(config.layers >= 1, "layers", "at least 1 layer", config.layers)
-    shared.check(0 <= config.dropout < 1, "dropout", "a rate in [0, 1)", config.dropout)
-    shared.check(config.embed >= 0, "embed", "a size >= 0", config.embed)
-    shared.check(not (config.model == "window" and config.embed == 0), "embed",
-                 "an embedding size > 0 for --model=window", config.embed)
-    shared.check(config.data in DATA, "data", f"a corpus among {DATA}", config.data)
-    shared.check(0 < config.valid_fraction < 1, "valid_fraction", "a fraction in (0, 1)",
-                 config.valid_fraction)
-    shared.check(config.vocab_cap >= 2, "vocab_cap", "an integer >= 2 (<unk> and one word)",
-                 config.vocab_cap)
-    shared.check(config.window >= 1, "window", "an integer >= 1 (tokens seen)", config.window)
-    shared.check(FLAGS.ngram_max >= 1, "ngram_max", "an integer >= 1", FLAGS.ngram_max)
-    shared.check(not FLAGS.checkpoint, "checkpoint", "no value without --sample_only (a run "
-                 "resumes from its own run directory)", FLAGS.checkpoint)
-    cache = Path(FLAGS.cache_dir).expanduser()
-    shared.check(not FLAGS.cache_dir or cache.is_dir() or not cache.exists(), "cache_dir",
-                 "a directory (made if absent)", FLAGS.cache_dir)
-    check_sampling_flags()
-    return config
+QUICK = dict(steps=30, batch=8, hidden=32, seq_len=16, log_every=10, eval_every=0,
+             checkpoint_every=0, text_chars=20000)
 
 
-def check_sampling_flags() -> None:
-    """The flags only used after training (sampling), checked before it."""
-    shared.check(FLAGS.sample_len >= 1, "sample_len", "an integer >= 1", FLAGS.sample_len)
-    shared.check(math.isfinite(FLAGS.temperature) and FLAGS.temperature > 0, "temperature",
-                 "a finite temperature > 0", FLAGS.temperature)
-    shared.check(FLAGS.top_k >= 0, "top_k", "an integer >= 0 (0: all tokens)", FLAGS.top_k)
+def default_prime(config: Config, split: lm_data.Split) -> str:
+    """--prime, or the first token of the training text; FlagError unless it encodes."""
+    return lm_data.check_prime(split.vocab, config.prime or split.vocab.tokens[
+        split.train_ids[0]])
 
 
-def check_prime(vocab: text.Vocabulary, prime: str) -> str:
-    """`prime` if the vocabulary encodes it as at least one token; FlagError naming --prime."""
-    with shared.flag_errors("prime"):
-        ids = text.encode(vocab, prime)
-    shared.check(len(ids) >= 1, "prime", f"a text of at least one {vocab.level}", prime)
-    return prime
+def task(config: Config) -> populations.Task:
+    """One member: the language model on the training streams (the state carried from chunk
+    to chunk, reset at every epoch start), evaluated over the whole validation stream."""
+    split = lm_data.load_split(config)
+    lm_data.check_split(config, split)
+    default_prime(config, split)
+    model = lm_data.build_model(config, split.vocab.size)
+    data = streams.make_streams(split.train_ids, config.batch, config.seq_len)
+    rows = max(1, min(EVAL_ROWS, (len(split.valid_ids) - 1) // config.seq_len))
+    chunks = streams.all_chunks(streams.make_streams(split.valid_ids, rows, config.seq_len))
+
+    def evaluate(params, key):
+        return language_model.make_eval_fn(model.apply, chunks,
+                                            model.initial_stream(params, rows))(params)
+
+    return populations.Task(
+        init=lambda key, values: model.init(key),
+        loss_fn=language_model.make_loss_fn(model.apply),
+        sample=lm_data.chunk_sampler(data), evaluate=evaluate,
+        stream=lambda params: model.initial_stream(params, config.batch))
 
 
-def load_split(config: Config) -> tuple[text.Vocabulary, np.ndarray, np.ndarray]:
-    """The vocabulary and the train / validation ids (the end of the text is validation).
-
-    Characters: the vocabulary of the whole text, so that a character seen only in the
-    validation part (or a prime drawn from it) is known. Words: the `vocab_cap` most frequent
-    words of the training part (others are <unk>), so the validation text chooses nothing.
-    Problems of the text itself (unreadable, empty, too short) raise FlagError naming
-    --data_path (or --data)."""
-    if config.data == "hello" and not config.data_path:
-        vocab = text.Vocabulary(tuple("helo"))  # the notes' order [h, e, l, o]
-        ids = text.encode(vocab, "hello")
-        return vocab, ids, ids  # the toy is its own validation set
-    with shared.flag_errors("data_path" if config.data_path else "data"):
-        corpus = text.load_corpus(config.data, config.data_path,
-                                  cache_dir=FLAGS.cache_dir or None)
-        if config.quick_text_chars:
-            corpus = corpus[: config.quick_text_chars]
-        if config.level == "char":
-            vocab = text.build_vocabulary(corpus, "char")
-            train_ids, valid_ids = text.split_train_validation(
-                text.encode(vocab, corpus), config.valid_fraction)
-            return vocab, train_ids, valid_ids
-        train_text, valid_text = text.split_train_validation(corpus, config.valid_fraction)
-        vocab = text.build_vocabulary(train_text, config.level, config.vocab_cap)
-        return vocab, text.encode(vocab, train_text), text.encode(vocab, valid_text)
+def command(config: Config) -> dict | None:
+    """--sample_only: sample from a saved population instead of training."""
+    return lm_sampling.sample_only(config) if config.sample_only else None
 
 
-def build_model(config: Config, vocab_size: int, key: jax.Array):
-    """`(params, apply_fn, step_fn(params, stream, token), initial_stream(params, batch))`."""
+def model_label(config: Config) -> str:
     if config.model == "window":
-        params = language_model.init_window(
-            key, vocab_size, config.window, config.embed, config.train.hidden)
-        return (params, language_model.window_apply, language_model.window_step,
-                language_model.window_initial_stream)
-    cells = (get_cell(config.train.cell),) * config.layers
-    params = language_model.init(key, cells, vocab_size, [config.train.hidden] * config.layers,
-                                 embed_size=config.embed)
-    apply_fn = functools.partial(language_model.apply, cells, dropout_rate=config.dropout)
-    return (params, apply_fn, functools.partial(language_model.step, cells),
-            functools.partial(language_model.initial_stream, cells))
+        return f"window K={config.window}, {config.hidden} units"
+    layers = f"{config.layers} x " if config.layers > 1 else ""
+    return f"{layers}{config.cell} {config.hidden}"
 
 
-def sample_text(config: Config, vocab: text.Vocabulary, params, step_fn, initial_stream,
-                prime: str) -> str:
-    """Samples --sample_len tokens after `prime` (jitted once, one lax.scan)."""
-    prime_ids = jnp.asarray(text.encode(vocab, prime))
-    run = jax.jit(functools.partial(
-        sampling.sample, functools.partial(step_fn, params), length=FLAGS.sample_len,
-        temperature=FLAGS.temperature, top_k=FLAGS.top_k, greedy=FLAGS.greedy))
-    key = jax.random.fold_in(jax.random.key(config.train.seed), 1)
-    separator = " " if vocab.level == "word" else ""
-    return prime + separator + text.decode(vocab, run(initial_stream(params, 1), prime_ids, key))
+def reached(pop_run, value: float) -> dict[int, tuple[int, float] | None]:
+    """Per member: (step, wall_s) of the first evaluation with val_nats <= value, or None."""
+    first = {}
+    for row in pop_run.metrics():
+        member = row.get("member", 0)
+        first.setdefault(member, None)
+        if first[member] is None and row.get("val_nats", math.inf) <= value:
+            first[member] = (row["step"], row["wall_s"])
+    return first
 
 
-def ngram_table(vocab_size: int, train_ids, valid_ids, max_order: int) -> dict:
-    """Validation nats/token of n-gram models n = 1..max_order (add-k 0.1 / Kneser-Ney)."""
-    table = {}
-    for n in range(1, max_order + 1):
-        for smoothing in ngram.SMOOTHINGS:
-            model = ngram.fit(train_ids, n, vocab_size, smoothing=smoothing, k=0.1)
-            table[f"{n}-gram {smoothing}"] = ngram.nats_per_token(model, valid_ids)
-    return table
+def population_row(config: Config, pop_run) -> dict:
+    """One table row: final and best validation loss over members, who reached
+    --success_nats (Wilson interval) and when, throughput."""
+    outcomes = reporting.finals(pop_run)
+    summary = pop_run.summary()
+    evaluations = [r for r in pop_run.metrics() if "val_nats" in r]
+    best = [{"final": {"best_val_nats": min([r["val_nats"] for r in evaluations
+                                             if r["member"] == o["member"]] or [math.nan])}}
+            for o in outcomes]
+    first = reached(pop_run, config.success_nats)
+    hits = [first.get(o["member"]) for o in outcomes]
+    wall = sorted(h[1] for h in hits if h is not None)
+    tokens = len(outcomes) * config.batch * config.seq_len * summary["steps"]
+    return {"model": model_label(config), "members": len(outcomes),
+            "params": summary["num_params"], "steps": summary["steps"],
+            **reporting.metric_row(outcomes, "val_nats"),
+            **reporting.metric_row(outcomes, "val_bits"),
+            **reporting.metric_row(best, "best_val_nats"),
+            **reporting.reached_row([h[0] if h else None for h in hits]),
+            "median_wall_s_to_success": wall[len(wall) // 2] if wall else None,
+            "wall_s": round(summary["wall_time_s"]),
+            "tokens_per_s": round(tokens / summary["wall_time_s"])}
 
 
-def make_state(config: Config, vocab: text.Vocabulary):
-    key_init, key_train = jax.random.split(jax.random.key(config.train.seed))
-    params, apply_fn, step_fn, initial_stream = build_model(config, vocab.size, key_init)
-    optimizer = shared.make_optimizer(config.train)
-    state = train.init_state(params, optimizer, key_train,
-                             initial_stream(params, config.train.batch))
-    return state, optimizer, apply_fn, step_fn, initial_stream
+def curve_rows(pop_run) -> list[dict]:
+    """Validation nats/token at each evaluation: mean and 95 % interval over members."""
+    by_step = {}
+    for row in pop_run.metrics():
+        if "val_nats" in row:
+            by_step.setdefault(row["step"], []).append(row)
+    return [{"step": step, "wall_s": round(max(r["wall_s"] for r in rows)),
+             **reporting.metric_row([{"final": r} for r in rows], "val_nats")}
+            for step, rows in sorted(by_step.items())]
 
 
-def read_saved_run(run_dir: Path) -> tuple[Config, text.Vocabulary, str]:
-    """A char_lm run directory's config, vocabulary and prime; FlagError naming --checkpoint
-    when it is not one or holds no checkpoint."""
-    def fail(received: str):
-        return shared.FlagError(f"--checkpoint: expected a char_lm run directory (config.json, "
-                                f"vocab.json, prime.txt, checkpoints/), received '{run_dir}'"
-                                f"{received}")
-
-    files = [run_dir / name for name in ("config.json", "vocab.json", "prime.txt")]
-    missing = [path.name for path in files if not path.is_file()]
-    if missing:
-        raise fail(f" without {', '.join(missing)}" if run_dir.is_dir() else ", not a directory")
-    try:
-        saved = json.loads(files[0].read_text("utf-8"))
-        config = Config(**{**saved, "train": shared.TrainConfig(**saved["train"])})
-        vocab = text.load_vocabulary(files[1])
-        prime = files[2].read_text("utf-8")
-    except (ValueError, TypeError, KeyError) as error:  # JSON, or another experiment's config
-        raise fail(f" ({type(error).__name__}: {error})") from error
-    return config, vocab, prime
+def population_files(config: Config, members: list, pop_run) -> dict:
+    """vocab.json, prime.txt, the n-gram baselines (computed once) and the sample of member
+    --sample_member (from the last checkpoint) in the population directory."""
+    split = lm_data.load_split(config)
+    prime = default_prime(config, split)
+    lm_sampling.write_files(pop_run.path, split.vocab, prime)
+    out = {}
+    if config.baselines:
+        path = pop_run.path / "ngram.json"
+        if not path.exists():
+            path.write_text(json.dumps(lm_data.ngram_table(split, config.ngram_max), indent=1))
+        out["ngram"] = json.loads(path.read_text())
+    if lm_sampling.has_checkpoint(pop_run.path):
+        out["sample"] = lm_sampling.sample_population(config, pop_run.path, members,
+                                                      split.vocab, prime)
+        (pop_run.path / "sample.txt").write_text(out["sample"], "utf-8")
+    return out
 
 
-def sample_from_checkpoint(run_dir: Path) -> str:
-    """Rebuilds the model from a run directory's config.json and vocab.json and samples."""
-    config, vocab, saved_prime = read_saved_run(run_dir)
-    prime = check_prime(vocab, FLAGS.prime or saved_prime)
-    checkpointer = Checkpointer(run_dir / "checkpoints") if (run_dir / "checkpoints").is_dir() \
-        else None
-    if checkpointer is None or checkpointer.latest_step() is None:
-        raise shared.FlagError(f"--checkpoint: expected a run directory with a saved checkpoint "
-                               f"(trained with --checkpoint_every > 0), received '{run_dir}', "
-                               "which has none")
-    state, _, _, step_fn, initial_stream = make_state(config, vocab)
-    with shared.flag_errors("checkpoint"):
-        state = checkpointer.restore(state)
-    checkpointer.close()
-    return sample_text(config, vocab, state.params, step_fn, initial_stream, prime)
+def report(run, config: Config, done: list) -> dict:
+    """table.md (a row per population), curve.md (validation at each evaluation), ngram.md
+    (--baselines), sample.txt and the validation curve figure."""
+    rows, curves, ngrams, samples = [], [], [], {}
+    for pop_config, members, pop_run in done:
+        rows.append(population_row(pop_config, pop_run))
+        curves += [{"model": rows[-1]["model"], **r} for r in curve_rows(pop_run)]
+        files = population_files(pop_config, members, pop_run)
+        if "ngram" in files:
+            ngrams += lm_data.ngram_rows(files["ngram"])
+        if "sample" in files:
+            samples[pop_run.path.name] = files["sample"]
+    columns = ["model", "members", "params", "steps", "val_nats_mean", "val_nats_ci95",
+               "val_bits_mean", "best_val_nats_mean", "best_val_nats_ci95", "solved",
+               "wilson95", "median_steps_to_success", "median_wall_s_to_success", "wall_s",
+               "tokens_per_s"]
+    shown = lambda rs: [{k: f"{v:.4f}" if isinstance(v, float) else v  # noqa: E731
+                         for k, v in r.items()} for r in rs]
+    tables = {"table": reporting.write_table(run, "table", shown(rows), columns),
+              "curve": reporting.write_table(run, "curve", shown(curves), [
+                  "model", "step", "wall_s", "val_nats_mean", "val_nats_ci95"])}
+    if ngrams:
+        tables["ngram"] = reporting.write_table(run, "ngram", shown(ngrams), list(ngrams[0]))
+    if samples:
+        (run.path / "sample.txt").write_text("\n\n".join(samples.values()), "utf-8")
+    fields = [f for f in template.grid_of(config) if f not in type(config).MEMBER_FIELDS]
+    figure = reporting.plot_curves(run, "curves.png", done, "val_nats", fields,
+                                   f"{NAME}: validation nats/{config.level} "
+                                   f"({len(done[0][1])} members per line)")
+    reporting.copy_figures([figure], config.figures_dir, f"{NAME}_{run.path.name}")
+    for name, table in tables.items():
+        print(f"{name}:\n{table}")
+    for name, sample in samples.items():
+        print(f"sample ({name}, member {config.sample_member}):\n{sample}")
+    return {"table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+            "ngram": ngrams, "samples": samples}
 
 
-def main(argv):
-    shared.check_no_positional(argv)
-    if FLAGS.sample_only:
-        shared.check(bool(FLAGS.checkpoint), "checkpoint", "a run directory", FLAGS.checkpoint)
-        check_sampling_flags()
-        sample = sample_from_checkpoint(Path(FLAGS.checkpoint).expanduser())
-        print(sample)
-        return
-    config = read_config()
-    vocab, train_ids, valid_ids = load_split(config)
-    cfg = config.train
-    shared.check(min(len(train_ids), len(valid_ids)) >= 2, "data_path" if config.data_path
-                 else "data", f"a text of at least 2 training and 2 validation {config.level}s",
-                 f"{len(train_ids)} and {len(valid_ids)}")
-    prime = check_prime(vocab, FLAGS.prime or vocab.tokens[train_ids[0]])
-    shared.check(len(train_ids) > cfg.batch, "batch", f"at most {len(train_ids) - 1} streams "
-                 f"(one fewer than the {len(train_ids)} training {config.level}s)", cfg.batch)
-    data = streams.make_streams(train_ids, cfg.batch, cfg.seq_len)
-    eval_rows = max(1, min(64, (len(valid_ids) - 1) // cfg.seq_len))
-    valid = streams.make_streams(valid_ids, eval_rows, cfg.seq_len)
-    state, optimizer, apply_fn, step_fn, initial_stream = make_state(config, vocab)
-    eval_fn = jax.jit(language_model.make_eval_fn(
-        apply_fn, streams.all_chunks(valid), initial_stream(state.params, eval_rows)))
-    level = {"level": config.level} if config.level != "char" else {}
-    run = shared.make_run(cfg, "char_lm", config, data=config.data, model=config.model, **level)
-    text.save_vocabulary(vocab, run.path / "vocab.json")
-    (run.path / "prime.txt").write_text(prime, "utf-8")
-    logging.info("%d train / %d validation tokens, vocabulary %d, %d chunks per epoch",
-                 len(train_ids), len(valid_ids), vocab.size, data.num_chunks)
-    if FLAGS.baselines:  # before training, so they are on disk even if training is stopped
-        table = ngram_table(vocab.size, train_ids, valid_ids, FLAGS.ngram_max)
-        (run.path / "ngram.json").write_text(json.dumps(table, indent=1))
-        for name, nats in table.items():
-            logging.info("%s: %.4f nats/token (%.4f bits)", name, nats, nats / math.log(2))
-    train_step = train.make_train_step(language_model.make_loss_fn(apply_fn), optimizer)
-    state, history = train.fit(state, train_step, functools.partial(streams.get_chunk, data),
-                               eval_fn=eval_fn, run=run, **shared.fit_options(cfg))
-    sample = sample_text(config, vocab, state.params, step_fn, initial_stream, prime)
-    (run.path / "sample.txt").write_text(sample, "utf-8")
-    final = history[-1]
-    summary = {"val_nats": final["val_nats"], "val_bits": final["val_bits"],
-               "val_perplexity": final["val_perplexity"], "train_tokens": len(train_ids),
-               "valid_tokens": len(valid_ids), "tokens_per_step": cfg.batch * cfg.seq_len,
-               "vocab_size": vocab.size}
-    run.update_summary(summary)
-    logging.info("validation %.4f nats/token; sample:\n%s", final["val_nats"], sample)
-    print(sample)
+def run_name(config: Config) -> str:
+    parts = ("data", "model", "window", "hidden", "seq_len") if config.model == "window" else \
+        ("data", "cell", "layers", "hidden", "seq_len")
+    return populations.run_name(config, parts[:1] + (("level",) if config.level == "word"
+                                                     else ()) + parts[1:])
 
 
 if __name__ == "__main__":
-    shared.run(main)
+    populations.main(sys.modules[__name__])

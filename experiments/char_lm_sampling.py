@@ -1,0 +1,133 @@
+"""char_lm's samples: text from one member of a trained population, read from its checkpoint.
+
+A population directory holds what sampling needs without the corpus: config.json (the model
+and its members), vocab.json, prime.txt and checkpoints/ (the stacked members' train states).
+The report samples `--sample_len` tokens from member `--sample_member` after training;
+`--sample_only --checkpoint=DIR` does the same later, in a new process, from DIR (a population
+directory, or an invocation directory with one population).
+"""
+
+import dataclasses
+import functools
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+
+from experiments import populations, template
+from experiments.char_lm_data import Model, build_model, check_prime, flag_errors
+from rnn_jax import results, sampling
+from rnn_jax.checkpoint import Checkpointer
+from rnn_jax.data import text
+
+FILES = ("config.json", "vocab.json", "prime.txt")
+
+
+def write_files(pop_dir: Path, vocab: text.Vocabulary, prime: str) -> None:
+    """vocab.json and prime.txt, next to the population's checkpoints."""
+    text.save_vocabulary(vocab, pop_dir / "vocab.json")
+    (pop_dir / "prime.txt").write_text(prime, "utf-8")
+
+
+def has_checkpoint(pop_dir: Path) -> bool:
+    directory = pop_dir / "checkpoints"
+    if not directory.is_dir():
+        return False
+    checkpointer = Checkpointer(directory)
+    try:
+        return checkpointer.latest_step() is not None
+    finally:
+        checkpointer.close()
+
+
+def member_params(config, model: Model, members: list[dict], pop_dir: Path, member: int):
+    """Member `member`'s parameters from the population's latest checkpoint."""
+    task = populations.Task(init=lambda key, values: model.init(key), loss_fn=None, sample=None,
+                            stream=lambda params: model.initial_stream(params, config.batch))
+    like, _, _ = populations.init_population(task, config, members)
+    checkpointer = Checkpointer(pop_dir / "checkpoints")
+    try:
+        with flag_errors("checkpoint"):
+            state = checkpointer.restore(like)
+    finally:
+        checkpointer.close()
+    return jax.tree.map(lambda leaf: leaf[member], state.members.params)
+
+
+def sample_text(config, model: Model, params, vocab: text.Vocabulary, prime: str,
+                seed: int) -> str:
+    """`prime` and `--sample_len` tokens sampled after it (one lax.scan), from the member's
+    own key (`seed`)."""
+    run = jax.jit(functools.partial(
+        sampling.sample, functools.partial(model.step, params), length=config.sample_len,
+        temperature=config.temperature, top_k=config.top_k, greedy=config.greedy))
+    key = jax.random.fold_in(populations.member_keys(seed)["eval"], 1)
+    tokens = run(model.initial_stream(params, 1), jnp.asarray(text.encode(vocab, prime)), key)
+    return prime + (" " if vocab.level == "word" else "") + text.decode(vocab, tokens)
+
+
+def sample_population(config, pop_dir: Path, members: list[dict], vocab: text.Vocabulary,
+                      prime: str) -> str:
+    """The sample of member `config.sample_member` (sampling flags of `config`)."""
+    model = build_model(config, vocab.size)
+    params = member_params(config, model, members, pop_dir, config.sample_member)
+    return sample_text(config, model, params, vocab, prime,
+                       members[config.sample_member]["seed"])
+
+
+def _population_dir(path: Path) -> Path:
+    """`path` if it is a population directory, or the one population of an invocation."""
+    def fail(received: str):
+        return template.FlagError(
+            "--checkpoint: expected a char_lm population directory (config.json, vocab.json, "
+            f"prime.txt, checkpoints/) or an invocation directory with one, received "
+            f"'{path}'{received}")
+
+    if not path.is_dir():
+        raise fail(", not a directory")
+    if not (path / "checkpoints").exists():
+        inner = [p for p in path.iterdir() if p.is_dir() and (p / "config.json").is_file()]
+        if len(inner) > 1:
+            raise fail(f" with {len(inner)} populations ({', '.join(sorted(p.name for p in inner))})"
+                       "; name one")
+        path = inner[0] if inner else path
+    missing = [name for name in FILES if not (path / name).is_file()]
+    if missing:
+        raise fail(f" without {', '.join(missing)}")
+    if not has_checkpoint(path):
+        raise template.FlagError(f"--checkpoint: expected a run directory with a saved "
+                                 f"checkpoint (trained with --checkpoint_every > 0), received "
+                                 f"'{path}', which has none")
+    return path
+
+
+def saved_config(config_cls: type, pop_dir: Path):
+    """The population's config (config.json, JSON lists as tuples) and its members."""
+    try:
+        saved = json.loads((pop_dir / "config.json").read_text("utf-8"))
+        names = {f.name for f in dataclasses.fields(config_cls)}
+        values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()
+                  if k in names}
+        return config_cls(**values), saved["members"]
+    except (ValueError, TypeError, KeyError) as error:  # JSON, or another experiment's config
+        raise template.FlagError(f"--checkpoint: expected a char_lm population's config.json, "
+                                 f"received {pop_dir / 'config.json'} ({type(error).__name__}: "
+                                 f"{error})") from error
+
+
+def sample_only(config) -> dict:
+    """--sample_only: the model and members from --checkpoint, the sampling flags from
+    `config`; prints the sample and returns `{"sample": ...}`."""
+    pop_dir = _population_dir(Path(config.checkpoint).expanduser())
+    saved, members = saved_config(type(config), pop_dir)
+    template.check(config.sample_member < len(members), "sample_member",
+                   f"a member of the {len(members)} in {pop_dir}", config.sample_member)
+    vocab = text.load_vocabulary(pop_dir / "vocab.json")
+    prime = check_prime(vocab, config.prime or (pop_dir / "prime.txt").read_text("utf-8"))
+    sampling_flags = {name: getattr(config, name) for name in
+                      ("sample_len", "temperature", "top_k", "greedy", "sample_member")}
+    sample = sample_population(dataclasses.replace(saved, **sampling_flags), pop_dir, members,
+                               vocab, prime)
+    print(sample)
+    return {"sample": sample, "checkpoint": str(results.Run(pop_dir).path)}
