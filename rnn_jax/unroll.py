@@ -128,18 +128,20 @@ def _scan(cell, params, xs, carry, mask, remat, unroll_factor):
     """The rule itself, time-major: xs `[time, batch, in]`, mask `[time, batch]` or None."""
     xs_proj = cell.project_inputs(params, xs)  # [time, batch, gates], one matmul
     step = jax.checkpoint(cell.step) if remat else cell.step  # remat=True: keep only carries
+    # the per-sequence part of the step (cells/base.py), once, outside the loop
+    step_params = params if cell.prepare is None else cell.prepare(params, xs.shape[1:-1])
 
     if mask is None:
 
         def body(carry, x_proj):
-            return step(params, carry, x_proj)
+            return step(step_params, carry, x_proj)
 
         carry, ys = jax.lax.scan(body, carry, xs_proj, unroll=unroll_factor or 1)
     else:
 
         def body(carry, inputs):
             x_proj, valid = inputs
-            new_carry, h = step(params, carry, x_proj)
+            new_carry, h = step(step_params, carry, x_proj)
             return select_valid(valid, (new_carry, h), (carry, jnp.zeros_like(h)))
 
         carry, ys = jax.lax.scan(body, carry, (xs_proj, mask), unroll=unroll_factor or 1)

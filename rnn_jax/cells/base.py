@@ -8,6 +8,12 @@ A cell is a bundle of pure functions (no classes holding arrays):
     step(params, carry, x_proj_t) -> (carry, h_t)  # carry first, as jax.lax.scan expects
     input_size(params) -> int                      # expected feature size of xs; checks
                                                    # that params are this cell's (ValueError)
+    prepare(params, batch_shape) -> step_params    # optional (None: step gets params): the
+                                                   # per-sequence part of step, run once
+                                                   # before the scan (e.g. the uRNN's W)
+
+`step` must also accept the params themselves (a Python loop over it, the diagnostics), so
+`prepare` is only ever a saving. A cell that replaces `step` replaces or drops `prepare` too.
 
 Params and carries are NamedTuples of arrays. Matrices are stored `[in, out]` and applied as
 `x @ W`, so any leading axes are batch axes.
@@ -29,6 +35,7 @@ class Cell(NamedTuple):
     project_inputs: Callable[[Any, jax.Array], jax.Array]
     step: Callable[[Any, Any, jax.Array], tuple[Any, jax.Array]]
     input_size: Callable[[Any], int]
+    prepare: Callable[[Any, tuple[int, ...]], Any] | None = None
 
 
 class Activation(NamedTuple):
