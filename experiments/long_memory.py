@@ -1,233 +1,216 @@
 """Long-memory benchmarks of the uRNN paper (Arjovsky, Shah & Bengio 2016): copying and adding.
 
-    python -m experiments.long_memory --task=copying --T=100     # all four cells, then the table
-    python -m experiments.long_memory --task=adding --T=200 --cell=urnn --steps=3000
+    python -m experiments.long_memory --task=copying --seq_len=100 --seeds=5 \
+        --grid=cell=vanilla,irnn,lstm                      # the non-unitary cells, clipped
+    python -m experiments.long_memory --task=adding --seq_len=200 --seeds=5 --cell=urnn --clip=0
 
-Each cell trains in its own run directory `<out_dir>/long_memory/<task>_T<T>_<cell>_h<hidden>_
-seed<seed>/`; after every run the comparison (`<task>_T<T>_seed<seed>.png`: evaluation loss vs
-iteration for every cell found, baseline dashed; `.md`: final loss, steps to beat the baseline,
-parameters, wall time) is redrawn from the run directories, so cells run as separate jobs
-combine. Measured results and commands: experiments/long_memory.md.
+`--seq_len` is the paper's T: copying, the delay (inputs are T + 20 long); adding, the length.
+Each cell is one population of seeds (`--grid=cell=...`); the report (table.md, curves.png:
+evaluation loss vs iteration per cell, median and interquartile band, baseline dashed) is
+drawn from the run directories. Measured results and commands: experiments/long_memory.md.
 
-Paper defaults: RMSProp (lr 1e-3, decay 0.9), batch 20; hidden sizes copying tanh-RNN 80,
-IRNN 80, LSTM 40, uRNN 128; adding 128 / 128 / 128 / 512 (`--hidden` overrides all). Gradient
-clipping for the non-unitary cells only, elementwise at `--clip` = 1 as in the authors' code
-(`--clip_kind=global` for optax.clip_by_global_norm instead); the uRNN is never clipped.
-Copying: cross-entropy at every step (baseline 10 log 8 / (T + 20)); adding: MSE of the final
-prediction (baseline 0.167). Losses in the table are on a fixed held-out batch (--eval_batch).
-`--quick` runs every cell end to end in seconds.
+Paper defaults: RMSProp (lr 1e-3, decay 0.9), batch 20; hidden sizes (`--paper_sizes`, on by
+default, overrides `--hidden`) copying tanh-RNN 80, IRNN 80, LSTM 40, uRNN 128; adding
+128 / 128 / 128 / 512. Gradients of the non-unitary cells are clipped elementwise at `--clip`
+= 1 as in the authors' code (`--clip_kind=global`: by global norm); the uRNN is never clipped
+(`--clip=0`, checked). Copying: cross-entropy at every step (baseline 10 log 8 / (T + 20));
+adding: MSE of the final prediction (baseline 1/6). Evaluation losses are on a held-out batch
+of `--eval_batch` sequences, fixed per member (drawn from the member's evaluation key).
 """
 
 import dataclasses
-from pathlib import Path
+import sys
 
 import jax
 import jax.numpy as jnp
-import optax
-from absl import flags
+import numpy as np
 
-from experiments import flags as shared
-from rnn_jax import get_cell, losses, optimizers, readout, results, train, unroll
+from experiments import populations, reporting, template
+from rnn_jax import losses, population_plots, results, sequence_model
+from rnn_jax.cells import get_cell
 from rnn_jax.data import adding, copying
-from rnn_jax.unroll import output_size
 
-flags.DEFINE_enum("task", "copying", ["copying", "adding"], "Long-memory task.")
-flags.DEFINE_integer("T", 100, "Copying: the delay (inputs are T + 20 long); adding: the length.")
-flags.DEFINE_list("cells", ["vanilla", "irnn", "lstm", "urnn"], "Cells to train in turn "
-                  "(--cell picks a single one).")
-flags.DEFINE_enum("clip_kind", "elementwise", ["elementwise", "global"],
-                  "Clipping of the non-unitary cells' gradients at --clip (0: none).")
-flags.DEFINE_integer("eval_batch", 500, "Held-out sequences the evaluation loss is measured on.")
-flags.DEFINE_bool("report_only", False, "Only redraw the comparison from existing run dirs.")
-FLAGS = flags.FLAGS
-
+NAME = "long_memory"
 TASKS = {"copying": copying, "adding": adding}
 HIDDEN = {  # the paper's sizes (about 6.5K parameters each on copying)
     "copying": {"vanilla": 80, "irnn": 80, "lstm": 40, "urnn": 128},
     "adding": {"vanilla": 128, "irnn": 128, "lstm": 128, "urnn": 512},
 }
 BEAT_FRACTION = 0.95  # "beats the baseline": evaluation loss <= 0.95 x baseline
-DEFAULTS = dict(steps=2000, lr=1e-3, optimizer="rmsprop", clip=1.0, batch=20, log_every=50,
-                eval_every=50)
-QUICK = dict(steps=20, batch=4, hidden=8, log_every=10, eval_every=10)
-QUICK_T, QUICK_EVAL_BATCH = 8, 8
 
 
 @dataclasses.dataclass(frozen=True)
-class Config:
-    train: shared.TrainConfig  # its `cell` and `hidden` are this run's
-    task: str
-    T: int
-    clip_kind: str
-    eval_batch: int
+class Config(template.Base):
+    task: str = template.field("copying", "Long-memory task.", choices=tuple(TASKS))
+    seq_len: int = template.field(100, "T: copying, the delay (inputs are T + 20 long); "
+                                  "adding, the sequence length.")
+    paper_sizes: bool = template.field(True, "Hidden units from the paper for the task and "
+                                       "cell (copying 80/80/40/128, adding 128/128/128/512 for "
+                                       "vanilla/irnn/lstm/urnn); off: --hidden.")
+    steps: int = template.field(2000, "Training steps (updates) per member.")
+    lr: float = template.field(1e-3, "Learning rate.")
+    optimizer: str = template.field("rmsprop", "Optax optimiser (rmsprop: decay 0.9).",
+                                    choices=sorted(template.optimizers.OPTIMIZERS))
+    clip: float = template.field(1.0, "Clip gradients at this value (--clip_kind); 0: off "
+                                 "(the uRNN's only value).")
+    clip_kind: str = template.field("elementwise", "Clipping: each entry to [-clip, clip] (the "
+                                    "authors' code) or by global norm.",
+                                    choices=template.optimizers.CLIP_KINDS)
+    batch: int = template.field(20, "Sequences per batch.")
+    log_every: int = template.field(50, "Log and record metrics every this many steps.")
+    eval_every: int = template.field(50, "Evaluate every this many steps (0: only at the end).")
+    eval_batch: int = template.field(500, "Held-out sequences the evaluation loss is measured "
+                                     "on.")
+    solved_accuracy: float = template.field(0.99, "Copying: held-out recall accuracy that "
+                                            "counts as solved.")
+    solved_mse: float = template.field(0.01, "Adding: held-out MSE that counts as solved.")
+
+    def validate(self):
+        template.check(self.seq_len >= 2, "seq_len", "an integer T >= 2", self.seq_len)
+        template.check(self.eval_batch >= 1, "eval_batch", "an integer >= 1", self.eval_batch)
+        template.check(not self.paper_sizes or self.cell in HIDDEN[self.task], "cell",
+                       f"one of {sorted(HIDDEN[self.task])} with --paper_sizes", self.cell)
+        template.check(self.cell != "urnn" or self.clip == 0, "clip", "0 for --cell=urnn (the "
+                       "uRNN is never clipped, as in the paper)", self.clip)
+        template.check(0 < self.solved_accuracy <= 1, "solved_accuracy", "a value in (0, 1]",
+                       self.solved_accuracy)
+        template.check(self.solved_mse > 0, "solved_mse", "a positive value", self.solved_mse)
 
 
-def make_loss(task: str, cell):
-    """`(params, (xs, targets)) -> (loss, metrics)` for the task."""
-
-    def forward(params, xs):
-        ys, _ = unroll(cell, params["cell"], xs)
-        return ys
-
-    def loss(params, batch):
-        xs, targets = batch
-        ys = forward(params, xs)
-        if task == "copying":  # cross-entropy at every step; accuracy on the 10 recalled steps
-            logits = readout.linear(params["readout"], ys)  # [batch, T + 20, 9]
-            recalled = jnp.argmax(logits[:, -copying.SEQUENCE_LENGTH :], -1)
-            accuracy = jnp.mean(recalled == targets[:, -copying.SEQUENCE_LENGTH :])
-            return losses.softmax_cross_entropy(logits, targets), {"recall_accuracy": accuracy}
-        prediction = readout.linear(params["readout"], ys[:, -1])  # [batch, 1]
-        return jnp.mean((prediction - targets) ** 2), {}  # the paper's MSE (no 1/2)
-
-    return loss
+QUICK = dict(steps=20, batch=4, paper_sizes=False, hidden=8, seq_len=8, eval_batch=8,
+             log_every=10, eval_every=10)
 
 
-def as_loss_fn(loss):
-    """Adapts `loss(params, batch)` to the loop's `(params, batch, key, stream)` signature."""
+def hidden_of(config: Config) -> int:
+    """The hidden size a member trains with: the paper's, or `--hidden`."""
+    return HIDDEN[config.task][config.cell] if config.paper_sizes else config.hidden
+
+
+def metrics(config: Config, outputs: jax.Array, targets: jax.Array) -> dict:
+    """Copying: cross-entropy over all T + 20 steps and accuracy on the 10 recalled steps;
+    adding: MSE of the last step's prediction (the paper's, no 1/2)."""
+    if config.task == "copying":  # outputs [batch, T + 20, 9], targets [batch, T + 20]
+        recalled = jnp.argmax(outputs[:, -copying.SEQUENCE_LENGTH:], -1)
+        return {"loss": losses.softmax_cross_entropy(outputs, targets),
+                "recall_accuracy": jnp.mean(recalled == targets[:, -copying.SEQUENCE_LENGTH:])}
+    return {"loss": jnp.mean((outputs - targets) ** 2)}  # outputs, targets [batch, 1]
+
+
+def task(config: Config) -> populations.Task:
+    """One member: cell -> linear readout (at every step for copying, the last for adding)."""
+    cell, data = get_cell(config.cell), TASKS[config.task]
+    sizes = (copying.NUM_TOKENS, copying.NUM_CLASSES) if config.task == "copying" else (2, 1)
 
     def loss_fn(params, batch, key, stream):
-        value, metrics = loss(params, batch)
-        return value, (metrics, stream)
+        outputs = sequence_model.apply(cell, params, batch[0],
+                                       many_to_one=config.task == "adding")
+        m = metrics(config, outputs, batch[1])
+        return m.pop("loss"), (m, stream)
 
-    return loss_fn
+    def sample(key, step):
+        return data.sample(jax.random.fold_in(key, step), config.batch, config.seq_len)
 
+    def evaluate(params, key):
+        loss, m = loss_fn(params, data.sample(key, config.eval_batch, config.seq_len), key, ())
+        return {"eval_loss": loss, **{f"eval_{k}": v for k, v in m[0].items()}}
 
-def make_optimizer(config: Config) -> optax.GradientTransformation:
-    """RMSProp (decay 0.9) by default; clipping for the non-unitary cells only."""
-    cfg = config.train
-    options = {"decay": 0.9} if cfg.optimizer == "rmsprop" else {}
-    clip = cfg.clip if cfg.cell != "urnn" else 0.0
-    if config.clip_kind == "global":
-        return optimizers.make_optimizer(cfg.optimizer, cfg.lr, clip_norm=clip, **options)
-    optimizer = optimizers.make_optimizer(cfg.optimizer, cfg.lr, **options)
-    return optax.chain(optax.clip(clip), optimizer) if clip > 0 else optimizer
-
-
-def run_cell(config: Config) -> Path:
-    """Trains one cell on the task; returns its run directory."""
-    cfg, data = config.train, TASKS[config.task]
-    cell = get_cell(cfg.cell)
-    key_init, key_readout, key_data, key_eval, key_train = jax.random.split(
-        jax.random.key(cfg.seed), 5
-    )
-    num_inputs, num_outputs = (copying.NUM_TOKENS, copying.NUM_CLASSES) if config.task == \
-        "copying" else (2, 1)
-    cell_params = cell.init(key_init, num_inputs, cfg.hidden)
-    params = {
-        "cell": cell_params,
-        "readout": readout.init_linear(key_readout, output_size(cell, cell_params), num_outputs),
-    }
-    loss = make_loss(config.task, cell)
-    eval_data = data.sample(key_eval, config.eval_batch, config.T)
-    eval_step = jax.jit(lambda p, b: dict(zip(("eval_loss", "m"), loss(p, b))))
-    baseline = data.baseline(config.T)
-
-    def eval_fn(params):
-        metrics = eval_step(params, eval_data)
-        return {"eval_loss": metrics["eval_loss"], "baseline": baseline,
-                **{f"eval_{k}": v for k, v in metrics["m"].items()}}
-
-    name = f"{config.task}_T{config.T}_{cfg.cell}_h{cfg.hidden}_seed{cfg.seed}"
-    run = results.Run.create(cfg.out_dir, "long_memory", prefix(cfg) + name, config,
-                             overwrite=cfg.overwrite)
-    optimizer = make_optimizer(config)
-    state = train.init_state(params, optimizer, key_train)
-    train.fit(state, train.make_train_step(as_loss_fn(loss), optimizer),
-              lambda step: data.sample(jax.random.fold_in(key_data, step), cfg.batch, config.T),
-              eval_fn=eval_fn, run=run, plot=not cfg.quick, **shared.fit_options(cfg))
-    return run.path
+    return populations.Task(
+        init=lambda key, values: sequence_model.init(key, cell, sizes[0], hidden_of(config),
+                                                     sizes[1]),
+        loss_fn=loss_fn, sample=sample, evaluate=evaluate, clip_kind=config.clip_kind,
+        optimizer_options={"decay": 0.9} if config.optimizer == "rmsprop" else None)
 
 
-def prefix(cfg: shared.TrainConfig) -> str:
-    return ("quick_" if cfg.quick else "") + (f"{cfg.run_name}_" if cfg.run_name else "")
+def run_name(config: Config) -> str:
+    """E.g. 'copying_T100_grid-cell_seeds5' (`--run_name` wins)."""
+    name = populations.run_name(config, ("cell",))
+    if config.run_name:
+        return name
+    quick = "quick_" if config.quick else ""
+    return f"{quick}{config.task}_T{config.seq_len}_{name.removeprefix(quick)}"
 
 
-def finished_runs(out_dir: str, task: str, T: int, seed: int, name_prefix: str) -> list[Path]:
-    """The run directories of (task, T, seed) with a summary (runs still going are left out)."""
-    root = Path(out_dir) / "long_memory"
-    return [path for path in sorted(root.glob(f"{name_prefix}{task}_T{T}_*_seed{seed}"))
-            if (path / results.SUMMARY).exists()]
+def first_step(run: results.Run, metric: str, passes) -> dict[int, int | None]:
+    """Per member: the first logged step whose `metric` passes `passes(value)`, or None."""
+    first = {}
+    for row in run.metrics():
+        member, value = row.get("member", 0), row.get(metric)
+        first.setdefault(member, None)
+        if first[member] is None and value is not None and passes(value):
+            first[member] = row["step"]
+    return first
 
 
-def compare(out_dir: str, task: str, T: int, seed: int, name_prefix: str = "") -> Path:
-    """Redraws `<task>_T<T>_seed<seed>.png` and `.md` from every matching run directory."""
-    root = Path(out_dir) / "long_memory"
-    rows, curves = [], {}
-    for path in finished_runs(out_dir, task, T, seed, name_prefix):
-        config, summary = results.Run(path).config(), results.Run(path).summary()
-        records = [r for r in results.read_metrics(path) if r.get("eval_loss") is not None]
-        baseline = TASKS[task].baseline(T)
-        beaten = [r["step"] for r in records if r["eval_loss"] <= BEAT_FRACTION * baseline]
-        cell = config["train"]["cell"]
-        curves[f"{cell} (h = {config['train']['hidden']})"] = [
-            (r["step"], r["eval_loss"]) for r in records
-        ]
-        rows.append(f"| {cell} | {config['train']['hidden']} | {summary['num_params']} | "
-                    f"{records[-1]['eval_loss']:.3g} | {min(r['eval_loss'] for r in records):.3g} | "
-                    f"{beaten[0] if beaten else 'never'} | "
-                    f"{summary['steps']} | {summary['wall_time_s']:.0f} |")
-    stem = root / f"{name_prefix}{task}_T{T}_seed{seed}"
-    header = (f"{task}, T = {T}, baseline {TASKS[task].baseline(T):.4f} (beaten: eval loss <= "
-              f"{BEAT_FRACTION} x baseline)\n\n| cell | hidden | params | final eval loss | best eval "
-              "loss | steps to beat baseline | steps | wall s |\n|---|---|---|---|---|---|---|---|\n")
-    stem.with_suffix(".md").write_text(header + "\n".join(rows) + "\n")
-    plot_comparison(stem.with_suffix(".png"), curves, TASKS[task].baseline(T), f"{task}, T = {T}")
-    return stem.with_suffix(".md")
+def solved(config: Config, run: results.Run) -> dict[int, int | None]:
+    if config.task == "copying":
+        return first_step(run, "eval_recall_accuracy", lambda a: a >= config.solved_accuracy)
+    return first_step(run, "eval_loss", lambda loss: loss <= config.solved_mse)
 
 
-def plot_comparison(path: Path, curves: dict, baseline: float, title: str) -> None:
-    import matplotlib
+def num_params(config: Config) -> int:
+    shapes = jax.eval_shape(task(config).init, jax.random.key(0), {})
+    return sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
+def report(run, config: Config, done: list) -> dict:
+    """Per (task, T, cell): members beating the baseline and solving the task (Wilson), final
+    evaluation loss (and copying recall accuracy) over members; the loss curves."""
+    rows = []
+    for pop_config, members, pop_run in done:
+        outcomes = reporting.finals(pop_run)
+        baseline = TASKS[pop_config.task].baseline(pop_config.seq_len)
+        beaten = first_step(pop_run, "eval_loss", lambda loss: loss <= BEAT_FRACTION * baseline)
+        beat, solve = (reporting.reached_row([steps.get(o["member"]) for o in outcomes])
+                       for steps in (beaten, solved(pop_config, pop_run)))
+        row = {"task": pop_config.task, "T": pop_config.seq_len, "cell": pop_config.cell,
+               "hidden": hidden_of(pop_config), "params": num_params(pop_config),
+               "clip": pop_config.clip, "steps": pop_config.steps, "baseline": baseline,
+               "beat": beat["solved"], "beat_wilson95": beat["wilson95"],
+               "median_steps_to_beat": beat["median_steps_to_success"],
+               "solved": solve["solved"], "solved_wilson95": solve["wilson95"],
+               **reporting.metric_row(outcomes, "eval_loss")}
+        if pop_config.task == "copying":
+            row.update(reporting.metric_row(outcomes, "eval_recall_accuracy"))
+        rows.append(row)
+    columns = ["task", "T", "cell", "hidden", "params", "clip", "steps", "baseline", "beat",
+               "beat_wilson95", "median_steps_to_beat", "solved", "solved_wilson95",
+               "eval_loss_mean", "eval_loss_ci95", "eval_loss_median"]
+    if any("eval_recall_accuracy_mean" in r for r in rows):
+        columns += ["eval_recall_accuracy_mean", "eval_recall_accuracy_ci95"]
+    table = reporting.write_table(run, "table", [{k: _number(v) for k, v in r.items()}
+                                                 for r in rows], columns)
+    figure = plot_losses(run, done)
+    reporting.copy_figures([figure], config.figures_dir, f"{NAME}_{run.path.name}")
+    print(table)
+    print(f"run dir {run.path}")
+    return {"table": rows}
+
+
+def _number(value):
+    return float(f"{value:.4g}") if isinstance(value, float) and np.isfinite(value) else value
+
+
+def plot_losses(run: results.Run, done: list):
+    """curves.png: median and IQR evaluation loss per population, each task's baseline dashed."""
+    curves = reporting.curves(done, "eval_loss", ["task", "seq_len", "cell"])
+    if not curves:
+        return None
+    plt = population_plots._pyplot()
     fig, ax = plt.subplots(figsize=(6, 4))
-    for cell, points in sorted(curves.items()):
-        if points:
-            ax.plot(*zip(*points), label=cell)
-    ax.axhline(baseline, color="k", linestyle="--", label="baseline")
-    ax.set(xlabel="iteration", ylabel="evaluation loss", title=title, yscale="log")
-    ax.legend()
+    for label, curve in curves.items():
+        population_plots.plot_curves_band(ax, curve["steps"], curve["median"], curve["q25"],
+                                          curve["q75"], f"{label} (n={max(curve['n'])})")
+    for task_name, T in sorted({(c.task, c.seq_len) for c, _, _ in done}):
+        ax.axhline(TASKS[task_name].baseline(T), color="k", linestyle="--", linewidth=1)
+    ax.set(xlabel="iteration", ylabel="evaluation loss (median, IQR)", yscale="log",
+           title="long memory; dashed: memoryless baseline")
+    ax.legend(fontsize=7)
     fig.tight_layout()
+    path = run.path / "curves.png"
     fig.savefig(path, dpi=100)
     plt.close(fig)
-
-
-def main(argv):
-    shared.check_no_positional(argv)
-    T = FLAGS.T if FLAGS["T"].present or not FLAGS.quick else QUICK_T
-    eval_batch = FLAGS.eval_batch if FLAGS["eval_batch"].present or not FLAGS.quick \
-        else QUICK_EVAL_BATCH
-    shared.check(T >= 2, "T", "an integer >= 2", T)
-    shared.check(eval_batch >= 1, "eval_batch", "an integer >= 1", eval_batch)
-    cells_flag = "cell" if FLAGS.cell else "cells"
-    cells = [FLAGS.cell] if FLAGS.cell else FLAGS.cells
-    shared.check_distinct(cells, cells_flag)
-    for cell in cells:
-        shared.check(cell in HIDDEN[FLAGS.task], cells_flag,
-                     f"cells among {sorted(HIDDEN['adding'])}", cell)
-    configs = [
-        Config(shared.train_config({**DEFAULTS, "cell": cell, "hidden": HIDDEN[FLAGS.task][cell]},
-                                   {**QUICK, "cell": cell}),
-               FLAGS.task, T, FLAGS.clip_kind, eval_batch)
-        for cell in cells
-    ]  # every config validated before any compile
-    cfg = configs[0].train
-    if FLAGS.report_only:
-        shared.check(bool(finished_runs(cfg.out_dir, FLAGS.task, T, cfg.seed, prefix(cfg))),
-                     "report_only", f"finished runs in {Path(cfg.out_dir) / 'long_memory'} to "
-                     "report on", "none")
-    else:
-        for config in configs:
-            try:
-                run_cell(config)
-            except results.RunFinished as finished:  # trained before: compared from its files
-                print(finished)
-    table = compare(cfg.out_dir, FLAGS.task, T, cfg.seed, prefix(cfg))
-    print(table.read_text())
-    return table
+    return path
 
 
 if __name__ == "__main__":
-    shared.run(main)
+    populations.main(sys.modules[__name__])
