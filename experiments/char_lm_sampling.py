@@ -107,6 +107,10 @@ def saved_config(config_cls: type, pop_dir: Path):
     try:
         saved = json.loads((pop_dir / "config.json").read_text("utf-8"))
         names = {f.name for f in dataclasses.fields(config_cls)}
+        own = sorted(names - {f.name for f in dataclasses.fields(template.Base)})
+        missing = [name for name in own if name not in saved]  # e.g. another experiment's run
+        if missing:
+            raise KeyError(f"no {', '.join(missing[:3])}{', ...' if len(missing) > 3 else ''}")
         values = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items()
                   if k in names}
         return config_cls(**values), saved["members"]

@@ -20,6 +20,7 @@ resumes: finished populations are kept, the interrupted one resumes from its che
 """
 
 import dataclasses
+import logging as std_logging
 import os
 import sys
 from pathlib import Path
@@ -230,6 +231,8 @@ def main(module: Any) -> None:
                         "compiling (JAX's persistent cache); empty: off.")
 
     def main_with_runtime(argv: Sequence[str]) -> None:
+        # absl prints INFO to stderr; JAX's (e.g. "Unable to initialize backend 'tpu'") is noise
+        std_logging.getLogger("jax").setLevel(std_logging.WARNING)
         if FLAGS.keep_host_memory:
             runtime.keep_host_memory()
         if FLAGS.compilation_cache_dir:
@@ -247,17 +250,21 @@ def main(module: Any) -> None:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(1)
 
-    app.run(main_with_runtime)
+    def parse_or_exit(argv: Sequence[str]) -> list[str]:
+        try:
+            return template.parse_flags(FLAGS, argv)
+        except template.FlagError as error:  # e.g. --steps=ten: one line, as above
+            print(error, file=sys.stderr)
+            sys.exit(error.exitcode)
+
+    app.run(main_with_runtime, flags_parser=parse_or_exit)
 
 
 def parse(module: Any, argv: Sequence[str]) -> template.Base:
     """`argv` (flags only, no program name) as the module's validated config."""
     flag_values = flags.FlagValues()
     template.define_flags(module.Config, flag_values)
-    try:
-        remaining = flag_values(["experiment", *argv])
-    except flags.Error as error:
-        raise template.FlagError(str(error)) from None
+    remaining = template.parse_flags(flag_values, ["experiment", *argv])
     template.check(len(remaining) <= 1, "argv", "only --flags", list(remaining[1:]))
     return template.from_flags(module.Config, module.QUICK, flag_values)
 

@@ -24,6 +24,7 @@ another (`experiments.populations`).
 import dataclasses
 import itertools
 import math
+import re
 import typing
 from pathlib import Path
 from typing import Any, Sequence
@@ -100,6 +101,23 @@ def check(condition: bool, flag: str, expected: str, received: Any) -> None:
         raise FlagError(f"--{flag}: expected {expected}, received {received!r}")
 
 
+_ABSL_BAD_VALUE = re.compile(r"flag --(?P<name>\w+)=(?P<value>.*?): ", re.S)
+
+
+def parse_flags(flag_values: flags.FlagValues, argv: Sequence[str]) -> list[str]:
+    """absl's parse of `argv` (program name first), its value errors in our one-line form."""
+    try:
+        return flag_values(list(argv))
+    except flags.Error as error:
+        bad = _ABSL_BAD_VALUE.match(str(error))
+        if bad is None or bad["name"] not in flag_values:
+            raise FlagError(str(error)) from None
+        parser = flag_values[bad["name"]].parser
+        values = getattr(parser, "enum_values", None)
+        expected = f"one of {', '.join(values)}" if values else f"a value of type {parser.flag_type()}"
+        raise FlagError(f"--{bad['name']}: expected {expected}, received {bad['value']!r}") from None
+
+
 def define_flags(config_cls: type, flag_values: flags.FlagValues) -> None:
     """Defines one absl flag per config field, with the field's default and help."""
     for f in dataclasses.fields(config_cls):
@@ -173,9 +191,9 @@ def grid_of(config: Base) -> dict[str, list]:
         name, sep, listed = entry.partition("=")
         name = name.strip()
         check(sep and listed.strip(), "grid", "name=v1,v2,... with at least one value", entry)
-        check(name in types and name not in ("grid", "seeds", "seed") + Base.NOT_IN_CONFIG,
-              "grid", f"a config field ({', '.join(sorted(set(types) - {'grid', 'seeds'}))})",
-              name)
+        excluded = {"grid", "seeds", "seed", *Base.NOT_IN_CONFIG}  # not a member's value
+        check(name in types and name not in excluded, "grid",
+              f"a config field ({', '.join(sorted(set(types) - excluded))})", name)
         check(name not in grid, "grid", "each field at most once", name)
         values = [_convert(types[name], v) if types[name].type not in _LIST_TYPES else v
                   for v in listed.split(",")]

@@ -186,7 +186,7 @@ BAD_INPUT = [
     (["--data_path=/nonexistent/text.txt"], "--data_path: expected a non-empty UTF-8 text "
                                             "file, received '/nonexistent/text.txt'"),
     (["--text_chars=300", "--batch=400"], "--batch: expected at most 269 streams"),
-    (["--data=wiki"], "should be one of"),
+    (["--data=wiki"], r"expected one of .*, received "),
     (["--lr=nan"], "--lr: expected a positive, finite learning rate"),
 ]
 

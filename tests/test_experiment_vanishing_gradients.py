@@ -182,7 +182,7 @@ def test_recall_sample_targets_the_first_symbol(key):
 
 
 @pytest.mark.parametrize("argv, match", [
-    (["--part=plots"], "should be one of"),
+    (["--part=plots"], r"expected one of .*, received "),
     (["--radii=0.5,-1"], "--radii: expected distinct positive finite radii, received "
                          "'0.5,-1.0'"),
     (["--radii=0.5,0.5"], "--radii: expected distinct positive finite radii"),
