@@ -58,3 +58,9 @@ def test_plot_curves_draws_a_png_from_the_files(tmp_path):
     path = results.plot_curves(run.path)
     assert path == run.path / "curves.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_markdown_table_keeps_small_values_and_marks_missing_ones():
+    table = results.markdown_table([{"loss": 4.26e-05, "median": float("nan"), "acc": 0.99912,
+                                     "zero": 0.0, "steps": None, "cell": "urnn"}])
+    assert table.splitlines()[-1] == "| 4.26e-05 | - | 0.999 | 0.000 | - | urnn |"
