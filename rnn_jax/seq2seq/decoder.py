@@ -1,0 +1,145 @@
+"""The decoder: any cell over target tokens, optionally attending to a memory, then a readout.
+
+One step, from the previous token y(t-1) and carry (Luong et al. 2015, Sec. 3, without input
+feeding, so the recurrence does not depend on the attention and teacher forcing is one
+`unroll` plus attention over all steps at once):
+
+    carry(t), h(t) = cell.step(carry(t-1), U E[y(t-1)] + b)
+    c(t), a(t)     = attend(h(t), memory)                      (attention.py; skipped for "none")
+    h~(t)          = tanh(W_c [c(t); h(t)] + b_c)               (Luong eq. 5; h~ = h for "none")
+    o(t)           = V h~(t) + c_o,   p(y(t) | y(<t), source) = softmax(o(t))
+
+The decoder knows nothing of the encoder: it takes an initial carry (an encoded source, an
+image's features, ...) and, with attention, a `Memory`. So it serves sequence-to-sequence
+models (`model.py`) and one-to-many generation (captioning) alike; `decode.py` searches it.
+
+Token ids: `PAD`, `BOS`, `EOS` below are the defaults everywhere (a vocabulary puts them first).
+"""
+
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnn_jax import readout
+from rnn_jax.cells.base import Cell
+from rnn_jax.seq2seq import attention
+from rnn_jax.unroll import output_size, unroll
+
+PAD, BOS, EOS = 0, 1, 2
+
+
+class Decoder(NamedTuple):
+    """The decoder's structure (no arrays): its cell and its attention kind."""
+
+    cell: Cell
+    attention: str = "none"  # one of attention.KINDS
+
+
+class DecoderParams(NamedTuple):
+    embedding: jax.Array  # E: [vocab, embed]
+    cell: Any  # the cell's params (inputs: embed)
+    attention: attention.AdditiveParams | None  # additive only
+    combine: readout.LinearParams | None  # W_c: [memory + hidden, hidden]; None without attention
+    readout: readout.LinearParams  # V: [hidden, vocab]
+
+
+def init(key: jax.Array, decoder: Decoder, vocab_size: int, embed_size: int, hidden_size: int,
+         *, memory_size: int | None = None, attention_size: int | None = None,
+         dtype=jnp.float32, **cell_options) -> DecoderParams:
+    """Normal(0, 1/embed) embedding, the cell's own init, Glorot attention/combine/readout.
+
+    `memory_size` (the encoder outputs' width) is required with attention; "dot" needs it
+    equal to the cell's output width (a ValueError names both).
+    """
+    attention.check_kind(decoder.attention)
+    keys = jax.random.split(key, 5)
+    cell_params = decoder.cell.init(keys[1], embed_size, hidden_size, dtype=dtype, **cell_options)
+    width = output_size(decoder.cell, cell_params)
+    att = combine = None
+    if decoder.attention != "none":
+        if memory_size is None:
+            raise ValueError(f"attention {decoder.attention!r}: expected memory_size (the "
+                             f"encoder outputs' width), received None")
+        att = attention.init(keys[2], decoder.attention, width, memory_size, attention_size,
+                             dtype=dtype)
+        combine = readout.init_linear(keys[3], memory_size + width, width, dtype=dtype)
+    embedding = jax.random.normal(keys[0], (vocab_size, embed_size), dtype) / np.sqrt(embed_size)
+    return DecoderParams(embedding, cell_params, att, combine,
+                         readout.init_linear(keys[4], width, vocab_size, dtype=dtype))
+
+
+def vocab_size(params: DecoderParams) -> int:
+    return params.embedding.shape[0]
+
+
+def check_tokens(tokens: jax.Array, size: int, what: str) -> None:
+    """A ValueError unless `tokens` are integers in [0, size) (values checked when concrete)."""
+    if not jnp.issubdtype(tokens.dtype, jnp.integer):
+        raise ValueError(f"expected integer {what} tokens, received dtype {tokens.dtype}")
+    if isinstance(tokens, jax.core.Tracer) or tokens.size == 0:
+        return
+    values = np.asarray(tokens)
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high >= size:
+        raise ValueError(f"expected {what} tokens in [0, {size}) (the model's {what} vocabulary), "
+                         f"received min {low} and max {high}")
+
+
+def check_memory(decoder: Decoder, memory: attention.Memory | None) -> None:
+    if (decoder.attention == "none") != (memory is None):
+        raise ValueError(f"attention {decoder.attention!r}: expected "
+                         f"{'no memory' if decoder.attention == 'none' else 'a Memory'}, "
+                         f"received {type(memory).__name__}")
+
+
+def outputs(decoder: Decoder, params: DecoderParams, memory: attention.Memory | None,
+            hs: jax.Array) -> tuple[jax.Array, jax.Array | None]:
+    """Cell outputs `hs [batch, steps, hidden]` -> `(logits [batch, steps, vocab], attention
+    weights [batch, steps, source] or None)`."""
+    if decoder.attention == "none":
+        return readout.linear(params.readout, hs), None
+    context, weights = attention.attend(decoder.attention, params.attention, memory, hs)
+    attended = jnp.tanh(readout.linear(params.combine, jnp.concatenate([context, hs], -1)))
+    return readout.linear(params.readout, attended), weights
+
+
+def step(decoder: Decoder, params: DecoderParams, memory: attention.Memory | None, carry: Any,
+         tokens: jax.Array) -> tuple[Any, jax.Array, jax.Array | None]:
+    """One decoder step from the previous tokens `[batch]`: `(carry, logits [batch, vocab],
+    weights [batch, source] or None)`."""
+    x_proj = decoder.cell.project_inputs(params.cell, jnp.take(params.embedding, tokens, axis=0))
+    carry, h = decoder.cell.step(params.cell, carry, x_proj)
+    logits, weights = outputs(decoder, params, memory, h[:, None])
+    return carry, logits[:, 0], None if weights is None else weights[:, 0]
+
+
+def forward(decoder: Decoder, params: DecoderParams, memory: attention.Memory | None,
+            carry: Any, inputs: jax.Array, lengths: jax.Array | None = None
+            ) -> tuple[jax.Array, jax.Array | None]:
+    """Teacher forcing: the decoder fed the true previous tokens.
+
+    Args:
+      carry: initial carry (batch leading), e.g. `model.bridge` of an encoded source.
+      inputs: `[batch, steps]` previous tokens: BOS, y(1), ..., y(n-1) (`shift_right`).
+      lengths: `[batch]` valid steps (the targets' lengths, EOS included); None: all.
+    Returns:
+      `(logits [batch, steps, vocab], weights [batch, steps, source] or None)`; steps past
+      `lengths` are padding (their logits carry no meaning; mask them in the loss).
+    """
+    check_memory(decoder, memory)
+    check_tokens(inputs, vocab_size(params), "target")
+    if inputs.ndim != 2 or inputs.shape[1] == 0:
+        raise ValueError(f"expected target inputs [batch, steps] with steps >= 1, received "
+                         f"shape {inputs.shape}")
+    xs = jnp.take(params.embedding, inputs, axis=0)
+    hs, _ = unroll(decoder.cell, params.cell, xs, carry=carry, lengths=lengths)
+    return outputs(decoder, params, memory, hs)
+
+
+def shift_right(targets: jax.Array, bos: int = BOS) -> jax.Array:
+    """Decoder inputs from targets: `[y1, ..., yn, EOS, PAD..] -> [BOS, y1, ..., yn, EOS..]`
+    (`[batch, steps]`, same shape)."""
+    start = jnp.full(targets.shape[:1] + (1,), bos, targets.dtype)
+    return jnp.concatenate([start, targets[:, :-1]], axis=1)
