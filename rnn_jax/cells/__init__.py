@@ -3,6 +3,7 @@
 from typing import Callable
 
 from rnn_jax.cells import gru, lstm, output_feedback, unitary, vanilla
+from rnn_jax.cells import gru_torch
 from rnn_jax.cells.base import ACTIVATIONS, Cell, get_activation
 
 # name -> factory(**options) -> Cell. Options are bound at construction (e.g. activation) or
@@ -14,6 +15,7 @@ CELLS: dict[str, Callable[..., Cell]] = {
     ),
     "output_feedback": output_feedback.make_cell,
     "gru": gru.make_cell,
+    "gru_torch": gru_torch.make_cell,  # PyTorch/cuDNN/flax GRU: reset after the matmul
     "lstm": lstm.make_cell,
     "urnn": unitary.make_cell,
 }
