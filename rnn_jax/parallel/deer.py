@@ -1,0 +1,202 @@
+"""Any cell evaluated in parallel over time by Newton iterations: DEER and quasi-DEER.
+
+`deer_unroll(cell, params, xs)` returns what `rnn_jax.unroll` returns (to the tolerance), plus
+a `NewtonInfo`: the whole trajectory is the root of `f(s(t-1), x(t)) - s(t)` for all t, found
+by Newton's method whose every iteration is a linear recurrence solved by
+`jax.lax.associative_scan` (the method, its references and the adjoint: `deer_grad.py`).
+
+- `jacobian="full"`: DEER (Lim et al., ICLR 2024, arXiv 2309.12252): exact Newton with the
+  `[D, D]` Jacobians of the step; few iterations, but O(T D^3) work in the scan.
+- `jacobian="diagonal"`: quasi-DEER (Gonzalez et al., NeurIPS 2024, arXiv 2407.19115): only
+  the Jacobians' diagonals in the scan, O(T D); more iterations.
+
+The carry pytree is flattened into one state vector per example (the LSTM's (h, c) becomes
+`[2*hidden]`), so any cell runs through its `step`; its carry must be real floating point.
+Lengths and reverse mean what they mean for `unroll`: a padded step is the identity on the
+state (its Jacobian is I) and emits zeros.
+
+Non-convergence (residual still > tol after `max_iterations`) is detected by the returned
+`NewtonInfo.converged`, and `on_failure` chooses what follows:
+- "sequential" (default): the trajectory is recomputed by the sequential scan (inside the
+  program, by `lax.cond`, so it works under `jit`), so the outputs are always right and a
+  diverging Newton never reaches the caller; outside `jit` a `RuntimeWarning` names the
+  residual and the iterations. The choice follows the issue's option of a fallback: training
+  must not stop because one batch made the network less contractive.
+- "raise": a `RuntimeError` with the residual and the iterations; needs concrete values (not
+  under `jit` or `grad`), otherwise a ValueError says so before anything runs.
+- "return": the last Newton iterate as it is; read `NewtonInfo.converged`.
+The adjoint solve in the backward pass always falls back to the sequential scan.
+
+Default tolerance on the absolute residual max_t |f(s(t-1), x(t)) - s(t)|: `DEFAULT_TOL` by
+dtype, a few hundred roundings of a state of order one, since the scan's products round at
+each of its log T levels.
+"""
+
+import warnings
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rnn_jax import sequence
+from rnn_jax.cells.base import Cell
+from rnn_jax.parallel.deer_grad import NewtonInfo, linearize, make_solve
+from rnn_jax.sequence import reverse_padded, sequence_mask
+from rnn_jax.unroll import unroll
+
+JACOBIANS = ("full", "diagonal")
+ON_FAILURE = ("sequential", "raise", "return")
+DEFAULT_TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
+
+
+def check_options(jacobian: str, tol: Any, max_iterations: Any, on_failure: str) -> None:
+    """A ValueError naming the expected and the received value of each Newton option."""
+    if jacobian not in JACOBIANS:
+        raise ValueError(f"expected jacobian in {JACOBIANS}, received {jacobian!r}")
+    if on_failure not in ON_FAILURE:
+        raise ValueError(f"expected on_failure in {ON_FAILURE}, received {on_failure!r}")
+    if tol is not None and not (isinstance(tol, (int, float)) and np.isfinite(tol) and tol > 0):
+        raise ValueError(f"expected tol a finite number > 0 (or None), received {tol!r}")
+    is_int = isinstance(max_iterations, (int, np.integer)) and not isinstance(max_iterations, bool)
+    if not is_int or max_iterations < 1:
+        raise ValueError(f"expected max_iterations an int >= 1, received {max_iterations!r}")
+
+
+def _check_carry_dtype(cell: Cell, carry: Any) -> jnp.dtype:
+    dtypes = {jnp.asarray(leaf).dtype for leaf in jax.tree.leaves(carry)}
+    if len(dtypes) != 1 or not jnp.issubdtype(next(iter(dtypes)), jnp.floating):
+        raise ValueError(
+            f"{cell.name}: DEER needs a real floating-point carry of one dtype (its Jacobian "
+            f"is real), received carry dtypes {sorted(map(str, dtypes))}"
+        )
+    return next(iter(dtypes))
+
+
+def flattener(carry: Any):
+    """`(flat, unflat)` between a carry pytree `[*batch, ...]` and `[*batch, D]` arrays;
+    `unflat` accepts any leading axes."""
+    leaves, tree = jax.tree.flatten(carry)
+    batch_ndim = leaves[0].ndim - 1  # carries are `[*batch, features...]`; cells here have 1
+    tails = [leaf.shape[batch_ndim:] for leaf in leaves]
+    sizes = [int(np.prod(tail)) for tail in tails]
+
+    def flat(c):
+        return jnp.concatenate(
+            [leaf.reshape(*leaf.shape[: leaf.ndim - len(t)], -1)
+             for leaf, t in zip(jax.tree.leaves(c), tails)], axis=-1,
+        )
+
+    def unflat(s):
+        parts = jnp.split(s, np.cumsum(sizes)[:-1].tolist(), axis=-1)
+        return jax.tree.unflatten(
+            tree, [p.reshape(*p.shape[:-1], *t) for p, t in zip(parts, tails)]
+        )
+
+    return flat, unflat
+
+
+def deer_unroll(
+    cell: Cell,
+    params: Any,
+    xs: jax.Array,
+    *,
+    carry: Any = None,
+    lengths: jax.Array | None = None,
+    reverse: bool = False,
+    jacobian: str = "full",
+    tol: float | None = None,
+    max_iterations: int = 100,
+    on_failure: str = "sequential",
+) -> tuple[jax.Array, Any, NewtonInfo]:
+    """`rnn_jax.unroll`'s outputs computed by (quasi-)Newton iterations over the whole time axis.
+
+    Args:
+      cell, params, xs, carry, lengths, reverse: as for `rnn_jax.unroll`; xs
+        `[batch, time, features]` or `[time, features]`.
+      jacobian: "full" (DEER) or "diagonal" (quasi-DEER).
+      tol: stop when max_t |f(s(t-1), x(t)) - s(t)| <= tol; None: `DEFAULT_TOL` of the dtype.
+      max_iterations: Newton updates at most (>= 1).
+      on_failure: "sequential", "raise" or "return" (module docstring).
+    Returns:
+      `(ys [batch, time, hidden], final_carry, NewtonInfo)`; gradients through ys and the carry
+      come from DEER's adjoint recurrence (`deer_grad.make_solve`).
+    """
+    sequence.check_inputs(cell, params, xs)
+    check_options(jacobian, tol, max_iterations, on_failure)
+    if on_failure == "raise" and isinstance(xs, jax.core.Tracer):
+        raise ValueError(
+            "on_failure='raise' needs concrete values (not under jit, grad or vmap), received "
+            "traced inputs; use 'sequential' or 'return' and read NewtonInfo.converged"
+        )
+    if xs.ndim == 2:  # one unbatched sequence: add and remove a batch axis
+        carry = None if carry is None else jax.tree.map(lambda a: a[None], carry)
+        lengths = None if lengths is None else jnp.reshape(lengths, (1,))
+        ys, carry, info = deer_unroll(
+            cell, params, xs[None], carry=carry, lengths=lengths, reverse=reverse,
+            jacobian=jacobian, tol=tol, max_iterations=max_iterations, on_failure=on_failure,
+        )
+        return ys[0], jax.tree.map(lambda a: a[0], carry), info
+    batch, time = xs.shape[:2]
+    carry = cell.initial_carry(params, (batch,)) if carry is None else carry
+    sequence.check_carry(cell, params, carry, batch)
+    dtype = _check_carry_dtype(cell, carry)
+    tol = DEFAULT_TOL.get(np.dtype(dtype), 1e-5) if tol is None else tol
+    if lengths is not None:
+        sequence.check_lengths(lengths, batch, time)
+        lengths = sequence.clamp_lengths(lengths, time)
+        xs = jnp.where(sequence_mask(lengths, time)[..., None], xs, jnp.zeros_like(xs))
+    if time == 0:
+        ys, carry = unroll(cell, params, xs, carry=carry, lengths=lengths)
+        return ys, carry, NewtonInfo(jnp.int32(0), jnp.zeros((), dtype), jnp.bool_(True))
+    if reverse:
+        xs = reverse_padded(xs, lengths)
+    valid = jnp.ones((batch, time), bool) if lengths is None else sequence_mask(lengths, time)
+    xs_proj = cell.project_inputs(params, jnp.swapaxes(xs, 0, 1))  # [time, batch, gates]
+    valid = jnp.swapaxes(valid, 0, 1)  # [time, batch]
+    flat, unflat = flattener(carry)
+
+    def F(p, prev, inputs):  # the step on flat states; a padded step keeps the state
+        x_proj, ok = inputs
+        new = flat(cell.step(p, unflat(prev), x_proj)[0])
+        return jnp.where(ok[..., None], new, prev)
+
+    s0 = flat(carry)
+    _check_linearizable(cell, F, params, s0[None], (xs_proj[:1], valid[:1]))
+    options = dict(jacobian=jacobian, tol=tol, max_iterations=max_iterations,
+                   fall_back=on_failure == "sequential")
+    states, info = make_solve(F, options)(params, s0, (xs_proj, valid))
+    prev = jnp.concatenate([s0[None], states[:-1]], axis=0)
+    ys = cell.step(params, unflat(prev), xs_proj)[1]  # every output at once from s(t-1)
+    ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))
+    ys = jnp.swapaxes(ys, 0, 1)  # [batch, time, hidden]
+    ys = reverse_padded(ys, lengths) if reverse else ys
+    _report_failure(info, on_failure)
+    return ys, unflat(states[-1]), info
+
+
+def _check_linearizable(cell: Cell, F, params, s0, inputs) -> None:
+    """A ValueError when JAX cannot take the forward-mode Jacobian of the step in its carry."""
+    try:
+        jax.eval_shape(lambda s: linearize(lambda v, u: F(params, v, u), s, inputs, "full"), s0)
+    except (TypeError, NotImplementedError) as error:
+        raise ValueError(
+            f"{cell.name}: expected a step whose carry Jacobian JAX can linearize (jax.jvp), "
+            f"received one that cannot: {error}"
+        ) from error
+
+
+def _report_failure(info: NewtonInfo, on_failure: str) -> None:
+    """The warning or the error of `on_failure`, where the info holds concrete values."""
+    if on_failure == "return" or isinstance(info.converged, jax.core.Tracer):
+        return
+    if bool(info.converged):
+        return
+    message = (
+        f"Newton iterations did not converge: residual {float(info.residual):.3g} after "
+        f"{int(info.iterations)} iterations"
+    )
+    if on_failure == "raise":
+        raise RuntimeError(message + "; raise max_iterations or tol, or use on_failure="
+                           "'sequential'")
+    warnings.warn(message + "; the trajectory was recomputed sequentially", RuntimeWarning)
