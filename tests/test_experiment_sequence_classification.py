@@ -1,0 +1,78 @@
+"""experiments.sequence_classification: --quick end to end on the digits, MNIST from a tiny
+file through the experiment's data path, the missing-scikit-learn message, and bad flags
+before any compile."""
+
+import builtins
+import json
+
+import numpy as np
+import pytest
+
+from experiments import populations, sequence_classification as sc, template
+from rnn_jax import train
+from rnn_jax.data import digits
+
+
+def quick(tmp_path, *argv):
+    return populations.call(sc, ["--quick", f"--out_dir={tmp_path}", *argv])
+
+
+def test_quick_run_on_the_digits_reports_test_accuracy(tmp_path):
+    pytest.importorskip("sklearn")
+    summary = quick(tmp_path, f"--figures_dir={tmp_path / 'fig'}")
+    (row,) = summary["table"]
+    assert (row["order"], row["time_steps"], row["members"]) == ("row", 8, 1)
+    # LSTM, 8 inputs, 8 units: U [8, 32], W [8, 32], b [32]; readout V [8, 10], c [10]
+    assert row["params"] == 8 * 32 + 8 * 32 + 32 + 8 * 10 + 10
+    run_dir = tmp_path / "sequence_classification" / "quick_digits_row_lstm_hidden8_seed0"
+    records = [json.loads(line) for line in
+               (run_dir / "population" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records] == [10, 20]
+    assert row["test_accuracy_mean"] == pytest.approx(records[-1]["test_accuracy"])
+    assert (tmp_path / "fig" / f"sequence_classification_{run_dir.name}_curves.png").exists()
+
+
+def test_mnist_sequences_come_from_the_file_in_the_chosen_order(tmp_path, key):
+    rng = np.random.default_rng(0)
+    arrays = dict(x_train=rng.integers(0, 256, (5, 28, 28), dtype=np.uint8),
+                  y_train=np.arange(5), x_test=rng.integers(0, 256, (3, 28, 28), dtype=np.uint8),
+                  y_test=np.arange(3))
+    np.savez(tmp_path / "mnist.npz", **arrays)
+    config = template.validate(sc.Config(dataset="mnist", data_path=str(tmp_path / "mnist.npz"),
+                                         order="permuted", eval_size=2, out_dir=str(tmp_path)))
+    train_xs, train_ys, test_xs, test_ys = sc.sequences(config)
+    order = digits.permutation(key, 784)  # --permutation_seed=0
+    assert train_xs.shape == (5, 784, 1) and test_xs.shape == (2, 784, 1)
+    np.testing.assert_allclose(train_xs[3, :, 0], arrays["x_train"][3].reshape(-1)[order] / 255,
+                               rtol=1e-6)
+    np.testing.assert_array_equal(test_ys, [0, 1])
+
+
+def test_without_scikit_learn_the_flag_error_says_how_to_install_it(tmp_path, monkeypatch):
+    real_import = builtins.__import__
+
+    def no_sklearn(name, *args, **kwargs):
+        if name.startswith("sklearn"):
+            raise ImportError("No module named 'sklearn'")
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_sklearn)
+    with pytest.raises(template.FlagError, match=r"--dataset: expected scikit-learn installed "
+                                                 r"for the 8x8 digits \(pip install scikit-learn\)"):
+        quick(tmp_path)
+    with pytest.raises(ImportError, match="pip install scikit-learn"):
+        digits.load_digits(np.zeros(2, np.uint32))
+
+
+@pytest.mark.parametrize("argv, match", [
+    (["--dataset=mnist"], "--data_path: expected an existing mnist.npz file with --dataset=mnist"),
+    (["--data_path=x.npz"], "--data_path: expected empty with --dataset=digits"),
+    (["--order=spiral"], r"--order: expected one of pixel, row, permuted, received 'spiral'"),
+    (["--test_fraction=1"], r"--test_fraction: expected a value in \(0, 1\), received 1.0"),
+    (["--eval_size=-1"], r"--eval_size: expected an integer >= 0 \(0: all\), received -1"),
+])
+def test_invalid_flags_fail_before_any_compile(argv, match, monkeypatch, tmp_path):
+    monkeypatch.setattr(train, "make_train_step", lambda *a, **k: pytest.fail("compiled"))
+    with pytest.raises(template.FlagError, match=match):
+        quick(tmp_path, *argv)
+    assert not (tmp_path / "sequence_classification").exists()
