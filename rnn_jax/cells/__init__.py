@@ -4,6 +4,7 @@ from typing import Callable
 
 from rnn_jax.cells import gru, lstm, output_feedback, unitary, vanilla
 from rnn_jax.cells import gru_torch
+from rnn_jax.cells import lru, mingru, minlstm
 from rnn_jax.cells.base import ACTIVATIONS, Cell, get_activation
 
 # name -> factory(**options) -> Cell. Options are bound at construction (e.g. activation) or
@@ -18,6 +19,9 @@ CELLS: dict[str, Callable[..., Cell]] = {
     "gru_torch": gru_torch.make_cell,  # PyTorch/cuDNN/flax GRU: reset after the matmul
     "lstm": lstm.make_cell,
     "urnn": unitary.make_cell,
+    "mingru": mingru.make_cell,  # linear in h: parallel over time (rnn_jax.parallel)
+    "minlstm": minlstm.make_cell,
+    "lru": lru.make_cell,
 }
 
 
