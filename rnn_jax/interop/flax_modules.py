@@ -122,21 +122,30 @@ class NnxRNN(nnx.Module):
       unroll, remat, backward: `rnn_jax.unroll`'s options.
       param_dtype: dtype of the params.
       rngs: `nnx.Rngs`; its `params` stream initialises the cells.
+      layers, embedding: given params instead (then `in_features`, `hidden_size`,
+        `num_layers`, `bidirectional`, `vocab_size` and `rngs` are read off them or unused).
     """
 
-    def __init__(self, cell: Cell | str, in_features: int, hidden_size: int, *,
-                 num_layers: int = 1, bidirectional: bool = False,
-                 vocab_size: int | None = None, time_major: bool = False,
-                 return_carry: bool = False, reverse: bool = False, keep_order: bool = False,
-                 unroll: int | None = None, remat: bool | int | str = False,
-                 backward: str = "handwritten", param_dtype=jnp.float32, rngs: nnx.Rngs):
+    def __init__(self, cell: Cell | str, in_features: int | None = None,
+                 hidden_size: int | None = None, *, num_layers: int = 1,
+                 bidirectional: bool = False, vocab_size: int | None = None,
+                 time_major: bool = False, return_carry: bool = False, reverse: bool = False,
+                 keep_order: bool = False, unroll: int | None = None,
+                 remat: bool | int | str = False, backward: str = "handwritten",
+                 param_dtype=jnp.float32, rngs: nnx.Rngs | None = None,
+                 layers: tuple | None = None, embedding: jax.Array | None = None):
         cell = as_cell(cell)
-        layers = init_layers(cell, rngs.params(), in_features, hidden_size,
-                             num_layers=num_layers, bidirectional=bidirectional,
-                             dtype=param_dtype)
-        embedding = None
-        if vocab_size is not None:
-            embedding = embedding_init(rngs.params(), (vocab_size, in_features), param_dtype)
+        if layers is None:
+            if in_features is None or hidden_size is None or rngs is None:
+                raise ValueError(
+                    f"expected in_features, hidden_size and rngs (or given layers), received "
+                    f"{in_features}, {hidden_size} and {type(rngs).__name__}")
+            layers = init_layers(cell, rngs.params(), in_features, hidden_size,
+                                 num_layers=num_layers, bidirectional=bidirectional,
+                                 dtype=param_dtype)
+            if vocab_size is not None:
+                embedding = embedding_init(rngs.params(), (vocab_size, in_features),
+                                           param_dtype)
         self._set(cell, layers, embedding, dict(
             time_major=time_major, return_carry=return_carry, reverse=reverse,
             keep_order=keep_order, unroll=unroll, remat=remat, backward=backward))
@@ -145,12 +154,7 @@ class NnxRNN(nnx.Module):
     def from_layers(cls, cell: Cell | str, layers: tuple, *, embedding=None, **options):
         """A module holding given params (e.g. converted from PyTorch): `layers` one entry per
         layer, `embedding` `[vocab, in]` or None; `options` as for the constructor."""
-        module = object.__new__(cls)
-        module._set(as_cell(cell), tuple(layers), embedding, {
-            "time_major": False, "return_carry": False, "reverse": False,
-            "keep_order": False, "unroll": None, "remat": False, "backward": "handwritten",
-            **options})
-        return module
+        return cls(cell, layers=tuple(layers), embedding=embedding, **options)
 
     def _set(self, cell: Cell, layers: tuple, embedding, options: dict) -> None:
         self.cell = nnx.static(cell)

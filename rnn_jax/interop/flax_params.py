@@ -7,7 +7,7 @@
 Layouts (flax's `recurrent.py`; kernels `[in, out]` as rnn_jax's, so nothing is transposed):
 - linen `LSTMCell` and `OptimizedLSTMCell`, nnx `LSTMCell`: one Dense per gate, `i{g}` (kernel,
   no bias) on the inputs and `h{g}` (kernel, bias) on h for g in (i, f, g, o), rnn_jax's gate
-  order: U, W, b are the per-gate blocks concatenated.
+  order: U, W, b are the per-gate blocks concatenated (nnx names the `if` Dense `if_`).
 - nnx `OptimizedLSTMCell`: `dense_i` (kernel `[in, 4H]`) and `dense_h` (kernel `[H, 4H]`,
   bias): U, W, b themselves ("nnx_optimized" layout).
 - linen `GRUCell`: `ir`, `iz`, `in` (kernel, bias) and `hr`, `hz` (kernel), `hn` (kernel,
@@ -21,6 +21,7 @@ from typing import Any, Mapping
 
 import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 
 from rnn_jax.cells.gru_torch import GRUTorchParams
 from rnn_jax.cells.lstm import GATE_ORDER, LSTMParams, LSTMState
@@ -32,20 +33,22 @@ GRU_LINEN = {"ir": ("kernel", "bias"), "iz": ("kernel", "bias"), "in": ("kernel"
 NNX_FUSED = {"dense_i": ("kernel",), "dense_h": ("kernel", "bias")}
 GRU_NNX = {"dense_i": ("kernel", "bias"), "dense_h": ("kernel",)}
 LAYOUTS = ("linen", "nnx_optimized")
+NNX_NAMES = {"if_": "if"}  # nnx's LSTMCell attribute for the `if` Dense (a Python keyword)
 
 
 def _plain(params: Any) -> dict:
     """Nested dicts of arrays from a linen params dict (FrozenDict, or variables with a
     "params" entry) or an nnx `State`."""
-    if hasattr(params, "to_pure_dict"):  # nnx.State
-        params = params.to_pure_dict()
+    if isinstance(params, nnx.State):
+        params = nnx.to_pure_dict(params)
     if not isinstance(params, Mapping):
         raise ValueError(f"expected flax cell params (a mapping or nnx.State), received "
                          f"{type(params).__name__}")
     if set(params) == {"params"}:
         params = params["params"]
-    return {name: ({k: np.asarray(v) for k, v in entry.items()} if isinstance(entry, Mapping)
-                   else entry) for name, entry in params.items()}
+    as_arrays = lambda entry: ({k: np.asarray(v) for k, v in entry.items()}
+                               if isinstance(entry, Mapping) else entry)
+    return {NNX_NAMES.get(name, name): as_arrays(entry) for name, entry in params.items()}
 
 
 def _matches(params: dict, layout: dict) -> bool:
@@ -121,7 +124,8 @@ def gru_from_flax(params: Any, *, hidden_size: int | None = None,
         b = np.concatenate([params[f"i{g}"]["bias"] for g in "rzn"], axis=-1)
         b_hn = params["hn"]["bias"]
     elif _matches(params, GRU_NNX):
-        U, W, b = params["dense_i"]["kernel"], params["dense_h"]["kernel"], params["dense_i"]["bias"]
+        U, b = params["dense_i"]["kernel"], params["dense_i"]["bias"]
+        W = params["dense_h"]["kernel"]
         b_hn = np.zeros(W.shape[:1], W.dtype)
     else:
         raise ValueError(f"expected flax GRUCell params {GRU_LINEN} (linen) or {GRU_NNX} (nnx), "

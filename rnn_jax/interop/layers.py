@@ -120,9 +120,10 @@ def _split_carry(initial_carry: Any, num_layers: int) -> tuple[Any, ...]:
         return (None,) * num_layers
     if num_layers == 1:
         return (initial_carry,)
-    if not isinstance(initial_carry, (tuple, list)) or len(initial_carry) != num_layers:
-        received = (f"a {type(initial_carry).__name__} of {len(initial_carry)}"
-                    if isinstance(initial_carry, (tuple, list)) else type(initial_carry).__name__)
+    plain = type(initial_carry) in (tuple, list)  # not a carry NamedTuple (LSTMState)
+    if not plain or len(initial_carry) != num_layers:
+        received = (f"a {type(initial_carry).__name__} of {len(initial_carry)}" if plain
+                    else type(initial_carry).__name__)
         raise ValueError(
             f"expected initial_carry a tuple of {num_layers} layer carries, received {received}"
         )

@@ -2,7 +2,8 @@
 
     cell, layers = from_torch(torch_lstm.state_dict(), "lstm")
     ys, carry = apply_layers(cell, layers, xs)             # or LinenRNN / NnxRNN with layers
-    torch_lstm.load_state_dict({k: torch.from_numpy(v) for k, v in to_torch("lstm", layers).items()})
+    state = to_torch("lstm", layers)                       # numpy arrays, PyTorch's keys
+    torch_lstm.load_state_dict({k: torch.from_numpy(v) for k, v in state.items()})
 
 PyTorch stores, per layer l and direction (suffix "" or "_reverse"), `weight_ih_l{l}`
 `[gates*hidden, in]`, `weight_hh_l{l}` `[gates*hidden, hidden]`, `bias_ih_l{l}`, `bias_hh_l{l}`
