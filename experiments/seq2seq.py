@@ -194,8 +194,9 @@ def member_params(pop_config: Config, members: list[dict], pop_run: results.Run,
 
 
 def plot_attention(run: results.Run, config: Config, done: list):
-    """attention.png: member 0's attention weights on one source of the longest test length,
-    from the first population with attention and a checkpoint."""
+    """attention.png: member 0's attention weights on one source at the longest test length
+    within training (left) and at the longest test length (right), from the first population
+    with attention and a checkpoint."""
     for pop_config, members, pop_run in done:
         if pop_config.attention == "none":
             continue
@@ -204,23 +205,35 @@ def plot_attention(run: results.Run, config: Config, done: list):
             print(f"{pop_run.path.name}: no checkpoint, so no attention figure "
                   "(--checkpoint_every > 0 keeps one)")
             continue
-        batch = evaluation_batch(pop_config, jax.random.key(pop_config.seed),
-                                 lengths_of(pop_config)[-1])
-        batch = jax.tree.map(lambda a: a[:1], batch)
-        decoded = jax.jit(lambda p, b: translate(pop_config, p, b))(params, batch)
-        source = translation.decode(batch.source[0, :batch.source_lengths[0]])
-        n_out = int(decoded.lengths[0])
-        output = [translation.VOCAB[t] for t in np.asarray(decoded.tokens[0, :n_out])]
-        weights = np.asarray(decoded.weights[0, :n_out, :len(source)])
+        lengths = lengths_of(pop_config)
+        within = [n for n in lengths if n is None or n <= pop_config.seq_len] or lengths[:1]
+        shown = list(dict.fromkeys([within[-1], lengths[-1]]))
         plt = population_plots._pyplot()
-        fig, ax = plt.subplots(figsize=(0.3 * len(source) + 2.5, 0.3 * n_out + 2))
-        ax.imshow(weights, cmap="gray_r", vmin=0, vmax=1)
-        ax.set_xticks(range(len(source)), list(source))
-        ax.set_yticks(range(n_out), output)
-        ax.set(xlabel="source", ylabel="greedy output",
-               title=f"{pop_config.task}, {pop_config.attention} attention")
+        fig, axes = plt.subplots(1, len(shown), figsize=(8 * len(shown), 7), squeeze=False)
+        for ax, length in zip(axes[0], shown):
+            source, output, weights = attention_example(pop_config, params, length)
+            ax.imshow(weights, cmap="gray_r", vmin=0, vmax=1)
+            ax.set_xticks(range(len(source)), list(source))
+            ax.set_yticks(range(len(output)), output)
+            ax.set(xlabel="source", ylabel="greedy output", title=f"{pop_config.task}, "
+                   f"{pop_config.attention} attention, source length {len(source)}")
         return population_plots._save(fig, run.path / "attention.png")
     return None
+
+
+def attention_example(config: Config, params, length: int | None):
+    """(source text, greedy output tokens as text, weights [output, source]) of one example."""
+
+    @jax.jit
+    def one(params, key):
+        batch = jax.tree.map(lambda a: a[:1], evaluation_batch(config, key, length))
+        return batch, translate(config, params, batch)
+
+    batch, decoded = one(params, jax.random.key(config.seed))
+    source = translation.decode(batch.source[0, :batch.source_lengths[0]])
+    n_out = int(decoded.lengths[0])
+    output = [translation.VOCAB[t] for t in np.asarray(decoded.tokens[0, :n_out])]
+    return source, output, np.asarray(decoded.weights[0, :n_out, :len(source)])
 
 
 if __name__ == "__main__":

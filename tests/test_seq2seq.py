@@ -2,6 +2,7 @@
 forcing against a loop over steps, greedy against a Python argmax loop, beam search against
 exhaustive search, padding invariance, attention masks, float64 gradients, retraces."""
 
+import functools
 import itertools
 
 import chex
@@ -18,6 +19,7 @@ from rnn_jax.seq2seq import (EOS, PAD, Decoder, Encoder, Seq2Seq, attention, bea
 VOCAB = 7
 
 
+@functools.lru_cache(maxsize=None)  # init is slow to trace: tests share models
 def make(att="additive", enc="lstm", dec="gru", bidirectional=False, layers=1, hidden=6,
          dtype=jnp.float32, key=0):
     m = Seq2Seq(Encoder(get_cell(enc), layers, bidirectional), Decoder(get_cell(dec), att))
@@ -94,9 +96,9 @@ def test_bridge_equals_numpy(padded_model):
     np.testing.assert_allclose(carry.c, z[:, 6:], rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("att,dec", [("dot", "lstm"), ("additive", "gru")])
-def test_teacher_forcing_and_greedy_equal_python_loops(att, dec):
-    m, params = make(att, enc="lstm", dec=dec)
+@pytest.mark.parametrize("att", ["dot", "additive"])
+def test_teacher_forcing_and_greedy_equal_python_loops(att):
+    m, params = make(att, enc="gru", dec="gru")
     src, sl, tgt, tl = batch()
     inputs = decoder.shift_right(tgt)
 
@@ -126,7 +128,7 @@ def test_teacher_forcing_and_greedy_equal_python_loops(att, dec):
 
 @pytest.mark.parametrize("att", ["none", "dot", "additive"])
 def test_beam_width_one_equals_greedy(att):
-    m, params = make(att, enc="gru", dec="gru", key=3)
+    m, params = make(att, enc="gru", dec="gru")
     src, sl, _, _ = batch(key=4, lengths=(5, 1, 3, 4), target_lengths=(1, 1, 1, 1))
 
     @jax.jit
@@ -227,8 +229,7 @@ def test_attention_weights_sum_to_one_over_valid_steps(kind, key):
 
 
 def test_teacher_forced_loss_gradients_float64(x64):
-    m, params = make("additive", enc="lstm", dec="gru", bidirectional=True, hidden=3,
-                     dtype=jnp.float64)
+    m, params = make("additive", enc="vanilla", dec="vanilla", hidden=3, dtype=jnp.float64)
     assert params.decoder.readout.V.dtype == jnp.float64
     src, sl, tgt, tl = batch(lengths=(4, 2), target_lengths=(3, 1), source=4, steps=3)
     loss = jax.jit(lambda p: model.loss_and_metrics(m, p, src, sl, tgt, tl)[0])
@@ -251,9 +252,9 @@ def test_decoding_does_not_retrace_per_batch():
 
 
 def test_bad_inputs_name_expected_and_received():
-    m, params = make("additive")
+    m, params = make("additive", enc="gru", dec="gru")
     src, sl, tgt, tl = batch()
-    carry, memory = model.start(m, params, src, sl)
+    carry, memory = jax.eval_shape(lambda p: model.start(m, p, src, sl), params)  # no compute
     with pytest.raises(ValueError, match=r"expected source tokens in \[0, 7\).*max 9"):
         model.start(m, params, src.at[0, 0].set(9), sl)
     with pytest.raises(ValueError, match=r"expected target tokens in \[0, 7\).*max 8"):
@@ -264,7 +265,7 @@ def test_bad_inputs_name_expected_and_received():
         model.start(m, params, src, sl.at[1].set(0))
     with pytest.raises(ValueError, match=r"target lengths in \[1, 4\].*received min 0"):
         model.loss_and_metrics(m, params, src, sl, tgt, tl.at[0].set(0))
-    out = greedy(m.decoder, params.decoder, carry, memory, 3)
+    out = decode.Decoded(jnp.zeros((3, 3), int), jnp.full((3,), 3), jnp.zeros(3), None)
     with pytest.raises(ValueError, match="no longer than the decode length 3, received 4"):
         decode.accuracy(out, tgt, tl)
     with pytest.raises(ValueError, match="beam_width an int >= 1, received 0"):
@@ -278,4 +279,4 @@ def test_bad_inputs_name_expected_and_received():
     with pytest.raises(ValueError, match="decoder outputs of width 6, received 5"):
         attention.attend("additive", params.decoder.attention, memory, jnp.zeros((3, 1, 5)))
     with pytest.raises(ValueError, match="expected attention in .*received 'bahdanau'"):
-        make("bahdanau")
+        make("bahdanau", enc="gru", dec="gru")

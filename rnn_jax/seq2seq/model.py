@@ -26,7 +26,7 @@ from rnn_jax import losses, readout
 from rnn_jax.cells.base import Cell
 from rnn_jax.seq2seq import attention, decoder as decoder_lib
 from rnn_jax.seq2seq.decoder import Decoder, DecoderParams
-from rnn_jax.unroll import init_stack, unroll_stack
+from rnn_jax.unroll import init_stack, output_size, unroll_stack
 
 
 class Encoder(NamedTuple):
@@ -63,12 +63,13 @@ def init(key: jax.Array, model: Seq2Seq, vocab_size: int, *, embed_size: int, hi
     encoder = init_stack(key_enc, [model.encoder.cell] * model.encoder.layers, embed_size,
                          [hidden_size] * model.encoder.layers,
                          bidirectional=model.encoder.bidirectional, dtype=dtype)
-    probe = jnp.zeros((1, 1), jnp.int32)
-    values, carries = jax.eval_shape(lambda p, e: _encode(model.encoder, p, e, probe, None),
-                                     encoder, source_embedding)
+    # the encoder's final carries and output width, read off its params (no unroll traced)
+    directions = [(layer.forward, layer.backward) if model.encoder.bidirectional else (layer,)
+                  for layer in encoder]
+    carries = [model.encoder.cell.initial_carry(p, (1,)) for d in directions for p in d]
+    memory_size = len(directions[-1]) * output_size(model.encoder.cell, directions[-1][0])
     dec = decoder_lib.init(key_dec, model.decoder, vocab_size, embed_size, hidden_size,
-                           memory_size=values.shape[-1], attention_size=attention_size,
-                           dtype=dtype)
+                           memory_size=memory_size, attention_size=attention_size, dtype=dtype)
     target = model.decoder.cell.initial_carry(dec.cell, (1,))
     bridge = readout.init_linear(key_bridge, _width(carries), _width(target), dtype=dtype)
     return Seq2SeqParams(source_embedding, tuple(encoder), bridge, dec)
@@ -138,6 +139,7 @@ def forward(model: Seq2Seq, params: Seq2SeqParams, source: jax.Array, source_len
             ) -> tuple[jax.Array, jax.Array | None]:
     """Teacher-forced logits `[batch, steps, vocab]` and attention weights `[batch, steps,
     source]` (None without attention); `inputs` are `decoder.shift_right(targets)`."""
+    decoder_lib.check_tokens(inputs, decoder_lib.vocab_size(params.decoder), "target")
     if target_lengths is not None:
         check_lengths(target_lengths, inputs.shape, "target")
     carry, memory = start(model, params, source, source_lengths)
