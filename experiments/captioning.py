@@ -188,7 +188,8 @@ def samples(config: Config, members: list[dict], pop_dir) -> list[dict] | None:
 
 def plot_samples(path, rows: list[dict], title: str):
     plt = population_plots._pyplot()
-    fig, axes = plt.subplots(2, (len(rows) + 1) // 2, figsize=(1.3 * ((len(rows) + 1) // 2), 3))
+    columns = (len(rows) + 1) // 2
+    fig, axes = plt.subplots(2, columns, figsize=(1.3 * columns, 3.6))
     for ax, row in zip(axes.flat, rows):
         ax.imshow(row["image"], cmap="gray_r")
         ax.set_title(row["caption"] or "(empty)",

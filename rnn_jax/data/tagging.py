@@ -87,7 +87,8 @@ def causal_bound(seq_len: int, num_symbols: int, window: int, min_len: int = 1) 
     valid = t[None, :] <= lengths[:, None]  # [lengths, steps]
     ahead = np.clip(lengths[:, None] - t[None, :], 0, window)
     p_one = np.where(valid, 1.0 - stay ** ahead, 0.0)  # P(y = 1 | t, L)
-    p_given_t = p_one.sum(0) / np.maximum(valid.sum(0), 1)  # P(y = 1 | t): what a causal model knows
+    # P(y = 1 | t): all a causal model can know
+    p_given_t = p_one.sum(0) / np.maximum(valid.sum(0), 1)
     guess_one = p_given_t > 0.5
     correct = np.where(guess_one[None, :], p_one, 1.0 - p_one) * valid
     return float(correct.sum() / valid.sum())
