@@ -14,7 +14,7 @@ import pytest
 
 from rnn_jax import get_cell, unroll
 from rnn_jax.parallel.deer import deer_unroll
-from rnn_jax.parallel.deer_grad import linear_scan_diagonal, linear_scan_full
+from rnn_jax.parallel.deer_grad import damped_scan_diagonal, linear_scan_full
 
 NAMES = ("vanilla", "gru", "lstm")
 JACOBIANS = ("full", "diagonal")
@@ -38,53 +38,79 @@ def close(a, b, tol=1e-8):
     chex.assert_trees_all_close(a, b, rtol=tol, atol=tol)
 
 
-def test_linear_scans_equal_a_python_loop(key, x64):
+def test_full_linear_scan_equals_a_python_loop(key, x64):
     A = 0.5 * jax.random.normal(key, (7, 2, 3, 3), jnp.float64)
     b = jax.random.normal(jax.random.fold_in(key, 1), (7, 2, 3), jnp.float64)
-    s, full, diagonal = np.zeros((2, 3)), [], []
-    d = np.zeros((2, 3))
+    s, full = np.zeros((2, 3)), []
     for t in range(7):
         s = np.einsum("bij,bj->bi", np.asarray(A[t]), s) + np.asarray(b[t])
-        d = np.diagonal(np.asarray(A[t]), axis1=-2, axis2=-1) * d + np.asarray(b[t])
         full.append(s)
-        diagonal.append(d)
-    np.testing.assert_allclose(linear_scan_full(A, b), np.stack(full), rtol=1e-12, atol=1e-12)
-    a = jnp.diagonal(A, axis1=-2, axis2=-1)
-    np.testing.assert_allclose(linear_scan_diagonal(a, b), np.stack(diagonal), rtol=1e-12,
+    np.testing.assert_allclose(jax.jit(linear_scan_full)(A, b), np.stack(full), rtol=1e-12,
                                atol=1e-12)
 
 
+def test_damped_step_solves_the_regularised_least_squares_problem(key, x64):
+    """quasi-ELK's step against the normal equations (M^T M + damping I) s = M^T b + damping y,
+    M the bidiagonal map s -> s(t) - a(t) s(t-1), per coordinate; then whole trajectories."""
+    keys = jax.random.split(key, 3)
+    a, b, guess = (jax.random.normal(k, (6, 2, 3), jnp.float64) for k in keys)
+    damping = 0.7
+    received = jax.jit(damped_scan_diagonal, static_argnums=3)(a, b, guess, damping)
+    expected = np.zeros((6, 2, 3))
+    for i in range(2):
+        for j in range(3):
+            M = np.eye(6) - np.diag(np.asarray(a[1:, i, j]), -1)
+            lhs = M.T @ M + damping * np.eye(6)
+            expected[:, i, j] = np.linalg.solve(lhs, M.T @ b[:, i, j] + damping * guess[:, i, j])
+    np.testing.assert_allclose(received, expected, rtol=1e-10, atol=1e-10)
+    cell, params, xs = setup("gru")
+    ys, final, info = jax.jit(lambda p, x: deer_unroll(
+        cell, p, x, jacobian="diagonal", damping=0.5, on_failure="return"))(params, xs)
+    close((ys, final), unroll(cell, params, xs))  # the same fixed point
+    assert bool(info.converged)
+
+
 @pytest.mark.parametrize("name", NAMES)
-def test_trajectory_equals_sequential_unroll(name, key, x64):
-    """Both Jacobians, a non-zero initial carry; lengths with reverse; one unbatched sequence."""
-    cell, params, xs = setup(name, batch=3, time=9)
-    carry = jax.tree.map(lambda a: 0.3 + a, cell.initial_carry(params, (3,)))
-    lengths = jnp.array([9, 4, 0])
+def test_trajectory_equals_sequential_unroll(name, x64):
+    """Both Jacobians from a non-zero initial carry, in one compiled program per cell."""
+    cell, params, xs = setup(name)
+    carry = jax.tree.map(lambda a: 0.3 + a, cell.initial_carry(params, (2,)))
 
     @jax.jit
     def run(params, xs, carry):
-        plain = [deer_unroll(cell, params, xs, carry=carry, jacobian=j) for j in JACOBIANS]
-        padded = deer_unroll(cell, params, xs, lengths=lengths, reverse=True, jacobian="diagonal")
-        references = (
-            unroll(cell, params, xs, carry=carry),
-            unroll(cell, params, xs, lengths=lengths, reverse=True),
-            unroll(cell, params, xs[0]),
-        )
-        return (plain, padded, deer_unroll(cell, params, xs[0])), references
+        newton = [deer_unroll(cell, params, xs, carry=carry, jacobian=jacobian,
+                              on_failure="return") for jacobian in JACOBIANS]
+        return newton, unroll(cell, params, xs, carry=carry)
 
-    ((full, diagonal), padded, alone), (expected, expected_padded, expected_alone) = run(
-        params, xs, carry
-    )
-    for ys, final, info in (full, diagonal):
+    newton, expected = run(params, xs, carry)
+    for ys, final, info in newton:
         close((ys, final), expected)
         assert bool(info.converged) and float(info.residual) <= 1e-10
         assert 1 <= int(info.iterations) <= xs.shape[1]  # k iterations: the first k steps exact
+
+
+def test_lengths_reverse_and_unbatched(x64):
+    """The LSTM (a pytree carry) with padding, reversed, and one unbatched sequence."""
+    cell, params, xs = setup("lstm", batch=3, time=9)
+    lengths = jnp.array([9, 4, 0])
+
+    @jax.jit
+    def run(params, xs):
+        newton = (
+            deer_unroll(cell, params, xs, lengths=lengths, reverse=True, jacobian="diagonal"),
+            deer_unroll(cell, params, xs[0], on_failure="return"),
+        )
+        return newton, (unroll(cell, params, xs, lengths=lengths, reverse=True),
+                        unroll(cell, params, xs[0]))
+
+    (padded, alone), (expected_padded, expected_alone) = run(params, xs)
     close(padded[:2], expected_padded)
     close(alone[:2], expected_alone)
 
 
-@pytest.mark.parametrize("name", NAMES)
-def test_gradients_equal_autodiff_of_the_sequential_scan(name, key, x64):
+@pytest.mark.parametrize("name, jacobian", [("gru", "full"), ("gru", "diagonal"),
+                                            ("lstm", "diagonal")])
+def test_gradients_equal_autodiff_of_the_sequential_scan(name, jacobian, key, x64):
     """d(loss)/d(params, xs, initial carry) through ys and the final carry, with padding."""
     cell, params, xs = setup(name, time=10)
     lengths = jnp.array([10, 6])
@@ -100,12 +126,10 @@ def test_gradients_equal_autodiff_of_the_sequential_scan(name, key, x64):
 
     sequential = lambda p, x, c: unroll(cell, p, x, carry=c, lengths=lengths, backward="autodiff")
     expected = jax.jit(lambda: grads(sequential))()
-    received = jax.jit(lambda: [
-        grads(lambda p, x, c: deer_unroll(cell, p, x, carry=c, lengths=lengths, jacobian=j))
-        for j in JACOBIANS
-    ])()
-    for grad in received:
-        close(grad, expected, 1e-7)
+    received = jax.jit(lambda: grads(
+        lambda p, x, c: deer_unroll(cell, p, x, carry=c, lengths=lengths, jacobian=jacobian)
+    ))()
+    close(received, expected, 1e-7)
 
 
 def test_non_convergence_handled_as_chosen(key, x64):
@@ -117,12 +141,7 @@ def test_non_convergence_handled_as_chosen(key, x64):
     close(ys_seq, ys, 1e-12)  # recomputed by the sequential scan
     with pytest.raises(RuntimeError, match=r"residual .* after 2 iterations"):
         deer_unroll(cell, params, xs, max_iterations=2, on_failure="raise")
-    k = 3  # under jit: the fallback, and the info says so; "return": the iterate itself
-    ys_jit, _, info_jit = jax.jit(lambda p, x: deer_unroll(cell, p, x, max_iterations=2))(
-        params, xs
-    )
-    close(ys_jit, ys, 1e-12)
-    assert not bool(info_jit.converged)
+    k = 3  # "return": the last iterate as it is, and the info says so
     ys_k, _, info = jax.jit(lambda p, x: deer_unroll(
         cell, p, x, jacobian="diagonal", max_iterations=k, on_failure="return"
     ))(params, xs)
@@ -140,6 +159,8 @@ def test_non_convergence_handled_as_chosen(key, x64):
         (dict(max_iterations=0), "expected max_iterations an int >= 1, received 0"),
         (dict(max_iterations=2.5), "expected max_iterations an int >= 1, received 2.5"),
         (dict(jacobian="dense"), "expected jacobian in .*received 'dense'"),
+        (dict(jacobian="diagonal", damping=-1.0), "expected damping a finite number >= 0"),
+        (dict(damping=1.0), "expected jacobian='diagonal' with damping > 0"),
         (dict(on_failure="ignore"), "expected on_failure in .*received 'ignore'"),
         (dict(lengths=jnp.array([3, 9])), r"expected lengths in \[0, 5\]"),
         (dict(lengths=jnp.array([3.0, 2.0])), "expected integer lengths"),

@@ -9,6 +9,10 @@ by Newton's method whose every iteration is a linear recurrence solved by
   `[D, D]` Jacobians of the step; few iterations, but O(T D^3) work in the scan.
 - `jacobian="diagonal"`: quasi-DEER (Gonzalez et al., NeurIPS 2024, arXiv 2407.19115): only
   the Jacobians' diagonals in the scan, O(T D); more iterations.
+- `jacobian="diagonal", damping=lambda > 0`: quasi-ELK (the same paper, sec. 4): each step is
+  the Levenberg-Marquardt step with the trust-region penalty `lambda * |s - s^k|^2`, a Kalman
+  smoother solved by associative scans; it trades speed of convergence for stability where
+  the Jacobians' products grow (an unstable or barely stable network). Same fixed point.
 
 The carry pytree is flattened into one state vector per example (the LSTM's (h, c) becomes
 `[2*hidden]`), so any cell runs through its `step`; its carry must be real floating point.
@@ -50,8 +54,17 @@ ON_FAILURE = ("sequential", "raise", "return")
 DEFAULT_TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
 
 
-def check_options(jacobian: str, tol: Any, max_iterations: Any, on_failure: str) -> None:
+def check_options(
+    jacobian: str, tol: Any, max_iterations: Any, on_failure: str, damping: Any = 0.0
+) -> None:
     """A ValueError naming the expected and the received value of each Newton option."""
+    if not (isinstance(damping, (int, float)) and np.isfinite(damping) and damping >= 0):
+        raise ValueError(f"expected damping a finite number >= 0, received {damping!r}")
+    if damping and jacobian != "diagonal":
+        raise ValueError(
+            f"expected jacobian='diagonal' with damping > 0 (quasi-ELK), received "
+            f"jacobian={jacobian!r} with damping={damping!r}"
+        )
     if jacobian not in JACOBIANS:
         raise ValueError(f"expected jacobian in {JACOBIANS}, received {jacobian!r}")
     if on_failure not in ON_FAILURE:
@@ -108,6 +121,7 @@ def deer_unroll(
     tol: float | None = None,
     max_iterations: int = 100,
     on_failure: str = "sequential",
+    damping: float = 0.0,
 ) -> tuple[jax.Array, Any, NewtonInfo]:
     """`rnn_jax.unroll`'s outputs computed by (quasi-)Newton iterations over the whole time axis.
 
@@ -118,12 +132,14 @@ def deer_unroll(
       tol: stop when max_t |f(s(t-1), x(t)) - s(t)| <= tol; None: `DEFAULT_TOL` of the dtype.
       max_iterations: Newton updates at most (>= 1).
       on_failure: "sequential", "raise" or "return" (module docstring).
+      damping: 0, or > 0 with `jacobian="diagonal"`: quasi-ELK's damped steps (module
+        docstring).
     Returns:
       `(ys [batch, time, hidden], final_carry, NewtonInfo)`; gradients through ys and the carry
       come from DEER's adjoint recurrence (`deer_grad.make_solve`).
     """
     sequence.check_inputs(cell, params, xs)
-    check_options(jacobian, tol, max_iterations, on_failure)
+    check_options(jacobian, tol, max_iterations, on_failure, damping)
     if on_failure == "raise" and isinstance(xs, jax.core.Tracer):
         raise ValueError(
             "on_failure='raise' needs concrete values (not under jit, grad or vmap), received "
@@ -135,6 +151,7 @@ def deer_unroll(
         ys, carry, info = deer_unroll(
             cell, params, xs[None], carry=carry, lengths=lengths, reverse=reverse,
             jacobian=jacobian, tol=tol, max_iterations=max_iterations, on_failure=on_failure,
+            damping=damping,
         )
         return ys[0], jax.tree.map(lambda a: a[0], carry), info
     batch, time = xs.shape[:2]
@@ -163,7 +180,7 @@ def deer_unroll(
 
     s0 = flat(carry)
     _check_linearizable(cell, F, params, s0[None], (xs_proj[:1], valid[:1]))
-    options = dict(jacobian=jacobian, tol=tol, max_iterations=max_iterations,
+    options = dict(jacobian=jacobian, tol=tol, max_iterations=max_iterations, damping=damping,
                    fall_back=on_failure == "sequential")
     states, info = make_solve(F, options)(params, s0, (xs_proj, valid))
     prev = jnp.concatenate([s0[None], states[:-1]], axis=0)

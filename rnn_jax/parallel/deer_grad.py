@@ -30,6 +30,8 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
+from rnn_jax.parallel.linear_scan import linear_scan
+
 
 class NewtonInfo(NamedTuple):
     """What the Newton solve did (scalars over the whole batch)."""
@@ -53,16 +55,40 @@ def linear_scan_full(A: jax.Array, b: jax.Array) -> jax.Array:
     return jax.lax.associative_scan(combine, (A, b))[1]
 
 
-def linear_scan_diagonal(a: jax.Array, b: jax.Array) -> jax.Array:
-    """`s(t) = a(t) * s(t-1) + b(t)` from s(0) = 0, elementwise (associative scan).
+def damped_scan_diagonal(a, b, guess, damping) -> jax.Array:
+    """The Levenberg-Marquardt step of quasi-ELK (Gonzalez et al. 2024, sec. 4): per state
+    coordinate, the s minimising
 
-    a, b: `[T, *batch, D]` -> s `[T, *batch, D]`.
+        sum_t (s(t) - a(t) s(t-1) - b(t))^2 + damping * sum_t (s(t) - guess(t))^2,  s(0) = 0,
+
+    i.e. the mean of a Kalman smoother with dynamics noise 1 and observations `guess` of noise
+    1/damping, by the parallel filter and smoother of Saerkkae & Garcia-Fernandez (2021,
+    "Temporal parallelization of Bayesian smoothers", eqs. 11-16 and 19-22), scalar here.
+    damping = 0 is the undamped quasi-DEER step; a large one keeps the step near the guess.
+    a, b, guess: `[T, *batch, D]` -> `[T, *batch, D]`.
     """
+    r = 1.0 / damping  # the observation noise
+    gain = 1.0 / (1.0 + r)
+    # filtering elements (A, b, C, eta, J) of p(s(t) | s(t-1), guess(t)); the first is exact
+    A = (a * r * gain).at[0].set(0.0)
+    mean = b + gain * (guess - b)  # the first: predicted mean b(1), variance 1, then updated
+    C = jnp.full_like(a, r * gain)
+    eta = (a * (guess - b) * gain).at[0].set(0.0)
+    J = (a * a * gain).at[0].set(0.0)
 
     def combine(earlier, later):
-        return later[0] * earlier[0], later[0] * earlier[1] + later[1]
+        A_i, b_i, C_i, eta_i, J_i = earlier
+        A_j, b_j, C_j, eta_j, J_j = later
+        d = 1.0 + C_i * J_j
+        return (A_j * A_i / d, A_j * (b_i + C_i * eta_j) / d + b_j, A_j * A_j * C_i / d + C_j,
+                A_i * (eta_j - J_j * b_i) / d + eta_i, A_i * A_i * J_j / d + J_i)
 
-    return jax.lax.associative_scan(combine, (a, b))[1]
+    _, m, P, _, _ = jax.lax.associative_scan(combine, (A, mean, C, eta, J))
+    # smoothing: s(t) = E(t) s(t+1) + g(t), a reverse linear recurrence, E(T) = 0
+    a_next = jnp.concatenate([a[1:], jnp.zeros_like(a[:1])], axis=0)
+    b_next = jnp.concatenate([b[1:], jnp.zeros_like(b[:1])], axis=0)
+    E = P * a_next / (a_next * a_next * P + 1.0)
+    return linear_scan(E, m - E * (a_next * m + b_next), reverse=True)[0]
 
 
 def linearize(f: Callable, prev: jax.Array, inputs: Any, jacobian: str):
@@ -96,7 +122,8 @@ def sequential(f: Callable, s0: jax.Array, inputs: Any) -> jax.Array:
 
 
 def newton_solve(
-    f: Callable, s0: jax.Array, inputs: Any, *, jacobian: str, tol: float, max_iterations: int
+    f: Callable, s0: jax.Array, inputs: Any, *, jacobian: str, tol: float, max_iterations: int,
+    damping: float = 0.0,
 ) -> tuple[jax.Array, NewtonInfo]:
     """Newton (or quasi-Newton) iterations from the zero guess until the residual <= tol.
 
@@ -105,10 +132,13 @@ def newton_solve(
       s0: `[*batch, D]` the state before the first step.
       inputs: pytree of `[T, *batch, ...]` arrays.
       jacobian: "full" (DEER) or "diagonal" (quasi-DEER).
+      damping: > 0 (with "diagonal"): each step is quasi-ELK's damped one
+        (`damped_scan_diagonal`); the fixed point is the same.
     Returns:
       `(states [T, *batch, D], NewtonInfo)`: the last iterate, converged or not.
     """
-    scan = linear_scan_full if jacobian == "full" else linear_scan_diagonal
+    # part A's diagonal scan for quasi-DEER; the [D, D] one here
+    scan = linear_scan_full if jacobian == "full" else lambda a, b: linear_scan(a, b)[0]
 
     def point(states):
         prev = _shift(s0, states)
@@ -119,7 +149,7 @@ def newton_solve(
         # eq. 5: b(t) = f(s^k(t-1)) - J(t) s^k(t-1); s(0) is known, so b(1) = f(s(0)) exactly
         Jprev = jnp.einsum("...ij,...j->...i", J, prev) if jacobian == "full" else J * prev
         b = (fs - Jprev).at[0].set(fs[0])
-        return scan(J, b)
+        return damped_scan_diagonal(J, b, states, damping) if damping else scan(J, b)
 
     def cond(state):
         k, states, fs, _, _ = state
@@ -157,7 +187,8 @@ def make_solve(F: Callable, options: dict) -> Callable:
 
     F: `(params, prev [..., D], (inputs, valid)) -> [..., D]`; `inputs` is the differentiable
     leaf `[T, *batch, ...]`, `valid` a bool `[T, *batch]` passed through untouched.
-    options: `jacobian`, `tol`, `max_iterations`, `fall_back` (see `solve_or_fall_back`).
+    options: `jacobian`, `tol`, `max_iterations`, `damping`, `fall_back`
+      (`newton_solve`, `solve_or_fall_back`).
     """
 
     @jax.custom_vjp
