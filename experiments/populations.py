@@ -32,7 +32,7 @@ import numpy as np
 from absl import app, flags, logging
 
 from experiments import runtime, template
-from rnn_jax import optimizers, population, results, run_lock, train
+from rnn_jax import distributed, optimizers, population, results, run_lock, train
 
 FLAGS = flags.FLAGS
 # Bytes per float kept per (sequence, step, hidden unit) in a training step: the forward
@@ -141,19 +141,53 @@ def init_population(task: Task, config: template.Base, members: list[dict]
 
 
 def train_population(task: Task, config: template.Base, members: list[dict],
-                     run: results.Run) -> tuple[population.Population, list[dict]]:
-    """Trains the members as one vmapped program; returns `train.fit`'s result."""
+                     run: results.Run | None) -> tuple[population.Population, list[dict]]:
+    """Trains the members as one vmapped program; returns `train.fit`'s result.
+
+    With `--devices` > 1 (or several processes) the step runs on a `("data",)` mesh
+    (`rnn_jax.distributed`): each batch split over the devices, or with `--shard=members` the
+    members; batches are generated where they are used (`out_shardings`), so each device (and
+    process) computes only its own part. `run` is None on processes other than 0."""
     state, optimizer, stacked = init_population(task, config, members)
-    get_batch = jax.jit(jax.vmap(task.sample, in_axes=(0, None)))
+    mesh = make_mesh(config, len(members))
+    members_axis = config.shard == "members"
+    if mesh is None:
+        get_batch = jax.jit(jax.vmap(task.sample, in_axes=(0, None)))
+        evaluate_out = {}
+    else:
+        stacked = distributed.place(stacked, distributed.replicated(mesh))
+        get_batch = jax.jit(jax.vmap(task.sample, in_axes=(0, None)), out_shardings=(
+            distributed.split(mesh, 0 if members_axis else 1)))
+        evaluate_out = {"out_shardings": distributed.replicated(mesh)}
     evaluate = None
     if task.evaluate is not None:
-        vmapped = jax.jit(jax.vmap(task.evaluate))
+        vmapped = jax.jit(jax.vmap(task.evaluate), **evaluate_out)
         evaluate = lambda params: vmapped(params, stacked["eval"])  # noqa: E731
     return train.fit(
-        state, train.make_train_step(task.loss_fn, optimizer),
+        state, train.make_train_step(task.loss_fn, optimizer, mesh=mesh,
+                                     shard_members=members_axis),
         lambda step: get_batch(stacked["data"], step), num_steps=config.steps,
         eval_fn=evaluate, eval_every=config.eval_every, log_every=config.log_every,
         target=task.target, run=run, checkpoint_every=config.checkpoint_every)
+
+
+def make_mesh(config: template.Base, size: int) -> "jax.sharding.Mesh | None":
+    """The `--devices` mesh, or None for one device in one process (the plain step)."""
+    number = check_devices(config, size)
+    return None if number == 1 and jax.process_count() == 1 else distributed.make_mesh(number)
+
+
+def check_devices(config: template.Base, size: int) -> int:
+    """`--devices` for a population of `size` members (FlagError before anything is
+    written); returns the device count."""
+    number = template.num_devices(config)
+    template.check(config.shard != "members" or size % number == 0, "seeds",
+                   f"a population whose size divides over the {number} devices (--devices="
+                   f"{config.devices}) with --shard=members", f"{size} members")
+    template.check(jax.process_count() == 1 or config.checkpoint_every == 0,
+                   "checkpoint_every", f"0 with several processes ({jax.process_count()}): "
+                   "checkpoints are written by one process only", config.checkpoint_every)
+    return number
 
 
 def run_experiment(module: Any, config: template.Base) -> dict:
@@ -175,6 +209,9 @@ def run_experiment(module: Any, config: template.Base) -> dict:
         task = module.task(pop_config)
         if not isinstance(task, Measurement):
             check_memory(task, pop_config, len(members))
+            check_devices(pop_config, len(members))
+    if not distributed.is_writer():
+        return _follow(module, config, plan, path)
     invocation = results.Run.create(config.out_dir, module.NAME, name,
                                     template.config_json(config), overwrite=config.overwrite)
     done = []
@@ -196,6 +233,23 @@ def run_experiment(module: Any, config: template.Base) -> dict:
     summary = module.report(invocation, config, done)
     invocation.write_summary({**summary, "populations": len(done), "finished": True})
     return invocation.summary()
+
+
+def _follow(module: Any, config: template.Base, plan: list, path: Path) -> dict:
+    """A process other than 0: trains its part of every population that process 0 trains
+    (the same ones: those not finished in `path`, read from the shared directory) and writes
+    nothing; process 0 logs, writes the run directories and the report."""
+    if not config.overwrite and results.Run(path).finished:
+        return {"finished": True, "process": jax.process_index(), "trained": 0}
+    trained = 0
+    for pop_config, members in plan:
+        pop_run = results.Run(path / population_name(pop_config, config))
+        task = module.task(pop_config)
+        if isinstance(task, Measurement) or (not config.overwrite and pop_run.finished):
+            continue
+        train_population(task, pop_config, members, None)
+        trained += 1
+    return {"finished": True, "process": jax.process_index(), "trained": trained}
 
 
 def _open(path: Path, config: template.Base, plan: list) -> list:
@@ -229,10 +283,16 @@ def main(module: Any) -> None:
     flags.DEFINE_string("compilation_cache_dir", "~/.cache/rnn_jax/xla", "Keep compiled XLA "
                         "programs here, so later runs with the same shapes start without "
                         "compiling (JAX's persistent cache); empty: off.")
+    _define_process_flags()
 
     def main_with_runtime(argv: Sequence[str]) -> None:
         # absl prints INFO to stderr; JAX's (e.g. "Unable to initialize backend 'tpu'") is noise
         std_logging.getLogger("jax").setLevel(std_logging.WARNING)
+        try:
+            _start_devices()
+        except (ValueError, ConnectionError) as error:  # one line, before any JAX work
+            print(f"error: {error}", file=sys.stderr)
+            sys.exit(1)
         if FLAGS.keep_host_memory:
             runtime.keep_host_memory()
         if FLAGS.compilation_cache_dir:
@@ -258,6 +318,39 @@ def main(module: Any) -> None:
             sys.exit(error.exitcode)
 
     app.run(main_with_runtime, flags_parser=parse_or_exit)
+
+
+def _define_process_flags() -> None:
+    flags.DEFINE_string("coordinator_address", "", "Several processes (jax.distributed): "
+                        "host:port of process 0, e.g. 127.0.0.1:12345; 'auto': from the "
+                        "cluster's environment (SLURM, Open MPI); empty: one process.")
+    flags.DEFINE_integer("num_processes", None, "Several processes: how many (with "
+                         "--coordinator_address=host:port).")
+    flags.DEFINE_integer("process_id", None, "Several processes: this one's id in "
+                         "[0, --num_processes); process 0 logs and writes the run directory.")
+    flags.DEFINE_integer("distributed_timeout_s", 60, "Several processes: seconds to wait for "
+                         "the coordinator (and for the others) before failing.")
+
+
+def _start_devices() -> None:
+    """Before JAX starts its backends: joins the other processes (`--coordinator_address`)
+    and, for `--devices=N` > 1, splits a CPU into N XLA devices (N / processes each)."""
+    address = FLAGS.coordinator_address
+    processes = 1
+    if address:
+        auto = address == "auto"
+        distributed.initialize(None if auto else address, FLAGS.num_processes,
+                               FLAGS.process_id, timeout_s=FLAGS.distributed_timeout_s)
+        processes = FLAGS.num_processes or 1
+        if FLAGS.process_id not in (None, 0):
+            logging.set_verbosity(logging.WARNING)  # process 0 logs
+    elif FLAGS.num_processes not in (None, 1) or FLAGS.process_id not in (None, 0):
+        raise ValueError(f"--coordinator_address: expected host:port (or 'auto') with "
+                         f"--num_processes={FLAGS.num_processes} --process_id="
+                         f"{FLAGS.process_id}, received ''")
+    devices = FLAGS["devices"].value if "devices" in FLAGS else "1"
+    if str(devices).isdigit() and int(devices) > 1 and int(devices) % processes == 0:
+        distributed.set_cpu_device_count(int(devices) // processes)
 
 
 def parse(module: Any, argv: Sequence[str]) -> template.Base:

@@ -29,9 +29,10 @@ import typing
 from pathlib import Path
 from typing import Any, Sequence
 
+import jax
 from absl import app, flags
 
-from rnn_jax import optimizers, results
+from rnn_jax import distributed, optimizers, results
 from rnn_jax.cells import CELLS
 
 _LIST_TYPES = (tuple[str, ...], tuple[int, ...], tuple[float, ...])
@@ -56,7 +57,7 @@ class Base:
 
     MEMBER_FIELDS: typing.ClassVar[tuple[str, ...]] = ("lr", "clip", "weight_decay")
     NOT_IN_CONFIG: typing.ClassVar[tuple[str, ...]] = ("overwrite", "report_only", "run_name",
-                                                        "figures_dir")
+                                                        "figures_dir", "devices", "shard")
 
     seed: int = field(0, "First seed: every random number of a member (init, data, keys) "
                       "comes from its seed.")
@@ -90,6 +91,13 @@ class Base:
                               "directories (no training).")
     figures_dir: str = field("", "Also copy the report's figures into this directory (the "
                              "result pages use experiments/figures).")
+    devices: str = field("1", "Devices to train on: a count (the first N of jax.devices(), "
+                         "every process's) or 'all'. On the command line, N > 1 on a CPU splits "
+                         "it into N XLA devices. Results equal one device's to float rounding "
+                         "(rnn_jax.distributed).")
+    shard: str = field("batch", "With --devices > 1: split each batch over the devices (data "
+                       "parallel, parameters replicated) or a population's members (each "
+                       "device trains whole members).", choices=("batch", "members"))
 
     def validate(self) -> None:
         """An experiment's own checks (raise FlagError via `check`); called after the shared."""
@@ -245,11 +253,29 @@ def validate(config: Base) -> Base:
           "one path component (not '.' or '..', without '/')", config.run_name)
     check_out_dir(config.out_dir)
     seeds_of(config), grid_of(config)
+    check_devices(config)
     if config.lr_schedule == "warmup_cosine":
         check(config.warmup_steps < config.steps, "warmup_steps",
               f"fewer than --steps={config.steps}", config.warmup_steps)
     config.validate()
     return config
+
+
+def num_devices(config: Base) -> int:
+    """`--devices` as a count of the devices present (FlagError naming both otherwise)."""
+    try:
+        return distributed.count(config.devices, len(jax.devices()))
+    except ValueError as error:
+        raise FlagError(str(error)) from None
+
+
+def check_devices(config: Base) -> None:
+    """`--devices` names devices that are present, and (data parallel) each batch splits
+    evenly over them."""
+    number = num_devices(config)
+    check(config.shard != "batch" or config.batch % number == 0, "batch",
+          f"a multiple of the {number} devices (--devices={config.devices}) to split each "
+          "batch evenly", config.batch)
 
 
 def _is_path_component(name: str) -> bool:

@@ -14,6 +14,11 @@ checkpoint that fails (`CorruptCheckpointError`) is moved to `<directory>_reject
 to the previous one: resuming from an older checkpoint replays the same steps exactly (see
 rnn_jax.train), so falling back loses only time, while stopping would make every run with
 one bad file need a person.
+
+Sharded states (`rnn_jax.distributed`): each array is saved whole, gathered from its devices,
+so a checkpoint written on N devices restores on any other count (the train step places the
+restored state on its own mesh: resharding is free). A state split over several processes
+cannot be gathered by one of them; saving one is a ValueError, not a partial checkpoint.
 """
 
 import contextlib
@@ -63,6 +68,10 @@ def _dtype_name(leaf: Any) -> str:
 
 
 def _to_host(leaf: Any) -> np.ndarray:
+    if not (getattr(leaf, "is_fully_addressable", True) or
+            getattr(leaf, "is_fully_replicated", True)):
+        raise ValueError(f"expected arrays this process holds whole (one process, or "
+                         f"replicated), received one split over processes: {leaf.sharding}")
     return np.asarray(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
 
 

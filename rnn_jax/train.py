@@ -29,7 +29,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from rnn_jax import population, results, run_lock, sequence
+from rnn_jax import distributed, population, results, run_lock, sequence
 from rnn_jax.checkpoint import Checkpointer
 
 # Metrics where smaller is better: a 2-tuple target on them means "stop when <= value".
@@ -58,7 +58,8 @@ reset_stream = sequence.reset_state  # zeros the carried stream where a stream s
 
 
 def make_train_step(
-    loss_fn: Callable, optimizer: optax.GradientTransformation, *, donate: bool = True
+    loss_fn: Callable, optimizer: optax.GradientTransformation, *, donate: bool = True,
+    mesh: "jax.sharding.Mesh | None" = None, shard_members: bool = False,
 ) -> Callable[[TrainState, Any], tuple[TrainState, dict]]:
     """A jitted `(state, batch) -> (state, metrics)`: value_and_grad of `loss_fn` + optax update.
 
@@ -67,6 +68,14 @@ def make_train_step(
     the same function runs every member's update as one vmapped step, with `[P]` metrics. The
     returned function has `num_traces()` (how often it was traced: a retrace guard for tests)
     and `jitted` (the underlying jitted function, e.g. for `.lower`).
+
+    Given a `mesh` (`rnn_jax.distributed.make_mesh`), the step is data parallel: the state is
+    replicated on every device and the batch split along its batch axis (the first axis; the
+    second for a population, whose first is the member axis), so each device computes the
+    gradient of its part and XLA all-reduces them. `shard_members=True` splits a population's
+    members over the devices instead (each device trains whole members: no all-reduce).
+    State and batch are moved onto the mesh on the first call (`step.place` does it ahead);
+    a batch that does not divide over the devices is a ValueError naming both numbers.
     """
     traces = [0]
 
@@ -93,14 +102,62 @@ def make_train_step(
             return update_population(state, batch)
         return update(state, batch)
 
-    jitted = jax.jit(train_step, donate_argnums=0 if donate else ())
+    if mesh is None:
+        jitted = jax.jit(train_step, donate_argnums=0 if donate else ())
 
-    def step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
-        return jitted(state, batch)
+        def step(state: TrainState, batch: Any) -> tuple[TrainState, dict]:
+            return jitted(state, batch)
+
+        step.place = lambda state: state
+    else:
+        shardings = _Shardings(mesh, shard_members)
+
+        def sharded_step(state, batch):
+            new, metrics = train_step(state, batch)  # outputs pinned where the inputs live
+            new = jax.tree.map(jax.lax.with_sharding_constraint, new, shardings.of_state(new))
+            return new, jax.lax.with_sharding_constraint(metrics, shardings.replicated)
+
+        jitted = jax.jit(sharded_step, donate_argnums=0 if donate else ())
+
+        def step(state, batch):
+            is_population = isinstance(state, population.Population)
+            if shard_members and not is_population:
+                raise ValueError("expected a population.Population with shard_members=True, "
+                                 f"received a {type(state).__name__}")
+            axis, what = (0, "population") if shard_members else (int(is_population), "batch")
+            distributed.check_divisible(batch, mesh, axis, what)
+            return jitted(shardings.place(state),
+                          distributed.place(batch, distributed.split(mesh, axis)))
+
+        step.place = shardings.place
 
     step.num_traces = lambda: traces[0]
     step.jitted = jitted
     return step
+
+
+class _Shardings:
+    """Where a data-parallel step's values live: everything replicated but the batch (or, with
+    `shard_members`, a population's member states, split over the devices; its small `[P]`
+    bookkeeping and metrics stay replicated so every process can read them)."""
+
+    def __init__(self, mesh: "jax.sharding.Mesh", shard_members: bool):
+        self.mesh, self.shard_members = mesh, shard_members
+        self.replicated = distributed.replicated(mesh)
+
+    def of_state(self, state: Any) -> Any:
+        """A sharding per leaf of `state` (same tree)."""
+        where = jax.tree.map(lambda _: self.replicated, state)
+        if not (self.shard_members and isinstance(state, population.Population)):
+            return where
+        return where._replace(members=jax.tree.map(
+            lambda _: distributed.split(self.mesh, 0), state.members))
+
+    def place(self, state: Any) -> Any:
+        """`state` moved onto the mesh (leaves already there are kept)."""
+        if self.shard_members and isinstance(state, population.Population):
+            distributed.check_divisible(state.active, self.mesh, 0, "population")
+        return jax.tree.map(distributed.place, state, self.of_state(state))
 
 
 def _target_reached(record: dict, target: tuple) -> bool:

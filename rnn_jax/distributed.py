@@ -1,0 +1,184 @@
+"""Data parallelism on JAX's own runtime: a `("data",)` mesh, shardings, several processes.
+
+    mesh = distributed.make_mesh(4)                          # the first 4 of jax.devices()
+    train_step = train.make_train_step(loss_fn, optimizer, mesh=mesh)   # batch split, state
+                                                                        # replicated
+
+The recipe of big_vision, nanodo and the JAX training cookbook: one mesh axis `"data"`, the
+parameters and optimiser state replicated on every device, the batch split along its batch
+axis, XLA's SPMD partitioner adding the gradient all-reduce. The same code runs on one device,
+on N CPU devices (`set_cpu_device_count`, before JAX starts its backends), on GPUs and TPUs,
+and over several processes (`initialize`, then the mesh spans every process's devices).
+
+Splitting a batch changes the order of the floating-point sums in the loss and gradient
+(per-device partial sums, then an all-reduce), so a run on N devices equals the one-device run
+to float rounding, not bit for bit.
+"""
+
+import socket
+import time
+from typing import Any
+
+import jax
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from jax._src import xla_bridge  # backends_are_initialized: no public equivalent
+
+DATA_AXIS = "data"
+
+
+def count(devices: int | str, available: int) -> int:
+    """`--devices` (a count, or "all") as a number of devices, checked against `available`.
+
+    Raises:
+      ValueError: not a positive count or "all", or more devices than are present.
+    """
+    text = str(devices).strip().lower()
+    if text == "all":
+        return available
+    try:
+        number = int(text)
+    except ValueError:
+        number = 0
+    if number < 1 or str(number) != text.lstrip("+"):
+        raise ValueError(f"--devices: expected a positive count or 'all', received {devices!r}")
+    if number > available:
+        raise ValueError(f"--devices: expected at most the {available} device(s) present "
+                         f"({jax.default_backend()}), received {number}")
+    return number
+
+
+def set_cpu_device_count(number: int) -> None:
+    """Splits the host CPU into `number` XLA devices (`jax_num_cpu_devices`).
+
+    Call it before the first JAX computation: JAX reads it when it starts its CPU backend.
+    Fake CPU devices test correctness on one machine (the same program runs on GPUs); on a
+    CPU with few cores they share those cores, so speed-ups are small or negative.
+    """
+    if number < 1:
+        raise ValueError(f"expected a positive number of CPU devices, received {number}")
+    if xla_bridge.backends_are_initialized():
+        if len(jax.devices("cpu")) == number:
+            return
+        raise RuntimeError(
+            f"expected set_cpu_device_count({number}) before the first JAX computation, but "
+            f"JAX's backends are already initialized (with {len(jax.devices('cpu'))} CPU "
+            "device(s)); call it at the start of the program")
+    jax.config.update("jax_num_cpu_devices", number)
+
+
+def make_mesh(num_devices: int | None = None) -> Mesh:
+    """A one-axis `("data",)` mesh over the first `num_devices` of `jax.devices()` (all of
+    them, every process's, when None)."""
+    devices = jax.devices()
+    number = len(devices) if num_devices is None else count(num_devices, len(devices))
+    return Mesh(np.asarray(devices[:number]), (DATA_AXIS,))
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """Every device holds the whole array (parameters, optimiser state, metrics)."""
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def split(mesh: Mesh, axis: int = 0) -> NamedSharding:
+    """Arrays split along `axis` over the data axis (a batch; a population's members)."""
+    return NamedSharding(mesh, PartitionSpec(*([None] * axis), DATA_AXIS))
+
+
+def check_divisible(tree: Any, mesh: Mesh, axis: int, what: str = "batch") -> None:
+    """Raises ValueError unless every leaf's size along `axis` divides over the mesh."""
+    devices = mesh.devices.size
+    for leaf in jax.tree.leaves(tree):
+        shape = np.shape(leaf)
+        if len(shape) <= axis or shape[axis] % devices:
+            received = shape[axis] if len(shape) > axis else f"an array of shape {shape}"
+            raise ValueError(
+                f"expected a {what} size divisible by the {devices} devices of the mesh "
+                f"(axis {axis} of every array), received {what} size {received}")
+
+
+def place(tree: Any, sharding: NamedSharding) -> Any:
+    """`tree` on `sharding`; leaves already there are kept as they are (no copy).
+
+    With several processes every process passes the same values (they are computed from the
+    same keys), and each keeps only the shards of its own devices.
+    """
+    def one(leaf):
+        if isinstance(leaf, jax.Array) and leaf.sharding.is_equivalent_to(sharding, leaf.ndim):
+            return leaf
+        if jax.process_count() == 1:
+            return jax.device_put(leaf, sharding)
+        if isinstance(leaf, jax.Array) and not leaf.is_fully_addressable:  # a global array
+            return jax.jit(lambda x: x, out_shardings=sharding)(leaf)
+        if jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key):
+            data = place(jax.random.key_data(leaf), sharding)
+            return jax.random.wrap_key_data(data, impl=jax.random.key_impl(leaf))
+        host = np.asarray(leaf)
+        return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
+
+    return jax.tree.map(one, tree)
+
+
+def is_writer() -> bool:
+    """Whether this process writes logs, run directories and checkpoints (process 0)."""
+    return jax.process_index() == 0
+
+
+def initialize(coordinator_address: str | None = None, num_processes: int | None = None,
+               process_id: int | None = None, *, timeout_s: int = 60) -> None:
+    """`jax.distributed.initialize` with its inputs checked and a bounded wait.
+
+    All three None: the cluster's environment says them (SLURM, Open MPI, TPU pods). A
+    coordinator that does not answer within `timeout_s` seconds is a `ConnectionError` naming
+    it, not a hang, on every process but 0; process 0 (which runs the coordinator) waits at
+    most `timeout_s` for the others, then XLA aborts it with a DEADLINE_EXCEEDED message. Call
+    it before the first JAX computation.
+
+    Raises:
+      ValueError: a process id outside [0, num_processes), fewer than one process, an address
+        without a port, or a non-positive timeout.
+      ConnectionError: the coordinator was not reached in time.
+    """
+    if timeout_s <= 0:
+        raise ValueError(f"expected a positive timeout in seconds, received {timeout_s}")
+    if num_processes is not None and num_processes < 1:
+        raise ValueError(f"--num_processes: expected a positive count, received {num_processes}")
+    if process_id is not None and num_processes is not None and not (
+            0 <= process_id < num_processes):
+        raise ValueError(f"--process_id: expected an id in [0, {num_processes}) for "
+                         f"--num_processes={num_processes}, received {process_id}")
+    if coordinator_address is not None and not _has_port(coordinator_address):
+        raise ValueError(f"--coordinator_address: expected host:port, received "
+                         f"{coordinator_address!r}")
+    if coordinator_address is not None and process_id not in (None, 0):
+        _wait_for(coordinator_address, timeout_s, f"process {process_id} of {num_processes}")
+    jax.distributed.initialize(coordinator_address, num_processes, process_id,
+                               initialization_timeout=int(timeout_s))
+
+
+def _wait_for(address: str, timeout_s: float, who: str) -> None:
+    """Returns once `address` accepts a TCP connection; ConnectionError after `timeout_s`.
+
+    Why probe first: XLA's client aborts the whole process (a fatal log, no Python exception)
+    when the coordinator does not answer, so the clear error has to come before it is called.
+    """
+    host, _, port = address.rpartition(":")
+    host = host.strip("[]")
+    deadline = time.monotonic() + timeout_s
+    while True:
+        try:
+            with socket.create_connection((host, int(port)), timeout=1.0):
+                return
+        except OSError as error:
+            if time.monotonic() >= deadline:
+                raise ConnectionError(
+                    f"expected the coordinator (process 0) at {address} to answer within "
+                    f"{timeout_s} s ({who}), received no answer ({error}): is process 0 "
+                    "running, and is the address reachable from here?") from None
+        time.sleep(0.25)
+
+
+def _has_port(address: str) -> bool:
+    host, sep, port = address.rpartition(":")
+    return bool(sep and host and port.isdigit())
