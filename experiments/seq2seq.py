@@ -75,6 +75,16 @@ def suffix(length: int | None) -> str:
     return "all" if length is None else f"L{length}"
 
 
+def run_name(config: Config) -> str:
+    """The template's run name with the task first, e.g. 'reversal_gru_hidden32_seq_len16_...'
+    (tasks share the other fields, so runs of two tasks must not share a directory)."""
+    name = populations.run_name(config)
+    if config.run_name or "task" in template.grid_of(config):
+        return name
+    prefix = "quick_" if config.quick else ""
+    return f"{prefix}{config.task}_{name[len(prefix):]}"
+
+
 def build(config: Config) -> Seq2Seq:
     cell = get_cell(config.cell)
     return Seq2Seq(Encoder(cell, 1, config.bidirectional), Decoder(cell, config.attention))
