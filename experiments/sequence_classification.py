@@ -32,6 +32,8 @@ from rnn_jax.data import digits
 
 NAME = "sequence_classification"
 DATASETS = ("digits", "mnist")
+EVAL_CHUNK = 500  # test images per evaluation chunk: every step's outputs of a whole 784-step
+                  # test set would not fit in memory at once
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,7 +119,10 @@ def task(config: Config) -> populations.Task:
         return train_xs[index], train_ys[index]
 
     def evaluate(params, key):
-        return {f"test_{k}": v for k, v in metrics(logits(params, test_xs), test_ys).items()}
+        """Over the test set in chunks of EVAL_CHUNK images (`jax.lax.map`)."""
+        scores = jax.lax.map(lambda x: logits(params, x[None])[0], test_xs,
+                             batch_size=min(EVAL_CHUNK, test_xs.shape[0]))
+        return {f"test_{k}": v for k, v in metrics(scores, test_ys).items()}
 
     return populations.Task(
         init=lambda key, values: sequence_model.init(key, cell, train_xs.shape[-1],

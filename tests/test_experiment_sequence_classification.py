@@ -5,11 +5,13 @@ before any compile."""
 import builtins
 import json
 
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from experiments import populations, sequence_classification as sc, template
-from rnn_jax import train
+from rnn_jax import sequence_model, train
+from rnn_jax.cells import get_cell
 from rnn_jax.data import digits
 
 
@@ -30,6 +32,24 @@ def test_quick_run_on_the_digits_reports_test_accuracy(tmp_path):
     assert [r["step"] for r in records] == [10, 20]
     assert row["test_accuracy_mean"] == pytest.approx(records[-1]["test_accuracy"])
     assert (tmp_path / "fig" / f"sequence_classification_{run_dir.name}_curves.png").exists()
+
+
+def test_chunked_evaluation_equals_the_whole_test_set_at_once(monkeypatch, key, tmp_path):
+    """40 test images in chunks of 16 (the last one short): the same accuracy and loss as one
+    batch through the model."""
+    pytest.importorskip("sklearn")
+    monkeypatch.setattr(sc, "EVAL_CHUNK", 16)
+    config = template.validate(sc.Config(order="row", hidden=6, eval_size=40,
+                                         out_dir=str(tmp_path)))
+    task = sc.task(config)
+    params = task.init(key, {})
+    _, _, test_xs, test_ys = sc.sequences(config)
+    logits = sequence_model.apply(get_cell("lstm"), params, jnp.asarray(test_xs),
+                                  many_to_one=True)
+    expected = sc.metrics(logits, jnp.asarray(test_ys))
+    got = task.evaluate(params, key)
+    assert float(got["test_accuracy"]) == pytest.approx(float(expected["accuracy"]), abs=1e-6)
+    assert float(got["test_loss"]) == pytest.approx(float(expected["loss"]), rel=1e-5)
 
 
 def test_mnist_sequences_come_from_the_file_in_the_chosen_order(tmp_path, key):
