@@ -280,3 +280,28 @@ def test_bad_inputs_name_expected_and_received():
         attention.attend("additive", params.decoder.attention, memory, jnp.zeros((3, 1, 5)))
     with pytest.raises(ValueError, match="expected attention in .*received 'bahdanau'"):
         make("bahdanau", enc="gru", dec="gru")
+
+
+def test_scheduled_sampling_ends_are_teacher_forcing_and_greedy():
+    """probability 0: the teacher-forced logits; probability 1 with argmax: each step fed the
+    previous step's argmax, i.e. greedy decoding's tokens (before EOS)."""
+    m, params = make("dot", enc="gru", dec="gru")
+    src, sl, tgt, tl = batch()
+    inputs = decoder.shift_right(tgt)
+
+    @jax.jit
+    def run(params):
+        carry, memory = model.start(m, params, src, sl)
+        forced = decoder.forward(m.decoder, params.decoder, memory, carry, inputs)[0]
+        zero = decoder.forward_scheduled(m.decoder, params.decoder, memory, carry, inputs,
+                                         jax.random.key(1), 0.0)[0]
+        one = decoder.forward_scheduled(m.decoder, params.decoder, memory, carry, inputs,
+                                        jax.random.key(1), 1.0, sample=False)[0]
+        return forced, zero, one, greedy(m.decoder, params.decoder, carry, memory, 4).tokens
+
+    forced, zero, one, tokens = run(params)
+    np.testing.assert_allclose(zero, forced, rtol=1e-5, atol=1e-6)
+    fed = np.asarray(jnp.argmax(one, axis=-1))
+    for b in range(3):
+        n = int(decode.lengths_of(tokens[b:b + 1])[0])
+        np.testing.assert_array_equal(fed[b, :n], np.asarray(tokens[b, :n]))

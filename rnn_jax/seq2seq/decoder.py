@@ -138,6 +138,48 @@ def forward(decoder: Decoder, params: DecoderParams, memory: attention.Memory | 
     return outputs(decoder, params, memory, hs)
 
 
+def forward_scheduled(decoder: Decoder, params: DecoderParams, memory: attention.Memory | None,
+                      carry: Any, inputs: jax.Array, key: jax.Array, probability: jax.Array,
+                      lengths: jax.Array | None = None, *, sample: bool = True
+                      ) -> tuple[jax.Array, jax.Array | None]:
+    """Scheduled sampling (Bengio et al. 2015): `forward`, except that at each step t >= 1 the
+    input is, with `probability`, the model's own token of step t-1 (drawn from its softmax;
+    its argmax with `sample=False`) instead of the true one. probability 0 is teacher forcing.
+
+    One `lax.scan` over the steps (a step's input depends on the previous step's output), so
+    it costs what greedy decoding costs; no gradient flows through the drawn tokens.
+    Args and returns as `forward`, plus `key` (the draws) and `probability` (a scalar in [0, 1],
+    e.g. a schedule's value at the current update).
+    """
+    check_memory(decoder, memory)
+    check_tokens(inputs, vocab_size(params), "target")
+    if inputs.ndim != 2 or inputs.shape[1] == 0:
+        raise ValueError(f"expected target inputs [batch, steps] with steps >= 1, received "
+                         f"shape {inputs.shape}")
+    batch, steps = inputs.shape
+    valid = (jnp.ones((batch, steps), bool) if lengths is None
+             else jnp.arange(steps)[None, :] < lengths[:, None])
+    keys = jax.random.split(key, 2 * steps).reshape(steps, 2)
+
+    def body(state, per_step):
+        carry, previous = state
+        true_token, step_valid, (key_use, key_draw), t = per_step
+        use_model = (t > 0) & (jax.random.uniform(key_use, (batch,)) < probability)
+        new_carry, logits, weights = step(decoder, params, memory, carry,
+                                          jnp.where(use_model, previous, true_token))
+        drawn = (jax.random.categorical(key_draw, logits) if sample
+                 else jnp.argmax(logits, axis=-1)).astype(inputs.dtype)
+        carry = jax.tree.map(lambda new, old: jnp.where(
+            step_valid.reshape((batch,) + (1,) * (new.ndim - 1)), new, old), new_carry, carry)
+        weights = jnp.zeros((batch, 0), logits.dtype) if weights is None else weights
+        return (carry, jax.lax.stop_gradient(drawn)), (logits, weights)
+
+    per_step = (inputs.T, valid.T, keys, jnp.arange(steps))
+    _, (logits, weights) = jax.lax.scan(body, (carry, inputs[:, 0]), per_step)
+    weights = None if memory is None else jnp.swapaxes(weights, 0, 1)
+    return jnp.swapaxes(logits, 0, 1), weights
+
+
 def shift_right(targets: jax.Array, bos: int = BOS) -> jax.Array:
     """Decoder inputs from targets: `[y1, ..., yn, EOS, PAD..] -> [BOS, y1, ..., yn, EOS..]`
     (`[batch, steps]`, same shape)."""
