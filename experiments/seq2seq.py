@@ -16,7 +16,6 @@ import dataclasses
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from experiments import populations, reporting, template

@@ -45,7 +45,8 @@ DATE_FORMATS = (
     lambda d: f"{MONTHS[d.month - 1][:3]} {d.day}, {d.year}",  # Mar 5, 2021
     lambda d: f"{d.day:02d}.{d.month:02d}.{d.year}",  # 05.03.2021
     lambda d: f"{d.month}/{d.day}/{d.year}",  # 3/5/2021 (US order)
-    lambda d: f"{DAYS[d.weekday()]}, {MONTHS[d.month - 1]} {d.day}, {d.year}",  # Friday, March 5, 2021
+    # Friday, March 5, 2021
+    lambda d: f"{DAYS[d.weekday()]}, {MONTHS[d.month - 1]} {d.day}, {d.year}",
     lambda d: f"{d.year}/{d.month:02d}/{d.day:02d}",  # 2021/03/05
 )
 DATE_YEARS = (1990, 2029)  # first and last year
@@ -137,7 +138,8 @@ def _number(key: jax.Array, digits: jax.Array, width: int) -> jax.Array:
 def _addition(key: jax.Array, lengths: jax.Array, max_len: int) -> Batch:
     key_split, key_a, key_b = jax.random.split(key, 3)
     # "a+b" of length n: a has da in [1, n - 2] digits, b the other n - 1 - da
-    da = 1 + jnp.floor(jax.random.uniform(key_split, lengths.shape) * (lengths - 2)).astype(jnp.int32)
+    draw = jax.random.uniform(key_split, lengths.shape)
+    da = 1 + jnp.floor(draw * (lengths - 2)).astype(jnp.int32)
     db = lengths - 1 - da
     a, b = _number(key_a, da, max_len), _number(key_b, db, max_len)
     i = jnp.arange(max_len)[None, :]
