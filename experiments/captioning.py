@@ -1,7 +1,8 @@
 """Captioning in miniature (one-to-many): an 8x8 digit image -> its English name, letter by
 letter ("seven"), as the notes' image-captioning picture does with a CNN and a sentence.
 
-    python -m experiments.captioning --seeds=3 --grid=cell=gru,lstm
+    python -m experiments.captioning --seeds=3 --grid=cell=vanilla,gru,lstm
+    python -m experiments.captioning --seeds=3 --cell=gru --grid=beam_width=1,4
 
 Encoder: a linear map of the 64 pixels, `tanh(B x + b)`, split into the decoder cell's initial
 carry (`rnn_jax.seq2seq.model.bridge`, the same bridge an encoder RNN's summary goes through).

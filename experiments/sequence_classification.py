@@ -2,8 +2,9 @@
 fixed random pixel order (the IRNN and uRNN papers' sequential and permuted MNIST).
 
     python -m experiments.sequence_classification --order=row --seeds=3 \
-        --grid=cell=vanilla,irnn,gru,lstm,urnn
-    python -m experiments.sequence_classification --order=pixel --seeds=3 --grid=cell=irnn,lstm
+        --grid=cell=vanilla,irnn,gru,lstm,urnn --steps=1000
+    python -m experiments.sequence_classification --order=pixel --seeds=3 \
+        --grid=cell=vanilla,irnn,gru,lstm,urnn --steps=2000    # also --order=permuted
     python -m experiments.sequence_classification --dataset=mnist --data_path=mnist.npz \
         --order=pixel                                            # the 784-step task
 
