@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 from flax import nnx
 
+import rnn_jax
 from rnn_jax.interop import flax_params
 from rnn_jax.interop.layers import apply_layers
 from rnn_jax.interop.torch_params import torch_cell
@@ -97,14 +98,16 @@ def test_nnx_cells_convert_exactly(kind, x64):
 
 
 def test_bad_flax_params_raise_naming_expected_and_received(key):
-    lstm = nn.LSTMCell(HIDDEN + 1).init(key, (jnp.zeros((1, HIDDEN + 1)),) * 2, jnp.zeros((1, IN)))
+    # flax's layouts of an LSTM of hidden size 5 and a GRU of 4 (the tests above check them)
+    lstm_params = rnn_jax.get_cell("lstm").init(key, IN, HIDDEN + 1)
+    lstm = {"params": flax_params.lstm_to_flax(lstm_params)}
+    gru = flax_params.gru_to_flax(torch_cell("gru").init(key, IN, HIDDEN))
     with pytest.raises(ValueError, match=r"expected a flax LSTM cell of hidden size 4, received "
                                          r"hidden size 5"):
         flax_params.lstm_from_flax(lstm, hidden_size=HIDDEN)
     with pytest.raises(ValueError, match=r"expected a flax LSTM cell of input size 2, received "
                                          r"input size 3"):
         flax_params.lstm_from_flax(lstm, input_size=2)
-    gru = nn.GRUCell(HIDDEN).init(key, jnp.zeros((1, HIDDEN)), jnp.zeros((1, IN)))
     with pytest.raises(ValueError, match=r"expected flax LSTM cell params .* received "
                                          r"\{.*'hn': \['bias', 'kernel'\]"):
         flax_params.lstm_from_flax(gru)
@@ -113,8 +116,7 @@ def test_bad_flax_params_raise_naming_expected_and_received(key):
         flax_params.gru_from_flax(lstm)
     with pytest.raises(ValueError, match=r"expected flax cell params .* received ndarray"):
         flax_params.lstm_from_flax(np.zeros(3))
-    params = flax_params.gru_from_flax(gru)
     with pytest.raises(ValueError, match=r"expected LSTMParams, received GRUTorchParams"):
-        flax_params.lstm_to_flax(params)
+        flax_params.lstm_to_flax(flax_params.gru_from_flax(gru))
     with pytest.raises(ValueError, match=r"expected layout in .* received 'torch'"):
-        flax_params.lstm_to_flax(flax_params.lstm_from_flax(lstm), layout="torch")
+        flax_params.lstm_to_flax(lstm_params, layout="torch")
