@@ -189,3 +189,5 @@ def test_bad_cells_and_contexts_raise(key):
         deer_unroll(gru._replace(step=step), params, xs)
     with pytest.raises(ValueError, match="on_failure='raise' needs concrete values"):
         jax.jit(lambda x: deer_unroll(gru, params, x, on_failure="raise"))(xs)
+    with pytest.raises(ValueError, match="on_failure='raise' needs concrete values"):
+        jax.grad(lambda p: jnp.sum(deer_unroll(gru, p, xs, on_failure="raise")[0]))(params)

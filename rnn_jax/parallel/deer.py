@@ -51,6 +51,10 @@ from rnn_jax.unroll import unroll
 
 JACOBIANS = ("full", "diagonal")
 ON_FAILURE = ("sequential", "raise", "return")
+_TRACED_RAISE = (
+    "on_failure='raise' needs concrete values (not under jit, grad or vmap), received traced "
+    "inputs; use 'sequential' or 'return' and read NewtonInfo.converged"
+)
 DEFAULT_TOL = {np.dtype(np.float32): 1e-5, np.dtype(np.float64): 1e-10}
 
 
@@ -141,10 +145,7 @@ def deer_unroll(
     sequence.check_inputs(cell, params, xs)
     check_options(jacobian, tol, max_iterations, on_failure, damping)
     if on_failure == "raise" and isinstance(xs, jax.core.Tracer):
-        raise ValueError(
-            "on_failure='raise' needs concrete values (not under jit, grad or vmap), received "
-            "traced inputs; use 'sequential' or 'return' and read NewtonInfo.converged"
-        )
+        raise ValueError(_TRACED_RAISE)
     if xs.ndim == 2:  # one unbatched sequence: add and remove a batch axis
         carry = None if carry is None else jax.tree.map(lambda a: a[None], carry)
         lengths = None if lengths is None else jnp.reshape(lengths, (1,))
@@ -205,7 +206,11 @@ def _check_linearizable(cell: Cell, F, params, s0, inputs) -> None:
 
 def _report_failure(info: NewtonInfo, on_failure: str) -> None:
     """The warning or the error of `on_failure`, where the info holds concrete values."""
-    if on_failure == "return" or isinstance(info.converged, jax.core.Tracer):
+    if on_failure == "return":
+        return
+    if isinstance(info.converged, jax.core.Tracer):
+        if on_failure == "raise":  # e.g. params traced by jax.grad while xs are concrete
+            raise ValueError(_TRACED_RAISE)
         return
     if bool(info.converged):
         return
