@@ -11,7 +11,7 @@ forward+backward is the jitted gradient of `sum(ys^2)` with respect to params an
 Paths are timed in interleaved rounds (`benchmarks.timing`); each speed-up is the ratio to
 `lax.scan` within a round. With `--memory_time`, each path's forward+backward at that T runs
 once in a fresh child process, and the table gives the child's peak resident set size (the
-whole process: Python, XLA and the step's buffers) from `wait4`.
+whole process: Python, XLA and the step's buffers), measured before the timing.
 """
 
 import argparse
@@ -59,14 +59,24 @@ def compiled(path: str, backward: bool, params, xs):
 
 
 def peak_memory(path: str, batch: int, time: int, inputs: int, hidden: int) -> float:
-    """Peak RSS in MiB of a child process running one forward+backward of `path`."""
+    """Peak RSS in MiB of a child process running one forward+backward of `path`.
+
+    The child reports its own VmHWM (`/proc/self/status`): a new process image starts its
+    high-water mark afresh at exec, while `wait4`'s maxrss would carry the parent's peak.
+    """
     command = [sys.executable, "-m", "benchmarks.linear_scan", "--child", path, "--batch",
                str(batch), "--time", str(time), "--inputs", str(inputs), "--hidden", str(hidden)]
-    child = subprocess.Popen(command)
-    _, status, usage = os.wait4(child.pid, 0)
-    if status != 0:
+    child = subprocess.run(command, capture_output=True, text=True)
+    lines = [line for line in child.stdout.splitlines() if line.startswith("VmHWM:")]
+    if child.returncode != 0 or not lines:
         return float("nan")
-    return usage.ru_maxrss / 1024  # KiB on Linux
+    return int(lines[-1].split()[1]) / 1024  # kB
+
+
+def own_peak() -> str:
+    """This process's `VmHWM:` line (peak resident set size since exec, in kB)."""
+    with open("/proc/self/status") as status:
+        return next(line.strip() for line in status if line.startswith("VmHWM:"))
 
 
 def main() -> None:
@@ -75,7 +85,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--hidden", type=int, default=256)
     parser.add_argument("--inputs", type=int, default=256)
-    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3, help="0: no timing table")
     parser.add_argument("--steps", type=int, default=3)
     parser.add_argument("--memory_time", type=int, default=0, help="0: no memory table")
     parser.add_argument("--memory_batch", type=int, default=1)
@@ -84,7 +94,23 @@ def main() -> None:
     runtime.keep_host_memory()
     if args.child:  # one forward+backward for peak_memory
         compiled(args.child, True, *operands(args.batch, args.time, args.inputs, args.hidden))
+        print(own_peak())
         return
+    if args.memory_time:  # first, while this process is small
+        memory_table(args)
+    if args.rounds:
+        timing_table(args)
+
+
+def memory_table(args) -> None:
+    print(f"| path | forward+backward peak RSS, MiB (T{args.memory_time} B{args.memory_batch} "
+          f"H{args.hidden} in{args.inputs}) |\n|---|---|")
+    for path in PATHS:
+        mib = peak_memory(path, args.memory_batch, args.memory_time, args.inputs, args.hidden)
+        print(f"| {path} | {mib:.0f} |", flush=True)
+
+
+def timing_table(args) -> None:
     params, xs = operands(args.batch, args.time, args.inputs, args.hidden)
     shape = f"T{args.time} B{args.batch} H{args.hidden} in{args.inputs}"
     print("| path | pass | shape | ms | speed-up vs lax.scan (median, min-max over rounds) |\n"
@@ -98,12 +124,6 @@ def main() -> None:
             print(f"| {path} | {'forward+backward' if backward else 'forward'} | {shape} | "
                   f"{1e3 * statistics.median(walls[path]):.1f} | "
                   f"{ratio[0]:.2f}x ({ratio[1]:.2f}-{ratio[2]:.2f}) |", flush=True)
-    if args.memory_time:
-        print(f"\n| path | forward+backward peak RSS, MiB (T{args.memory_time} "
-              f"B{args.memory_batch} H{args.hidden} in{args.inputs}) |\n|---|---|")
-        for path in PATHS:
-            mib = peak_memory(path, args.memory_batch, args.memory_time, args.inputs, args.hidden)
-            print(f"| {path} | {mib:.0f} |", flush=True)
 
 
 if __name__ == "__main__":
