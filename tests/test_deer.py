@@ -91,8 +91,8 @@ def test_trajectory_equals_sequential_unroll(name, x64):
 
 def test_lengths_reverse_and_unbatched(x64):
     """The LSTM (a pytree carry) with padding, reversed, and one unbatched sequence."""
-    cell, params, xs = setup("lstm", batch=3, time=9)
-    lengths = jnp.array([9, 4, 0])
+    cell, params, xs = setup("lstm", batch=3)
+    lengths = jnp.array([12, 4, 0])
 
     @jax.jit
     def run(params, xs):
@@ -112,10 +112,10 @@ def test_lengths_reverse_and_unbatched(x64):
                                             ("lstm", "diagonal")])
 def test_gradients_equal_autodiff_of_the_sequential_scan(name, jacobian, key, x64):
     """d(loss)/d(params, xs, initial carry) through ys and the final carry, with padding."""
-    cell, params, xs = setup(name, time=10)
-    lengths = jnp.array([10, 6])
+    cell, params, xs = setup(name)
+    lengths = jnp.array([12, 6])
     carry = jax.tree.map(lambda a: 0.2 + a, cell.initial_carry(params, (2,)))
-    weights = jax.random.normal(jax.random.fold_in(key, 2), (2, 10, 4), jnp.float64)
+    weights = jax.random.normal(jax.random.fold_in(key, 2), (2, 12, 4), jnp.float64)
 
     def loss(params, xs, carry, run):
         ys, final = run(params, xs, carry)[:2]
@@ -133,7 +133,7 @@ def test_gradients_equal_autodiff_of_the_sequential_scan(name, jacobian, key, x6
 
 
 def test_non_convergence_handled_as_chosen(key, x64):
-    cell, params, xs = setup("vanilla", time=8)
+    cell, params, xs = setup("vanilla")
     ys, _ = unroll(cell, params, xs)
     with pytest.warns(RuntimeWarning, match=r"residual .* after 2 iterations"):
         ys_seq, _, info = deer_unroll(cell, params, xs, max_iterations=2)
@@ -167,17 +167,21 @@ def test_non_convergence_handled_as_chosen(key, x64):
     ],
 )
 def test_bad_options_raise(options, match, key):
-    cell, params, xs = setup("gru", time=5, dtype=jnp.float32)
+    """Raised while tracing: under `jax.eval_shape` nothing is compiled or computed."""
+    cell = get_cell("gru")
+    params = jax.eval_shape(lambda: cell.init(key, 3, 4))
+    xs = jnp.ones((2, 5, 3))
     with pytest.raises(ValueError, match=match):
-        deer_unroll(cell, params, xs, **options)
+        jax.eval_shape(lambda p: deer_unroll(cell, p, xs, **options), params)
 
 
 def test_bad_cells_and_contexts_raise(key):
     urnn = get_cell("urnn")
-    params = urnn.init(key, 3, 4)
+    xs = jnp.ones((2, 5, 3))
     with pytest.raises(ValueError, match="real floating-point carry.*complex64"):
-        deer_unroll(urnn, params, jnp.ones((2, 5, 3)))
-    gru, params, xs = setup("gru", time=5, dtype=jnp.float32)
+        jax.eval_shape(lambda: deer_unroll(urnn, urnn.init(key, 3, 4), xs))
+    gru = get_cell("gru")
+    params = jax.eval_shape(lambda: gru.init(key, 3, 4))
 
     @jax.custom_vjp
     def opaque(h):  # reverse mode only: no Jacobian by jax.jvp
@@ -186,8 +190,9 @@ def test_bad_cells_and_contexts_raise(key):
     opaque.defvjp(lambda h: (jnp.tanh(h), h), lambda h, g: (g * (1 - jnp.tanh(h) ** 2),))
     step = lambda p, h, x: (opaque(gru.step(p, h, x)[0]),) * 2
     with pytest.raises(ValueError, match="expected a step whose carry Jacobian JAX can"):
-        deer_unroll(gru._replace(step=step), params, xs)
+        jax.eval_shape(lambda p: deer_unroll(gru._replace(step=step), p, xs), params)
     with pytest.raises(ValueError, match="on_failure='raise' needs concrete values"):
-        jax.jit(lambda x: deer_unroll(gru, params, x, on_failure="raise"))(xs)
+        jax.eval_shape(lambda p, x: deer_unroll(gru, p, x, on_failure="raise"), params, xs)
+    loss = lambda p: jnp.sum(deer_unroll(gru, p, xs, on_failure="raise")[0])  # xs concrete
     with pytest.raises(ValueError, match="on_failure='raise' needs concrete values"):
-        jax.grad(lambda p: jnp.sum(deer_unroll(gru, p, xs, on_failure="raise")[0]))(params)
+        jax.eval_shape(jax.grad(loss), params)
