@@ -8,7 +8,8 @@ by Newton's method whose every iteration is a linear recurrence solved by
 - `jacobian="full"`: DEER (Lim et al., ICLR 2024, arXiv 2309.12252): exact Newton with the
   `[D, D]` Jacobians of the step; few iterations, but O(T D^3) work in the scan.
 - `jacobian="diagonal"`: quasi-DEER (Gonzalez et al., NeurIPS 2024, arXiv 2407.19115): only
-  the Jacobians' diagonals in the scan, O(T D); more iterations.
+  the Jacobians' diagonals in the scan, O(T D); more iterations. For a general `step` the
+  diagonal is still read off the full Jacobian (D JVPs per step), so only the scan is cheaper.
 - `jacobian="diagonal", damping=lambda > 0`: quasi-ELK (the same paper, sec. 4): each step is
   the Levenberg-Marquardt step with the trust-region penalty `lambda * |s - s^k|^2`, a Kalman
   smoother solved by associative scans; it trades speed of convergence for stability where
@@ -31,9 +32,12 @@ Non-convergence (residual still > tol after `max_iterations`) is detected by the
 - "return": the last Newton iterate as it is; read `NewtonInfo.converged`.
 The adjoint solve in the backward pass always falls back to the sequential scan.
 
+Under `vmap` the `lax.cond` of "sequential" becomes a select, so the sequential scan always
+runs as well: use "return" there and read the info (which is then per member).
+
 Default tolerance on the absolute residual max_t |f(s(t-1), x(t)) - s(t)|: `DEFAULT_TOL` by
-dtype, a few hundred roundings of a state of order one, since the scan's products round at
-each of its log T levels.
+dtype, well above the rounding of a state of order one (the scan's products round at each of
+its log T levels), well below what a model's outputs notice.
 """
 
 import warnings
