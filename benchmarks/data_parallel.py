@@ -85,10 +85,13 @@ def _ratio(ratio) -> str:
     return "-" if ratio is None else "{:.2f}x ({:.2f}-{:.2f})".format(*ratio)
 
 
+HEADER = ("| cell | B | H | implementation | ms/step | tokens/s | vs torch (paired rounds) "
+          "| vs 1 device | first step s | first loss |\n" + "|" + "---|" * 10)
+
+
 def table(rows: list[dict]) -> str:
-    lines = ["| cell | B | H | implementation | ms/step | tokens/s | vs torch (paired rounds) "
-             "| vs 1 device | first step s | first loss |", "|" + "---|" * 10]
-    lines += [f"| {r['cell']} | {r['batch']} | {r['hidden']} | {r['name']} | {r['ms']:.1f} "
+    """Markdown rows (without the header), one per implementation."""
+    lines = [f"| {r['cell']} | {r['batch']} | {r['hidden']} | {r['name']} | {r['ms']:.1f} "
               f"| {r['tokens_per_s']:,.0f} | {_ratio(r['vs_torch'])} | {_ratio(r['vs_one'])} "
               f"| {r['first_s']:.2f} | {r['first_loss']:.5f} |" for r in rows]
     return "\n".join(lines)
@@ -106,14 +109,12 @@ def main(argv=None) -> None:
     if args.devices < 2:
         parser.error(f"--devices: expected at least 2, received {args.devices}")
     distributed.set_cpu_device_count(args.devices)  # before JAX starts its CPU backend
-    print(f"{args.devices} XLA CPU devices; {implementations.versions()}")
-    rows = []
+    print(f"{args.devices} XLA CPU devices; {implementations.versions()}\n{HEADER}", flush=True)
     for size in args.sizes.split(","):
         batch, hidden = (int(v) for v in size.split("x"))
-        for cell in args.cells.split(","):
-            rows += measure(cell, batch, hidden, args.time, args.devices, args.rounds,
-                            args.steps)
-    print(table(rows))
+        for cell in args.cells.split(","):  # each group's rows as soon as they are measured
+            print(table(measure(cell, batch, hidden, args.time, args.devices, args.rounds,
+                                args.steps)), flush=True)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Splitting a batch changes the order of the floating-point sums in the loss and g
 to float rounding, not bit for bit.
 """
 
+import itertools
 import socket
 import time
 from typing import Any
@@ -24,8 +25,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from jax._src import xla_bridge  # backends_are_initialized: no public equivalent
+from jax._src.distributed import global_state as distributed_state  # the barrier's client
 
 DATA_AXIS = "data"
+_BARRIERS = itertools.count()
 
 
 def count(devices: int | str, available: int) -> int:
@@ -118,6 +121,20 @@ def place(tree: Any, sharding: NamedSharding) -> Any:
         return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
     return jax.tree.map(one, tree)
+
+
+def barrier(name: str, timeout_s: float = 600) -> None:
+    """Waits until every process reaches `barrier(name)` (no-op in one process).
+
+    Why: XLA:CPU's gloo collectives give the processes 30 s to meet at their first collective,
+    and compiling a step can take one process longer than that on a loaded machine; meeting
+    here first, after compiling, keeps the two apart. Uses the coordination service client
+    (JAX has no public barrier that is not itself a collective).
+    """
+    if jax.process_count() > 1:  # ids must be unique: number them in call order (the same
+        # in every process, which all run the same program)
+        distributed_state.client.wait_at_barrier(f"{name} #{next(_BARRIERS)}",
+                                                 int(1000 * timeout_s))
 
 
 def is_writer() -> bool:

@@ -126,8 +126,12 @@ def make_train_step(
                                  f"received a {type(state).__name__}")
             axis, what = (0, "population") if shard_members else (int(is_population), "batch")
             distributed.check_divisible(batch, mesh, axis, what)
-            return jitted(shardings.place(state),
-                          distributed.place(batch, distributed.split(mesh, axis)))
+            state = shardings.place(state)
+            batch = distributed.place(batch, distributed.split(mesh, axis))
+            if jax.process_count() > 1 and traces[0] == 0:  # every process compiled: then run
+                jitted.lower(state, batch).compile()
+                distributed.barrier("first train step")
+            return jitted(state, batch)
 
         step.place = shardings.place
 
