@@ -80,8 +80,7 @@ def reference_padded(name, params, xs, carry, lengths, reverse):
 
 
 @pytest.mark.parametrize("name,log_space,reverse", [
-    ("mingru", True, True), ("mingru", False, False), ("minlstm", True, False),
-    ("lru", None, True),
+    ("mingru", True, True), ("minlstm", False, False), ("lru", None, True),
 ])
 def test_sequential_and_parallel_paths_follow_the_equations(name, log_space, reverse, key, x64):
     """Under padding (one sequence of length 0) and reverse, from a random initial carry."""
@@ -166,7 +165,8 @@ def test_unbatched_equals_batched(key, x64):
 def test_the_default_unroll_keeps_them_on_autodiff(key):
     for name in LINEAR:
         cell = get_cell(name)
-        params = cell.init(key, IN, HIDDEN)
+        params = jax.eval_shape(functools.partial(cell.init, input_size=IN, hidden_size=HIDDEN),
+                                key)  # shapes suffice: the path is chosen at trace time
         assert kernel_for(cell, params) is None
         assert backward_path(cell, params, False, "handwritten", (params,)) == "scan"
 
