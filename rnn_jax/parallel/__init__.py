@@ -5,3 +5,9 @@
 - `linear_cells`: the parallel unroll of the linear-recurrence cells (minGRU, minLSTM, LRU).
 - `deer`: nonlinear cells by Newton iterations over the whole trajectory (DEER, quasi-DEER).
 """
+
+from rnn_jax.parallel.deer import NewtonInfo, deer_unroll
+from rnn_jax.parallel.linear_cells import parallel_unroll
+from rnn_jax.parallel.linear_scan import linear_scan, log_linear_scan
+
+__all__ = ["NewtonInfo", "deer_unroll", "linear_scan", "log_linear_scan", "parallel_unroll"]
