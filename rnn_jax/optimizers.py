@@ -38,9 +38,11 @@ def make_schedule(
     if name == "cosine":
         return optax.cosine_decay_schedule(learning_rate, num_steps)
     if name == "warmup_cosine":
-        return optax.warmup_cosine_decay_schedule(
-            0.0, learning_rate, max(warmup_steps, 1), max(num_steps, warmup_steps + 1)
-        )
+        # optax branches in Python on its peak value, so the schedule is built for a peak of
+        # 1 and scaled: a member's traced rate works too
+        shape = optax.warmup_cosine_decay_schedule(
+            0.0, 1.0, max(warmup_steps, 1), max(num_steps, warmup_steps + 1))
+        return lambda step: learning_rate * shape(step)
     raise ValueError(f"unknown schedule {name!r}; expected one of {list(SCHEDULES)}")
 
 

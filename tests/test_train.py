@@ -2,6 +2,7 @@
 truncated-BPTT stream (its reset: tests/test_sequence.py)."""
 
 import json
+import math
 import os
 
 import chex
@@ -83,6 +84,14 @@ def test_unknown_optimizer_and_schedule():
         optimizers.make_schedule("bogus", 0.1, num_steps=10)
     schedule = optimizers.make_schedule("cosine", 0.1, num_steps=10)
     assert float(schedule(0)) == pytest.approx(0.1) and float(schedule(10)) == pytest.approx(0.0)
+
+
+def test_warmup_cosine_takes_a_traced_rate():
+    """A population member's rate is traced: linear warm-up to it, then cosine decay to 0."""
+    values = jax.jit(lambda lr: jnp.stack([optimizers.make_schedule(
+        "warmup_cosine", lr, num_steps=10, warmup_steps=2)(s) for s in (0, 1, 2, 6, 10)]))(0.4)
+    expected = [0.0, 0.2, 0.4, 0.4 * 0.5 * (1 + math.cos(math.pi * 4 / 8)), 0.0]
+    assert values.tolist() == pytest.approx(expected, abs=1e-7)
 
 
 def test_clipping_bounds_the_update_norm():
