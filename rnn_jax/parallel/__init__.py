@@ -8,6 +8,6 @@
 
 from rnn_jax.parallel.deer import NewtonInfo, deer_unroll
 from rnn_jax.parallel.linear_cells import parallel_unroll
-from rnn_jax.parallel.linear_scan import linear_scan, log_linear_scan
 
-__all__ = ["NewtonInfo", "deer_unroll", "linear_scan", "log_linear_scan", "parallel_unroll"]
+# `linear_scan` stays the submodule (rnn_jax.parallel.linear_scan.linear_scan)
+__all__ = ["NewtonInfo", "deer_unroll", "parallel_unroll"]
