@@ -14,15 +14,13 @@ forced forward of the same model in the same round. Targets (issue 18): greedy <
 width 8 <= 10x.
 """
 
-import argparse
 import statistics
 from typing import Callable, NamedTuple
 
 import jax
 
-from benchmarks import implementations, timing
-from benchmarks.train_step import machine
-from experiments import runtime
+from benchmarks import timing
+from benchmarks.train_step import rounds_arguments
 from rnn_jax.cells import get_cell
 from rnn_jax.data import translation
 from rnn_jax.seq2seq import Decoder, Encoder, Seq2Seq, decode, decoder, model
@@ -99,19 +97,7 @@ def format_rows(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
-    parser.add_argument("--steps", type=int, default=5, help="timed calls per round")
-    parser.add_argument("--keep_host_memory", action="store_true",
-                        help="call experiments.runtime.keep_host_memory() in this process first")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.steps < 1:
-        parser.error(f"expected --rounds and --steps >= 1, received {args.rounds} and {args.steps}")
-    if args.keep_host_memory:
-        runtime.keep_host_memory()  # process-wide: before any JAX computation
-    settings = "keep_host_memory" if args.keep_host_memory else "none"
-    print(f"# {machine()}\n# {implementations.versions()}\n# process-wide settings: {settings}")
-    print(f"# {args.rounds} rounds x {args.steps} calls\n")
+    args = rounds_arguments(__doc__.splitlines()[0], argv, unit="calls")
     print(format_rows(measure(CASES, args.rounds, args.steps)))
 
 

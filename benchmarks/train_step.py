@@ -49,6 +49,25 @@ def machine() -> str:
             f"Python {platform.python_version()}; {datetime.date.today().isoformat()}")
 
 
+def rounds_arguments(description: str, argv=None, unit: str = "steps") -> argparse.Namespace:
+    """`--rounds`, `--steps`, `--keep_host_memory` of the interleaved-rounds benchmarks, checked
+    and applied (the process-wide setting before any JAX computation); prints the header."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
+    parser.add_argument("--steps", type=int, default=5, help=f"timed {unit} per round")
+    parser.add_argument("--keep_host_memory", action="store_true",
+                        help="call experiments.runtime.keep_host_memory() in this process first")
+    args = parser.parse_args(argv)
+    if args.rounds < 1 or args.steps < 1:
+        parser.error(f"expected --rounds and --steps >= 1, received {args.rounds} and {args.steps}")
+    if args.keep_host_memory:
+        runtime.keep_host_memory()
+    settings = "keep_host_memory" if args.keep_host_memory else "none"
+    print(f"# {machine()}\n# {implementations.versions()}\n# process-wide settings: {settings}")
+    print(f"# {args.rounds} rounds x {args.steps} {unit}\n")
+    return args
+
+
 def measure_group(impls, batch, hidden, time_steps, vocab, rounds, steps, seed=0):
     """Rows for implementations of one cell at one size, timed in interleaved rounds."""
     cell = impls[0].cell

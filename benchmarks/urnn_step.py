@@ -15,16 +15,13 @@ experiments' command lines do by default: the uRNN's `[T, batch, hidden]` comple
 large, and without it each step page-faults them in afresh.
 """
 
-import argparse
 import statistics
 from typing import Callable, NamedTuple
 
 import jax
-import jax.numpy as jnp
 
-from benchmarks import implementations, jax_models, timing
-from benchmarks.train_step import machine
-from experiments import runtime
+from benchmarks import jax_models, timing
+from benchmarks.train_step import rounds_arguments
 from rnn_jax import get_cell, losses, readout, unroll
 from rnn_jax.unroll import output_size
 
@@ -111,19 +108,7 @@ def format_rows(rows: list[dict]) -> str:
 
 
 def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
-    parser.add_argument("--steps", type=int, default=5, help="timed steps per round")
-    parser.add_argument("--keep_host_memory", action="store_true",
-                        help="call experiments.runtime.keep_host_memory() in this process first")
-    args = parser.parse_args(argv)
-    if args.rounds < 1 or args.steps < 1:
-        parser.error(f"expected --rounds and --steps >= 1, received {args.rounds} and {args.steps}")
-    if args.keep_host_memory:
-        runtime.keep_host_memory()  # process-wide: before any JAX computation
-    settings = "keep_host_memory" if args.keep_host_memory else "none"
-    print(f"# {machine()}\n# {implementations.versions()}\n# process-wide settings: {settings}")
-    print(f"# {args.rounds} rounds x {args.steps} steps\n")
+    args = rounds_arguments(__doc__.splitlines()[0], argv, unit="steps")
     cases = {label(case): (case, make_step(case)) for case in CASES}
     print(format_rows(measure(cases, args.rounds, args.steps)))
 
