@@ -4,58 +4,42 @@
     python -m benchmarks.linear_scan [--time=4096] [--batch=32] [--hidden=256] [--inputs=256]
         [--rounds=3] [--steps=3] [--memory_time=65536] [--memory_batch=1]
 
-The same minGRU params and inputs `[batch, time, inputs]` (float32) go through three paths:
-`unroll(..., backward="autodiff")` (one `lax.scan` step per time step), and `parallel_unroll`
-with the paper's log-space scan and with the plain one. Forward is the jitted `ys`;
-forward+backward is the jitted gradient of `sum(ys^2)` with respect to params and inputs.
-Paths are timed in interleaved rounds (`benchmarks.timing`); each speed-up is the ratio to
+The same minGRU params and inputs `[batch, time, inputs]` (float32) go through three paths
+(`experiments.parallel_timing`'s methods): `unroll` (one `lax.scan` step per time step,
+autodiff: the minGRU has no hand-written kernel), and `parallel_unroll` with the paper's
+log-space scan and with the plain one. Forward is the jitted `ys`; forward+backward is the
+jitted gradient of `sum(ys^2)` with respect to params and inputs. Paths are timed in
+interleaved rounds, forward and forward+backward separately; each speed-up is the ratio to
 `lax.scan` within a round. With `--memory_time`, each path's forward+backward at that T runs
 once in a fresh child process, and the table gives the child's peak resident set size (the
 whole process: Python, XLA and the step's buffers), measured before the timing.
 """
 
 import argparse
-import functools
-import os
-import statistics
 import subprocess
 import sys
 
-import jax
-import jax.numpy as jnp
-
-from benchmarks import timing
-from experiments import runtime
-from rnn_jax import get_cell, unroll
-from rnn_jax.parallel.linear_cells import parallel_unroll
+from experiments import parallel_timing, runtime
+from rnn_jax import get_cell
 
 CELL = get_cell("mingru")
-PATHS = {
-    "lax.scan": functools.partial(unroll, CELL, backward="autodiff"),
-    "associative scan, log space": functools.partial(parallel_unroll, CELL, log_space=True),
-    "associative scan, plain": functools.partial(parallel_unroll, CELL, log_space=False),
+PATHS = {  # the table's names of `parallel_timing`'s methods
+    "lax.scan": parallel_timing.SEQUENTIAL,
+    "associative scan, log space": "associative_log",
+    "associative scan, plain": "associative",
 }
-
-
-def operands(batch: int, time: int, inputs: int, hidden: int):
-    key_params, key_xs = jax.random.split(jax.random.key(0))
-    params = CELL.init(key_params, inputs, hidden)
-    return params, jax.random.normal(key_xs, (batch, time, inputs), jnp.float32)
 
 
 def compiled(path: str, backward: bool, params, xs):
     """A `() -> None` running the jitted path once (compiled here), blocking until done."""
-    run = PATHS[path]
-    if backward:
-        function = jax.jit(jax.grad(lambda p, x: jnp.sum(run(p, x)[0] ** 2), argnums=(0, 1)))
-    else:
-        function = jax.jit(lambda p, x: run(p, x)[0])
+    return parallel_timing.compiled(parallel_timing.path(CELL, PATHS[path]), backward, params,
+                                    xs)[0]
 
-    def call():
-        jax.block_until_ready(function(params, xs))
 
-    call()
-    return call
+def operands(args, batch: int, time: int):
+    """The minGRU params and inputs `[batch, time, --inputs]` (seed 0)."""
+    return parallel_timing.operands(
+        CELL, parallel_timing.Case("mingru", args.hidden, time, batch, args.inputs))
 
 
 def peak_memory(path: str, batch: int, time: int, inputs: int, hidden: int) -> float:
@@ -93,7 +77,7 @@ def main() -> None:
     args = parser.parse_args()
     runtime.keep_host_memory()
     if args.child:  # one forward+backward for peak_memory
-        compiled(args.child, True, *operands(args.batch, args.time, args.inputs, args.hidden))
+        compiled(args.child, True, *operands(args, args.batch, args.time))
         print(own_peak())
         return
     if args.memory_time:  # first, while this process is small
@@ -111,19 +95,18 @@ def memory_table(args) -> None:
 
 
 def timing_table(args) -> None:
-    params, xs = operands(args.batch, args.time, args.inputs, args.hidden)
+    params, xs = operands(args, args.batch, args.time)
     shape = f"T{args.time} B{args.batch} H{args.hidden} in{args.inputs}"
     print("| path | pass | shape | ms | speed-up vs lax.scan (median, min-max over rounds) |\n"
           "|---|---|---|---|---|")
-    for backward in (False, True):
+    for backward, name in zip((False, True), ("forward", "forward+backward")):
         calls = {path: compiled(path, backward, params, xs) for path in PATHS}
-        rounds = timing.run_rounds(calls, args.rounds, args.steps)
-        walls = {path: [r[0] for r in rounds[path]] for path in PATHS}
+        walls = parallel_timing.wall_times(calls, args.rounds, args.steps)
         for path in PATHS:
-            ratio = timing.paired_ratio(walls["lax.scan"], walls[path])
-            print(f"| {path} | {'forward+backward' if backward else 'forward'} | {shape} | "
-                  f"{1e3 * statistics.median(walls[path]):.1f} | "
-                  f"{ratio[0]:.2f}x ({ratio[1]:.2f}-{ratio[2]:.2f}) |", flush=True)
+            measured = parallel_timing.speed(walls, path, "lax.scan")
+            print(f"| {path} | {name} | {shape} | {measured['ms']:.1f} | "
+                  f"{measured['speedup']:.2f}x ({measured['speedup_min']:.2f}-"
+                  f"{measured['speedup_max']:.2f}) |", flush=True)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,9 @@
-"""Newton iterations of DEER / quasi-DEER as a GRU learns: training makes them grow.
+"""RNNs in parallel over time: Newton iterations as a GRU learns, and wall time against T.
 
-Headline (numbers in experiments/parallel_in_time.md):
+Headlines (numbers in experiments/parallel_in_time.md):
 
     python -m experiments.parallel_in_time --seeds=3
+    python -m experiments.parallel_in_time --mode=timing
 
 trains a GRU (16 units) on running parity (sequences of 20 bits, many-to-many targets; the
 same task as experiments/parity.py) with the ordinary sequential unroll, and every
@@ -12,19 +13,29 @@ recording the Newton iterations each needs to reach the tolerance, whether it co
 the largest difference from the sequential outputs. A network that remembers (parity needs
 its state to carry a bit for ever) is less contractive than a fresh one, so Newton's
 linearisation holds over shorter stretches and more iterations are needed (Lim et al. 2024;
-Gonzalez et al. 2024). The wall time of both methods against the sequential scan is
-`benchmarks/deer.py`'s table (experiments/parallel_in_time.md shows it).
+Gonzalez et al. 2024).
+
+`--mode=timing` trains nothing: for every cell of `--timing_cells`, hidden size of
+`--hidden_sizes` and length of `--lengths`, the wall time of the sequential scan against the
+associative scans (minGRU, minLSTM, LRU) or DEER and quasi-DEER (the other cells), forward and
+forward + backward, with Newton's iterations and final residual
+(`experiments.parallel_timing`, which `benchmarks/deer.py` and `benchmarks/linear_scan.py`
+also run). Each measured (cell, hidden, T) is added to `timing.json` in the population's
+directory as soon as it is measured, so a stopped run resumes at the next one; the report
+writes `table_timing.md` and `.csv` into the run directory.
 """
 
 import dataclasses
+import json
+import os
 import sys
 
 import jax
 import jax.numpy as jnp
 
-from experiments import populations, reporting, template
+from experiments import parallel_timing, populations, reporting, template
 from rnn_jax import losses, results, sequence_model, stats
-from rnn_jax.cells import get_cell
+from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import parity
 from rnn_jax.parallel.deer import deer_unroll
 from rnn_jax.unroll import unroll
@@ -32,10 +43,15 @@ from rnn_jax.unroll import unroll
 NAME = "parallel_in_time"
 EVAL_BATCH = 8
 METHODS = ("full", "diagonal")
+MODES = ("training", "timing")
+TIMING = "timing.json"
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(template.Base):
+    mode: str = template.field("training", "training: Newton iterations counted while a "
+                               "network learns parity; timing: wall time against T and hidden "
+                               "size, nothing trained.", choices=MODES)
     cell: str = template.field("gru", "Recurrent cell (rnn_jax.cells.CELLS).",
                                choices=("vanilla", "gru", "lstm"))
     hidden: int = template.field(16, "Hidden units.")
@@ -48,6 +64,18 @@ class Config(template.Base):
                                 "(float32).")
     max_iterations: int = template.field(256, "Newton iterations at most (T always suffices "
                                          "in exact arithmetic).")
+    # --mode=timing
+    timing_cells: tuple[str, ...] = template.field(
+        ("mingru", "minlstm", "lru", "gru"), "--mode=timing: cells to time (linear ones "
+        "against their associative scans, others against DEER and quasi-DEER).")
+    hidden_sizes: tuple[int, ...] = template.field((16, 64), "--mode=timing: hidden sizes.")
+    lengths: tuple[int, ...] = template.field((256, 1024), "--mode=timing: sequence lengths T.")
+    timing_batch: int = template.field(8, "--mode=timing: sequences per call.")
+    inputs: int = template.field(1, "--mode=timing: input features (Gaussian noise).")
+    rounds: int = template.field(3, "--mode=timing: interleaved timing rounds.")
+    calls: int = template.field(3, "--mode=timing: timed calls of each program per round.")
+    full_max: float = template.field(2e8, "--mode=timing: skip DEER where its Jacobians would "
+                                     "hold more numbers than this (T * batch * D^2).")
 
     def validate(self):
         template.check(self.newton_len > 0, "newton_len", "a positive integer", self.newton_len)
@@ -56,14 +84,60 @@ class Config(template.Base):
                        self.max_iterations)
         template.check(self.eval_every > 0, "eval_every", "a positive interval (the "
                        "iterations are measured at evaluations)", self.eval_every)
+        if self.mode == "timing":
+            self.validate_timing()
+
+    def validate_timing(self):
+        check = template.check
+        for name in self.timing_cells:
+            check(name in CELLS, "timing_cells", f"cells of {sorted(CELLS)}", name)
+            check(parallel_timing.timeable(get_cell(name)), "timing_cells", "cells with a "
+                  "parallel path (linear, or a real carry for DEER)", name)
+        check(bool(self.timing_cells), "timing_cells", "at least one cell", self.timing_cells)
+        for name in ("hidden_sizes", "lengths"):
+            values = getattr(self, name)
+            check(bool(values) and min(values) > 0, name, "positive integers", values)
+        for name in ("timing_batch", "inputs", "rounds", "calls"):
+            check(getattr(self, name) > 0, name, "a positive integer", getattr(self, name))
+        check(self.full_max > 0, "full_max", "a number > 0", self.full_max)
+        check(len(template.seeds_of(self)) == 1, "seeds", "one seed with --mode=timing (it "
+              "picks the params and inputs; timings are not a population)", self.seeds)
+        check(not self.grid, "grid", "no --grid with --mode=timing (list the sizes in "
+              "--hidden_sizes and --lengths)", list(self.grid))
 
 
 QUICK = dict(hidden=4, seq_len=6, newton_len=12, max_iterations=12, batch=8, steps=6,
-             log_every=3, eval_every=3)
+             log_every=3, eval_every=3, hidden_sizes=(4,), lengths=(8, 12), timing_batch=2,
+             rounds=1, calls=1)
 
 
-def task(config: Config) -> populations.Task:
-    """One member: cell -> linear readout -> one parity logit per step; Newton at evaluation."""
+def measure_timing(config: Config, members: list[dict], run: results.Run) -> None:
+    """Times every (cell, hidden, T) not yet in `run`'s timing.json, rewriting the file (whole,
+    by rename) after each: `[parallel_timing.measure rows]`."""
+    path = run.path / TIMING
+    rows = json.loads(path.read_text()) if path.exists() else []
+    done = {(r["cell"], r["hidden"], r["T"]) for r in rows}
+    for cell in config.timing_cells:
+        for hidden in config.hidden_sizes:
+            for time in config.lengths:
+                if (cell, hidden, time) in done:
+                    continue
+                measured = parallel_timing.measure(
+                    parallel_timing.Case(cell, hidden, time, config.timing_batch, config.inputs),
+                    rounds=config.rounds, steps=config.calls, tol=config.tol,
+                    max_iterations=config.max_iterations, full_max=config.full_max,
+                    seed=members[0]["seed"])
+                rows += measured
+                path.with_name(TIMING + ".tmp").write_text(json.dumps(rows, indent=1))
+                os.replace(path.with_name(TIMING + ".tmp"), path)
+                print(parallel_timing.table(measured), flush=True)
+
+
+def task(config: Config) -> populations.Task | populations.Measurement:
+    """Training: one member, cell -> linear readout -> one parity logit per step; Newton at
+    evaluation. Timing: a measurement (`measure_timing`)."""
+    if config.mode == "timing":
+        return populations.Measurement(lambda members, run: measure_timing(config, members, run))
     cell = get_cell(config.cell)
 
     def logits(params, xs):
@@ -105,9 +179,33 @@ def by_step(run: results.Run, metric: str) -> dict[int, list[float]]:
     return out
 
 
+def timing_report(run, done: list) -> dict:
+    """table_timing.md and .csv from the populations' timing.json."""
+    rows = [row for _, _, pop_run in done for row in json.loads(
+        (pop_run.path / TIMING).read_text())]
+    table = reporting.write_table(run, "table_timing", [parallel_timing.shown(r) for r in rows],
+                                  parallel_timing.COLUMNS)
+    print(table)
+    return {"timing": rows}
+
+
+def run_name(config: Config) -> str:
+    """Training: `populations.run_name`'s; timing: e.g. 'timing_mingru-gru_hidden16-64_T256-
+    1024_batch8_seed0'."""
+    if config.mode == "training" or config.run_name:
+        return populations.run_name(config)
+    lists = {"": config.timing_cells, "hidden": config.hidden_sizes, "T": config.lengths}
+    name = "_".join(["timing", *(k + "-".join(map(str, v)) for k, v in lists.items()),
+                     f"batch{config.timing_batch}", f"seed{template.seeds_of(config)[0]}"])
+    return ("quick_" if config.quick else "") + name
+
+
 def report(run, config: Config, done: list) -> dict:
-    """Per evaluation step: Newton iterations (mean, 95 % t-interval over seeds) of DEER and
-    quasi-DEER, the fraction converged, and accuracy; the iteration curves as figures."""
+    """Timing: `timing_report`. Training: per evaluation step, Newton iterations (mean, 95 %
+    t-interval over seeds) of DEER and quasi-DEER, the fraction converged, and accuracy; the
+    iteration curves as figures."""
+    if config.mode == "timing":
+        return timing_report(run, done)
     rows = []
     for pop_config, members, pop_run in done:
         columns = {m: by_step(pop_run, m) for m in

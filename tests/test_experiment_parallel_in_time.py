@@ -1,5 +1,6 @@
 """experiments.parallel_in_time on the template: a --quick population of two seeds end to end,
-its table recomputed from metrics.jsonl, and bad flags before any compile."""
+its table recomputed from metrics.jsonl; --mode=timing's rows, Newton numbers and resume; bad
+flags before any compile."""
 
 import json
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 
 from experiments import parallel_in_time, populations, template
+from rnn_jax import results
 
 
 def test_quick_population_counts_newton_iterations(tmp_path):
@@ -41,3 +43,49 @@ def test_quick_population_counts_newton_iterations(tmp_path):
 def test_bad_flags_raise_before_training(flag, match, tmp_path):
     with pytest.raises(template.FlagError, match=match):
         populations.call(parallel_in_time, ["--quick", flag, f"--out_dir={tmp_path}"])
+
+
+def test_timing_mode_writes_its_table_and_keeps_measured_rows(tmp_path):
+    """One nonlinear cell at one tiny size (the linear cells' methods: test_parallel_timing)."""
+    argv = ["--quick", "--mode=timing", "--timing_cells=vanilla", "--lengths=8",
+            f"--out_dir={tmp_path}"]
+    summary = populations.call(parallel_in_time, argv)
+    run_dir = tmp_path / "parallel_in_time" / "quick_timing_vanilla_hidden4_T8_batch2_seed0"
+    timing = run_dir / "population" / "timing.json"
+    rows = json.loads(timing.read_text())
+    assert rows == summary["timing"]
+    assert [r["method"] for r in rows] == ["sequential", "deer", "quasi_deer"]
+    for row in rows:
+        assert (row["cell"], row["hidden"], row["T"], row["batch"]) == ("vanilla", 4, 8, 2)
+        for name in ("forward", "fwd+bwd"):
+            assert 0 < row[f"{name}_ms"] < 1e4
+            if row["method"] == "sequential":  # the reference: its ratio to itself
+                assert row[f"{name}_speedup"] == 1.0
+    assert rows[0]["iterations"] is rows[0]["residual"] is rows[0]["converged"] is None
+    for row in rows[1:]:  # T = 8 <= max_iterations = 12: Newton converges
+        assert 1 <= row["iterations"] <= 8 and row["converged"]
+        assert 0 <= row["residual"] <= 1e-4  # --tol
+    table = (run_dir / "table_timing.md").read_text().splitlines()
+    assert [line.split("|")[5].strip() for line in table[2:]] == [r["method"] for r in rows]
+    # a finished run is kept as it is; a stopped one keeps what it measured
+    assert isinstance(populations.call(parallel_in_time, argv), results.RunFinished)
+    for stale in (run_dir / "summary.json", run_dir / "population" / "summary.json"):
+        stale.unlink()
+    (run_dir / "table_timing.md").unlink()
+    assert populations.call(parallel_in_time, argv)["timing"] == rows  # not measured again
+    assert (run_dir / "table_timing.md").read_text().splitlines() == table
+
+
+@pytest.mark.parametrize("flag, match", [
+    ("--timing_cells=urnn", "--timing_cells: expected cells with a parallel path"),
+    ("--timing_cells=nope", "--timing_cells: expected cells of"),
+    ("--lengths=8,0", r"--lengths: expected positive integers, received \(8, 0\)"),
+    ("--seeds=2", "--seeds: expected one seed with --mode=timing"),
+    ("--rounds=0", "--rounds: expected a positive integer, received 0"),
+    ("--grid=hidden=4,8", "--grid: expected no --grid with --mode=timing"),
+])
+def test_bad_timing_flags_raise_before_measuring(flag, match, tmp_path):
+    with pytest.raises(template.FlagError, match=match):
+        populations.call(parallel_in_time, ["--quick", "--mode=timing", flag,
+                                            f"--out_dir={tmp_path}"])
+    assert not (tmp_path / "parallel_in_time").exists()
