@@ -8,8 +8,10 @@ by Newton's method whose every iteration is a linear recurrence solved by
 - `jacobian="full"`: DEER (Lim et al., ICLR 2024, arXiv 2309.12252): exact Newton with the
   `[D, D]` Jacobians of the step; few iterations, but O(T D^3) work in the scan.
 - `jacobian="diagonal"`: quasi-DEER (Gonzalez et al., NeurIPS 2024, arXiv 2407.19115): only
-  the Jacobians' diagonals in the scan, O(T D); more iterations. For a general `step` the
-  diagonal is still read off the full Jacobian (D JVPs per step), so only the scan is cheaper.
+  the Jacobians' diagonals in the scan, O(T D); more iterations. The library's vanilla, GRU
+  and LSTM steps give their diagonal in closed form at one step's cost
+  (`rnn_jax.parallel.diagonals`); for any other `step` it is read off the full Jacobian (D
+  JVPs per step), so there only the scan is cheaper.
 - `jacobian="diagonal", damping=lambda > 0`: quasi-ELK (the same paper, sec. 4): each step is
   the Levenberg-Marquardt step with the trust-region penalty `lambda * |s - s^k|^2`, a Kalman
   smoother solved by associative scans; it trades speed of convergence for stability where
@@ -50,6 +52,7 @@ import numpy as np
 from rnn_jax import sequence
 from rnn_jax.cells.base import Cell
 from rnn_jax.parallel.deer_grad import NewtonInfo, linearize, make_solve
+from rnn_jax.parallel.diagonals import diagonal_for
 from rnn_jax.sequence import reverse_padded, sequence_mask
 from rnn_jax.unroll import unroll
 
@@ -183,11 +186,18 @@ def deer_unroll(
         new = flat(cell.step(p, unflat(prev), x_proj)[0])
         return jnp.where(ok[..., None], new, prev)
 
+    closed_form = diagonal_for(cell) if jacobian == "diagonal" else None
+
+    def diagonal(p, prev, inputs):  # diag(dF/dprev); a padded step's is 1
+        x_proj, ok = inputs
+        return jnp.where(ok[..., None], flat(closed_form(p, unflat(prev), x_proj)), 1.0)
+
     s0 = flat(carry)
     _check_linearizable(cell, F, params, s0[None], (xs_proj[:1], valid[:1]))
     options = dict(jacobian=jacobian, tol=tol, max_iterations=max_iterations, damping=damping,
                    fall_back=on_failure == "sequential")
-    states, info = make_solve(F, options)(params, s0, (xs_proj, valid))
+    solve = make_solve(F, options, None if closed_form is None else diagonal)
+    states, info = solve(params, s0, (xs_proj, valid))
     prev = jnp.concatenate([s0[None], states[:-1]], axis=0)
     ys = cell.step(params, unflat(prev), xs_proj)[1]  # every output at once from s(t-1)
     ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))

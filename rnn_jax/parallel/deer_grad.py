@@ -91,13 +91,17 @@ def damped_scan_diagonal(a, b, guess, damping) -> jax.Array:
     return linear_scan(E, m - E * (a_next * m + b_next), reverse=True)[0]
 
 
-def linearize(f: Callable, prev: jax.Array, inputs: Any, jacobian: str):
+def linearize(f: Callable, prev: jax.Array, inputs: Any, jacobian: str,
+              diagonal: Callable | None = None):
     """`f(prev, inputs)` and its Jacobian in `prev`: `[T, *batch, D, D]` or the diagonal.
 
     The columns come from D JVPs batched by `vmap` (each step's Jacobian is independent of the
     others, so one tangent per state coordinate serves every step); "diagonal" keeps only
-    J_ii, which is what the scan needs, not what it costs to get for a general `step`.
+    J_ii, which is what the scan needs, not what it costs to get for a general `step`, unless
+    `diagonal(prev, inputs) -> [T, *batch, D]` gives it directly (`rnn_jax.parallel.diagonals`).
     """
+    if jacobian == "diagonal" and diagonal is not None:
+        return f(prev, inputs), diagonal(prev, inputs)
     fs, jvp = jax.linearize(lambda s: f(s, inputs), prev)
     size = prev.shape[-1]
     eye = jnp.eye(size, dtype=prev.dtype).reshape(size, *(1,) * (prev.ndim - 1), size)
@@ -123,7 +127,7 @@ def sequential(f: Callable, s0: jax.Array, inputs: Any) -> jax.Array:
 
 def newton_solve(
     f: Callable, s0: jax.Array, inputs: Any, *, jacobian: str, tol: float, max_iterations: int,
-    damping: float = 0.0,
+    damping: float = 0.0, diagonal: Callable | None = None,
 ) -> tuple[jax.Array, NewtonInfo]:
     """Newton (or quasi-Newton) iterations from the zero guess until the residual <= tol.
 
@@ -134,6 +138,8 @@ def newton_solve(
       jacobian: "full" (DEER) or "diagonal" (quasi-DEER).
       damping: > 0 (with "diagonal"): each step is quasi-ELK's damped one
         (`damped_scan_diagonal`); the fixed point is the same.
+      diagonal: with "diagonal", `(prev, inputs) -> [T, *batch, D]` the Jacobian's diagonal
+        in closed form; None: read off D JVPs (`linearize`).
     Returns:
       `(states [T, *batch, D], NewtonInfo)`: the last iterate, converged or not.
     """
@@ -142,7 +148,7 @@ def newton_solve(
 
     def point(states):
         prev = _shift(s0, states)
-        fs, J = linearize(f, prev, inputs, jacobian)
+        fs, J = linearize(f, prev, inputs, jacobian, diagonal)
         return fs, J, prev
 
     def update(states, fs, J, prev):
@@ -182,18 +188,24 @@ def solve_or_fall_back(f, s0, inputs, options) -> tuple[jax.Array, NewtonInfo]:
     return states, info
 
 
-def make_solve(F: Callable, options: dict) -> Callable:
+def make_solve(F: Callable, options: dict, diagonal: Callable | None = None) -> Callable:
     """`solve(params, s0, (inputs, valid)) -> (states, NewtonInfo)` with DEER's adjoint.
 
     F: `(params, prev [..., D], (inputs, valid)) -> [..., D]`; `inputs` is the differentiable
     leaf `[T, *batch, ...]`, `valid` a bool `[T, *batch]` passed through untouched.
     options: `jacobian`, `tol`, `max_iterations`, `damping`, `fall_back`
       (`newton_solve`, `solve_or_fall_back`).
+    diagonal: None, or `(params, prev, (inputs, valid)) -> [..., D]` the diagonal of F's
+      Jacobian in `prev` (used with jacobian "diagonal", forward and adjoint).
     """
+
+    def bound(params):
+        return None if diagonal is None else lambda s, u: diagonal(params, s, u)
 
     @jax.custom_vjp
     def solve(params, s0, inputs):
-        return solve_or_fall_back(lambda s, u: F(params, s, u), s0, inputs, options)
+        return solve_or_fall_back(lambda s, u: F(params, s, u), s0, inputs,
+                                  {**options, "diagonal": bound(params)})
 
     def forward(params, s0, inputs):
         states, info = solve(params, s0, inputs)
@@ -218,7 +230,11 @@ def make_solve(F: Callable, options: dict) -> Callable:
         adjoint_inputs = (g, states, shift_left(xs), shift_left(valid), exists)
         flip = lambda tree: jax.tree.map(lambda a: jnp.flip(a, axis=0), tree)
         scale = jnp.maximum(1.0, jnp.max(jnp.abs(g)))  # the tolerance relative to the cotangents
-        adjoint_options = {**options, "tol": options["tol"] * scale, "fall_back": True}
+        adjoint_options = {**options, "tol": options["tol"] * scale, "fall_back": True,
+                           "diagonal": None}
+        if diagonal is not None:  # diag(J(t+1)^T) = diag(J(t+1)); no step after the last
+            adjoint_options["diagonal"] = lambda lam, u: jnp.where(
+                u[4][..., None], diagonal(params, u[1], (u[2], u[3])), 0.0)
         lam, _ = solve_or_fall_back(
             adjoint_step, jnp.zeros_like(s0), flip(adjoint_inputs), adjoint_options
         )
