@@ -141,13 +141,15 @@ def init_population(task: Task, config: template.Base, members: list[dict]
 
 
 def train_population(task: Task, config: template.Base, members: list[dict],
-                     run: results.Run | None) -> tuple[population.Population, list[dict]]:
+                     run: results.Run | None, checkpoint_dir: Path | None = None
+                     ) -> tuple[population.Population, list[dict]]:
     """Trains the members as one vmapped program; returns `train.fit`'s result.
 
     With `--devices` > 1 (or several processes) the step runs on a `("data",)` mesh
     (`rnn_jax.distributed`): each batch split over the devices, or with `--shard=members` the
     members; batches are generated where they are used (`out_shardings`), so each device (and
-    process) computes only its own part. `run` is None on processes other than 0."""
+    process) computes only its own part. `run` is None on processes other than 0, which pass
+    the run's `checkpoint_dir` instead (each process saves its own shards)."""
     state, optimizer, stacked = init_population(task, config, members)
     mesh = make_mesh(config, len(members))
     members_axis = config.shard == "members"
@@ -168,7 +170,8 @@ def train_population(task: Task, config: template.Base, members: list[dict],
                                      shard_members=members_axis),
         lambda step: get_batch(stacked["data"], step), num_steps=config.steps,
         eval_fn=evaluate, eval_every=config.eval_every, log_every=config.log_every,
-        target=task.target, run=run, checkpoint_every=config.checkpoint_every)
+        target=task.target, run=run, checkpoint_every=config.checkpoint_every,
+        checkpoint_dir=checkpoint_dir)
 
 
 def make_mesh(config: template.Base, size: int) -> "jax.sharding.Mesh | None":
@@ -184,9 +187,6 @@ def check_devices(config: template.Base, size: int) -> int:
     template.check(config.shard != "members" or size % number == 0, "seeds",
                    f"a population whose size divides over the {number} devices (--devices="
                    f"{config.devices}) with --shard=members", f"{size} members")
-    template.check(jax.process_count() == 1 or config.checkpoint_every == 0,
-                   "checkpoint_every", f"0 with several processes ({jax.process_count()}): "
-                   "checkpoints are written by one process only", config.checkpoint_every)
     return number
 
 
@@ -247,7 +247,7 @@ def _follow(module: Any, config: template.Base, plan: list, path: Path) -> dict:
         task = module.task(pop_config)
         if isinstance(task, Measurement) or (not config.overwrite and pop_run.finished):
             continue
-        train_population(task, pop_config, members, None)
+        train_population(task, pop_config, members, None, pop_run.checkpoint_dir)
         trained += 1
     return {"finished": True, "process": jax.process_index(), "trained": trained}
 

@@ -15,10 +15,12 @@ to the previous one: resuming from an older checkpoint replays the same steps ex
 rnn_jax.train), so falling back loses only time, while stopping would make every run with
 one bad file need a person.
 
-Sharded states (`rnn_jax.distributed`): each array is saved whole, gathered from its devices,
-so a checkpoint written on N devices restores on any other count (the train step places the
-restored state on its own mesh: resharding is free). A state split over several processes
-cannot be gathered by one of them; saving one is a ValueError, not a partial checkpoint.
+Sharded states (`rnn_jax.distributed`). In one process each array is saved whole, gathered
+from its devices. With several processes every process calls `save` and `restore` (in the same
+order), each writing and reading the shards of its own devices (orbax's multi-process
+checkpointing, on a directory all of them see); the checksums are of the whole arrays, the same
+in every process. Either way a checkpoint restores onto any device or process count: the
+restored arrays take the template's shardings.
 """
 
 import contextlib
@@ -31,6 +33,9 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
+from jax.experimental import multihost_utils
+
+from rnn_jax import distributed
 
 
 @contextlib.contextmanager
@@ -64,15 +69,36 @@ def _describe(tree: Any) -> list[dict]:
 def _dtype_name(leaf: Any) -> str:
     if _is_key(leaf):
         return f"key<{jax.random.key_impl(leaf)}>"
-    return str(np.asarray(leaf).dtype)
+    dtype = getattr(leaf, "dtype", None)  # an array split over processes has no host copy
+    return str(np.dtype(dtype) if dtype is not None else np.asarray(leaf).dtype)
+
+
+def _data(leaf: Any) -> Any:
+    """A PRNG key as its raw key data (orbax stores plain arrays); other leaves unchanged."""
+    return jax.random.key_data(leaf) if _is_key(leaf) else leaf
 
 
 def _to_host(leaf: Any) -> np.ndarray:
-    if not (getattr(leaf, "is_fully_addressable", True) or
-            getattr(leaf, "is_fully_replicated", True)):
-        raise ValueError(f"expected arrays this process holds whole (one process, or "
-                         f"replicated), received one split over processes: {leaf.sharding}")
-    return np.asarray(jax.random.key_data(leaf) if _is_key(leaf) else leaf)
+    """The whole array on this host; an array split over processes is gathered from all of
+    them (a collective: every process calls it for the same leaves in the same order)."""
+    data = _data(leaf)
+    if getattr(data, "is_fully_addressable", True):
+        return np.asarray(data)
+    if data.is_fully_replicated:
+        return np.asarray(data.addressable_data(0))
+    return np.asarray(multihost_utils.process_allgather(data, tiled=True))
+
+
+def _abstract(leaf: Any) -> Any:
+    """What orbax restores `leaf` as: a host array in one process; with several, a global
+    array on the template leaf's devices (replicated over all devices when it has none)."""
+    if jax.process_count() == 1:
+        return _to_host(leaf)
+    data = jax.eval_shape(_data, leaf)
+    sharding = getattr(leaf, "sharding", None)
+    if not isinstance(sharding, jax.sharding.NamedSharding):
+        sharding = distributed.replicated(distributed.make_mesh())
+    return jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=sharding)
 
 
 def _leaf_name(index: int) -> str:
@@ -114,9 +140,13 @@ class Checkpointer:
     def save(self, state: Any, step: int | None = None) -> int:
         """Saves `state` (any pytree; a TrainState's own `step` when `step` is None)."""
         step = int(state.step) if step is None else int(step)
-        leaves = {_leaf_name(i): _to_host(x) for i, x in enumerate(jax.tree.leaves(state))}
+        hosts = [_to_host(x) for x in jax.tree.leaves(state)]
         described = [{**leaf, "sha256": _sha256(array)}
-                     for leaf, array in zip(_describe(state), leaves.values())]
+                     for leaf, array in zip(_describe(state), hosts)]
+        if jax.process_count() == 1:
+            leaves = {_leaf_name(i): x for i, x in enumerate(hosts)}
+        else:  # each process writes its own devices' shards
+            leaves = {_leaf_name(i): _data(x) for i, x in enumerate(jax.tree.leaves(state))}
         with _quiet():
             self._manager.save(
                 step,
@@ -149,13 +179,13 @@ class Checkpointer:
         saved = [{k: v for k, v in leaf.items() if k != "sha256"} for leaf in meta["leaves"]]
         _check_matches(saved, _describe(template), where)
         template_leaves, treedef = jax.tree.flatten(template)
-        abstract = {_leaf_name(i): _to_host(x) for i, x in enumerate(template_leaves)}
+        abstract = {_leaf_name(i): _abstract(x) for i, x in enumerate(template_leaves)}
         restored = self._read(step, where, arrays=ocp.args.StandardRestore(abstract))["arrays"]
         leaves = []
         for i, like in enumerate(template_leaves):
-            value = np.asarray(restored[_leaf_name(i)])
+            value = restored[_leaf_name(i)]
             expected = meta["leaves"][i].get("sha256")  # None: saved before checksums existed
-            if expected is not None and _sha256(value) != expected:
+            if expected is not None and _sha256(_to_host(value)) != expected:
                 raise CorruptCheckpointError(
                     f"checkpoint {where} is corrupt: the bytes of {saved[i]['path']} differ "
                     "from the checksum saved with them"
@@ -180,8 +210,10 @@ class Checkpointer:
                 rejected = self.directory.with_name(self.directory.name + "_rejected") / str(step)
                 while rejected.exists():  # the same step rejected before: keep both
                     rejected = rejected.with_name(rejected.name + "+")
-                rejected.parent.mkdir(exist_ok=True)
-                shutil.move(self.directory / str(step), rejected)
+                if distributed.is_writer():  # every process found the same fault
+                    rejected.parent.mkdir(exist_ok=True)
+                    shutil.move(self.directory / str(step), rejected)
+                distributed.barrier("checkpoint rejected")
                 with _quiet():
                     self._manager.reload()
                 older = self.all_steps()

@@ -21,6 +21,7 @@ exactly the batches and keys an uninterrupted run would: the same final numbers,
 """
 
 import time
+from pathlib import Path
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -207,6 +208,7 @@ def fit(
     target: tuple | None = None,
     run: "results.Run | None" = None,
     checkpoint_every: int = 0,
+    checkpoint_dir: "str | Path | None" = None,
     plot: bool = True,
 ) -> tuple[Any, list[dict]]:
     """Runs `train_step` until `num_steps` updates are done (or the target is reached).
@@ -236,7 +238,11 @@ def fit(
         unfinished run resumes from its newest valid checkpoint (a corrupt one is named and
         the one before it used); without one it starts again from step 0. Either way the
         records after the resumed step are dropped (atomically), as those steps run again.
-      checkpoint_every: save a checkpoint every this many steps and at the end (needs `run`).
+      checkpoint_every: save a checkpoint every this many steps and at the end (needs `run`,
+        or `checkpoint_dir`).
+      checkpoint_dir: where checkpoints go (default: the run's). With several processes
+        every process saves and restores (its own shards) while only process 0 has a `run`:
+        the others pass the same `run.checkpoint_dir` here.
       plot: draw curves.png at the end (needs `run`).
     Returns:
       `(final_state, history)`: history is the list of logged records (including those
@@ -254,12 +260,16 @@ def fit(
         if run.finished:
             raise results.RunFinished(run)
         run_lock.acquire(run.path)
-    if run is not None and checkpoint_every > 0:
-        checkpointer = Checkpointer(run.checkpoint_dir)
+    if checkpoint_dir is None and run is not None:
+        checkpoint_dir = run.checkpoint_dir
+    if checkpoint_dir is not None and checkpoint_every > 0:
+        distributed.barrier("run directory made")  # by process 0, before the others use it
+        state = getattr(train_step, "place", lambda s: s)(state)  # the template's shardings
+        checkpointer = Checkpointer(checkpoint_dir)
         restored = checkpointer.restore_latest(state)
         if restored is not None:
             state = restored
-            logging.info("resumed from %s at step %d", run.checkpoint_dir, int(state.step))
+            logging.info("resumed from %s at step %d", checkpoint_dir, int(state.step))
             last_finite = int(state.step) if _all_finite(_params(state)) else None
     start_step = int(state.step)
     if run is not None:

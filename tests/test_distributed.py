@@ -9,9 +9,11 @@ test session. The one-device reference is the plain (mesh-free) step, tested in 
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -120,21 +122,43 @@ distributed.initialize(f"127.0.0.1:{sys.argv[2]}", 2, int(sys.argv[1]), timeout_
 from experiments import parity, populations
 print(populations.call(parity, [*sys.argv[4:], "--devices=all", f"--out_dir={sys.argv[3]}"]))
 """
+# The experiment argv[2:] in one process on one device, into out_dir argv[1].
+ONE_PROCESS = """
+import sys
+from experiments import parity, populations
+print(populations.call(parity, [*sys.argv[2:], "--devices=1", f"--out_dir={sys.argv[1]}"]))
+"""
 TINY_PARITY = ["--quick", "--hidden=4", "--seq_len=4", "--test_seq_len=4", "--batch=8",
-               "--steps=4", "--log_every=2", "--eval_every=4"]
+               "--steps=4", "--log_every=2", "--eval_every=4", "--checkpoint_every=2"]
+RUN = "parity/quick_lstm_hidden4_seq_len4_seed0"
 
 
-def _python(script: str, *args: str) -> subprocess.Popen:
+def _python(script: str, *args: str, cwd: Path = ROOT) -> subprocess.Popen:
+    """A child Python running `script`; its stdout and stderr go to files (a full pipe would
+    block the child, and a blocked process keeps its peers waiting at their barriers)."""
     env = {**os.environ, "PYTHONPATH": str(ROOT), "JAX_PLATFORMS": "cpu"}
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
-                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True)
+    files = tempfile.TemporaryFile("w+"), tempfile.TemporaryFile("w+")
+    process = subprocess.Popen([sys.executable, "-c", textwrap.dedent(script), *map(str, args)],
+                               cwd=cwd, env=env, stdout=files[0], stderr=files[1])
+    process.files = files
+    return process
 
 
-def _finish(process: subprocess.Popen, timeout: float = 900) -> str:
-    out, err = process.communicate(timeout=timeout)
-    assert process.returncode == 0, err[-3000:]
-    return out
+def _finish(*processes: subprocess.Popen, timeout: float = 900) -> list[str]:
+    """Every child's stdout, after all have ended; a failure shows each child's stderr."""
+    for process in processes:
+        process.wait(timeout=timeout)
+    outputs = []
+    for i, process in enumerate(processes):
+        streams = []
+        for stream in process.files:
+            stream.seek(0)
+            streams.append(stream.read())
+        outputs.append(streams)
+    failed = [f"child {i} (exit {p.returncode}):\n{err[-2000:]}"
+              for i, (p, (_, err)) in enumerate(zip(processes, outputs)) if p.returncode]
+    assert not failed, "\n".join(failed)
+    return [out for out, _ in outputs]
 
 
 def _free_port() -> int:
@@ -154,10 +178,43 @@ def children(tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("distributed")
     port = _free_port()
     four = _python(FOUR_DEVICES, out_dir, *TINY_PARITY)
-    processes = [_python(PROCESS, i, port, out_dir / f"process{i}", *TINY_PARITY)
+    (out_dir / "two").mkdir()  # the processes run there with --out_dir=results: a copy of
+    # the directory holds a run of the same config (which names --out_dir as given)
+    processes = [_python(PROCESS, i, port, "results", *TINY_PARITY, cwd=out_dir / "two")
                  for i in range(2)]
-    outputs = [_finish(child) for child in (four, *processes)]
+    outputs = _finish(four, *processes)
     return json.loads(outputs[0].strip().splitlines()[-1]), outputs[1:], out_dir
+
+
+@pytest.fixture(scope="module")
+def resumed(children):
+    """The two-process run as if killed after its step-2 checkpoint, resumed twice: by two
+    processes again, and by one process on one device."""
+    out_dir = children[2]
+    for copy in ("two_again", "one_device"):
+        shutil.copytree(out_dir / "two", out_dir / copy)
+        run = out_dir / copy / "results" / RUN
+        (run / "summary.json").unlink()
+        (run / "population" / "summary.json").unlink()
+        shutil.rmtree(run / "population" / "checkpoints" / "4")
+    port = _free_port()
+    children_ = [_python(PROCESS, i, port, "results", *TINY_PARITY, cwd=out_dir / "two_again")
+                 for i in range(2)]
+    children_.append(_python(ONE_PROCESS, "results", *TINY_PARITY, cwd=out_dir / "one_device"))
+    return _finish(*children_), out_dir
+
+
+def _metrics(path: Path) -> list[dict]:
+    return [json.loads(line) for line in
+            (path / RUN / "population" / "metrics.jsonl").read_text().splitlines()]
+
+
+def _same_metrics(runs: list[dict], reference: list[dict]) -> None:
+    assert [r["step"] for r in runs] == [r["step"] for r in reference] == [2, 4]
+    for a, b in zip(runs, reference):
+        assert set(a) == set(b)
+        names = sorted(set(a) - {"wall_s", "step", "member"})
+        _close([a[k] for k in names], [b[k] for k in names])
 
 
 @pytest.fixture
@@ -206,16 +263,24 @@ def test_batches_that_do_not_divide_name_both_numbers(four):
 def test_two_processes_train_like_one_and_only_process_0_writes(children):
     _, outputs, out_dir = children
     assert "'trained': 1" in outputs[1]
-    assert not (out_dir / "process1").exists()  # process 1 wrote nothing
-    name = "parity/quick_lstm_hidden4_seq_len4_seed0/population/metrics.jsonl"
-    two = [json.loads(line) for line in (out_dir / "process0" / name).read_text().splitlines()]
-    one = [json.loads(line) for line in
-           (out_dir / "one_process" / name).read_text().splitlines()]
-    assert [r["step"] for r in two] == [r["step"] for r in one] == [2, 4]
-    for a, b in zip(two, one):
-        assert set(a) == set(b)
-        names = sorted(set(a) - {"wall_s", "step", "member"})
-        _close([a[k] for k in names], [b[k] for k in names])
+    # one record per step (process 1 logged nothing), equal to the one-process run's
+    _same_metrics(_metrics(out_dir / "two" / "results"), _metrics(out_dir / "one_process"))
+    # each process wrote its own shards of every checkpoint (orbax), process 0 the rest
+    steps = out_dir / "two" / "results" / RUN / "population" / "checkpoints"
+    assert sorted(p.name for p in steps.iterdir()) == ["2", "4"]
+    assert {p.name for p in (steps / "4" / "arrays").glob("ocdbt.process_*")} == {
+        "ocdbt.process_0", "ocdbt.process_1"}
+
+
+def test_a_two_process_checkpoint_resumes_on_two_processes_or_one_device(resumed):
+    outputs, out_dir = resumed
+    assert "'trained': 1" in outputs[1]
+    reference = _metrics(out_dir / "one_process")
+    for copy in ("two_again", "one_device"):
+        run = out_dir / copy / "results"
+        summary = json.loads((run / RUN / "population" / "summary.json").read_text())
+        assert summary["resumed_from_step"] == 2 and summary["finished"]
+        _same_metrics(_metrics(run), reference)
 
 
 @pytest.mark.parametrize("devices, message", [
