@@ -69,12 +69,13 @@ class Config(template.Base):
         ("mingru", "minlstm", "lru", "gru"), "--mode=timing: cells to time (linear ones "
         "against their associative scans, others against DEER and quasi-DEER).")
     hidden_sizes: tuple[int, ...] = template.field((16, 64), "--mode=timing: hidden sizes.")
-    lengths: tuple[int, ...] = template.field((256, 1024), "--mode=timing: sequence lengths T.")
-    timing_batch: int = template.field(8, "--mode=timing: sequences per call.")
+    lengths: tuple[int, ...] = template.field((256, 4096, 65536), "--mode=timing: sequence "
+                                              "lengths T.")
+    timing_batch: int = template.field(4, "--mode=timing: sequences per call.")
     inputs: int = template.field(1, "--mode=timing: input features (Gaussian noise).")
     rounds: int = template.field(3, "--mode=timing: interleaved timing rounds.")
-    calls: int = template.field(3, "--mode=timing: timed calls of each program per round.")
-    full_max: float = template.field(2e8, "--mode=timing: skip DEER where its Jacobians would "
+    calls: int = template.field(1, "--mode=timing: timed calls of each program per round.")
+    full_max: float = template.field(1e7, "--mode=timing: skip DEER where its Jacobians would "
                                      "hold more numbers than this (T * batch * D^2).")
 
     def validate(self):
@@ -191,7 +192,7 @@ def timing_report(run, done: list) -> dict:
 
 def run_name(config: Config) -> str:
     """Training: `populations.run_name`'s; timing: e.g. 'timing_mingru-gru_hidden16-64_T256-
-    1024_batch8_seed0'."""
+    4096_batch4_seed0'."""
     if config.mode == "training" or config.run_name:
         return populations.run_name(config)
     lists = {"": config.timing_cells, "hidden": config.hidden_sizes, "T": config.lengths}
