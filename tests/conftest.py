@@ -1,9 +1,41 @@
-"""Shared test set-up: strict rank promotion, a PRNG key fixture, and a float64 context."""
+"""Shared test set-up: cheap XLA compilation, strict rank promotion, a compilation cache shared
+by the session's workers, a PRNG key fixture, and a float64 context."""
 
-import jax
-import pytest
+import os
+
+# XLA's cheapest backend optimisation level, for this process and the children tests start (read
+# when JAX starts its backend, so set before any computation). Why: the tests run tiny shapes,
+# so their time is nearly all compiling, and LLVM's optimisation passes are most of that; the
+# programs compute the same values (fusion and instruction choice differ, so float rounding
+# may too, within every test's tolerance). Experiments and benchmarks run at the default.
+os.environ["XLA_FLAGS"] = " ".join(
+    [os.environ.get("XLA_FLAGS", ""), "--xla_backend_optimization_level=0"]).strip()
+
+import jax  # noqa: E402  (after XLA_FLAGS)
+import pytest  # noqa: E402
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def compilation_cache(tmp_path_factory):
+    """JAX's persistent compilation cache in this session's temporary directory, shared by the
+    xdist workers and the child processes tests start (through the environment).
+
+    Why: most of the suite's time is XLA compiling, and many tests compile the same programs
+    (the same cell, shapes and loss from different test files and workers); with the cache
+    each is compiled once. It holds compiled programs keyed by their HLO and JAX version, so
+    results are unchanged; a new session starts with an empty cache.
+    """
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    directory = shared / "xla_cache"
+    directory.mkdir(exist_ok=True)
+    os.environ["JAX_COMPILATION_CACHE_DIR"] = str(directory)
+    os.environ["JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS"] = "0.05"
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.05)
+    yield
 
 
 @pytest.fixture

@@ -30,7 +30,8 @@ def test_speed_table_has_every_installed_implementation_with_equal_first_losses(
             assert implementations.skip_note(impl) in out
             continue
         row = rows[(impl.cell, impl.name)]
-        assert float(row[2]) > 0 and float(row[5]) > 0  # ms/step, first step s
+        # ms/step; first step s (0.00 when the compilation cache already holds the program)
+        assert float(row[2]) > 0 and float(row[5]) >= 0
         losses_by_model.setdefault(impl.model, []).append(float(row[7]))
     assert set(losses_by_model) >= {"lstm", implementations.GRU_BEFORE}
     for definition, losses in losses_by_model.items():  # same weights, same batch
