@@ -10,10 +10,11 @@ same task as experiments/parity.py) with the ordinary sequential unroll, and eve
 `--eval_every` steps evaluates the network in parallel over time on `--newton_len` bits by
 DEER (`jacobian="full"`) and quasi-DEER (`jacobian="diagonal"`, `rnn_jax.parallel.deer`),
 recording the Newton iterations each needs to reach the tolerance, whether it converged, and
-the largest difference from the sequential outputs. A network that remembers (parity needs
-its state to carry a bit for ever) is less contractive than a fresh one, so Newton's
-linearisation holds over shorter stretches and more iterations are needed (Lim et al. 2024;
-Gonzalez et al. 2024).
+the largest difference from the sequential outputs, beside the largest Lyapunov exponent of
+each evaluation sequence's trajectory (`rnn_jax.lyapunov`; logged as its mean and maximum over
+the sequences). Gonzalez et al. (NeurIPS 2025, arXiv 2508.16817) predict few iterations where
+the exponent is negative and many where it is positive; the report tabulates the iterations
+by the exponent's sign and plots them against it.
 
 `--mode=timing` trains nothing: for every cell of `--timing_cells`, hidden size of
 `--hidden_sizes` and length of `--lengths`, the wall time of the sequential scan against the
@@ -27,16 +28,19 @@ writes `table_timing.md` and `.csv` into the run directory.
 
 import dataclasses
 import json
+import math
 import os
 import sys
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from experiments import parallel_timing, populations, reporting, template
 from rnn_jax import losses, results, sequence_model, stats
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import parity
+from rnn_jax.lyapunov import largest_lyapunov
 from rnn_jax.parallel.deer import deer_unroll
 from rnn_jax.unroll import unroll
 
@@ -157,6 +161,9 @@ def task(config: Config) -> populations.Task | populations.Measurement:
         sequential = sequence_model.apply(cell, params, xs)
         hs_sequential = unroll(cell, params.cell, xs)[0]
         out = {"eval_accuracy": jnp.mean((sequential[..., 0] > 0) == (ys > 0.5))}
+        exponents = largest_lyapunov(cell, params.cell, xs, key=jax.random.fold_in(key, 1))
+        out["lyapunov"] = jnp.mean(exponents)  # over the EVAL_BATCH sequences
+        out["lyapunov_max"] = jnp.max(exponents)
         for method in METHODS:
             hs, _, info = deer_unroll(cell, params.cell, xs, jacobian=method, tol=config.tol,
                                       max_iterations=config.max_iterations, on_failure="return")
@@ -175,7 +182,7 @@ def by_step(run: results.Run, metric: str) -> dict[int, list[float]]:
     """`{step: [metric of each member]}` over the evaluation records."""
     out = {}
     for row in run.metrics():
-        if row.get(metric) is not None:
+        if metric in row:  # None: a non-finite value, counted by stats.describe
             out.setdefault(row["step"], []).append(row[metric])
     return out
 
@@ -201,30 +208,107 @@ def run_name(config: Config) -> str:
     return ("quick_" if config.quick else "") + name
 
 
+def training_rows(config: Config, run: results.Run) -> list[dict]:
+    """Per evaluation step: the mean over members of each evaluation metric, and the 95 %
+    t-interval of the accuracy, the iterations and the exponent's maximum over sequences."""
+    metrics = ("eval_accuracy", "lyapunov", "lyapunov_max",
+               *(f"{k}_{s}" for k in METHODS for s in ("iterations", "converged")))
+    columns = {m: by_step(run, m) for m in metrics}
+    rows = []
+    for step in sorted(columns["full_iterations"]):
+        row = {"cell": config.cell, "step": step}
+        for metric, values in columns.items():
+            if step not in values:  # a run from before the exponent was logged
+                continue
+            d = stats.describe(values[step])
+            row[f"{metric}_mean"] = d["mean"]
+            if not metric.endswith(("converged", "lyapunov")):
+                row[f"{metric}_ci95"] = f"[{d['ci95_low']:.3g}, {d['ci95_high']:.3g}]"
+        rows.append(row)
+    return rows
+
+
+def evaluation_points(run: results.Run) -> list[dict]:
+    """One row per member per evaluation that logged the Lyapunov exponent: step, member, the
+    largest exponent over the evaluation's sequences (Newton's count is for all of them at
+    once, so the least stable one sets it) and each method's iterations."""
+    keys = ("step", "member", "lyapunov_max", *(f"{m}_iterations" for m in METHODS))
+    return [{k: row[k] for k in keys} for row in run.metrics() if "lyapunov_max" in row]
+
+
+def sign_of(exponent) -> str:
+    """'< 0', '>= 0' or 'not finite' (None: a NaN written to JSON)."""
+    if exponent is None or not math.isfinite(exponent):
+        return "not finite"
+    return "< 0" if exponent < 0 else ">= 0"
+
+
+def by_sign(points: list[dict]) -> list[dict]:
+    """Per sign of the exponent: how many evaluations and members, and the median and range of
+    each method's iterations over them (one member's points are not independent: no interval)."""
+    rows = []
+    for sign in ("< 0", ">= 0", "not finite"):
+        chosen = [p for p in points if sign_of(p["lyapunov_max"]) == sign]
+        row = {"exponent": sign, "evaluations": len(chosen),
+               "seeds": len({p["member"] for p in chosen})}
+        for method in METHODS:
+            d = stats.describe([p[f"{method}_iterations"] for p in chosen] or [math.nan])
+            row[f"{method}_iterations_median"] = d["median"]
+            row[f"{method}_iterations_range"] = f"{d['min']:.0f}-{d['max']:.0f}" if chosen else "-"
+        rows.append(row)
+    return rows
+
+
+def plot_iterations_vs_exponent(path, points: list[dict], newton_len: int):
+    """Newton iterations against the exponent, one point per member per evaluation coloured by
+    the training step, a panel per method; a non-finite exponent is an 'x' on the left edge."""
+    import matplotlib  # the backend is chosen when a figure is drawn, not at import
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4), sharex=True, sharey=True)
+    x = np.array([math.nan if p["lyapunov_max"] is None else p["lyapunov_max"] for p in points])
+    finite = np.isfinite(x)
+    edge = np.nanmin(np.where(finite, x, np.nan)) if finite.any() else 0.0
+    for ax, method in zip(axes, METHODS):
+        y = np.array([p[f"{method}_iterations"] for p in points], dtype=float)
+        dots = ax.scatter(x[finite], y[finite], c=[p["step"] for p, f in zip(points, finite)
+                                                   if f], cmap="viridis", s=18)
+        if not finite.all():
+            ax.scatter(np.full((~finite).sum(), edge), y[~finite], marker="x", color="red",
+                       label="exponent not finite")
+        ax.axvline(0.0, color="gray", linestyle="--", label="exponent 0")
+        ax.axhline(newton_len, color="gray", linestyle=":", label=f"T = {newton_len}")
+        ax.set_title("DEER" if method == "full" else "quasi-DEER")
+    axes[0].set_ylabel(f"Newton iterations at T = {newton_len}")
+    fig.supxlabel("largest Lyapunov exponent, max over the evaluation's sequences (nats/step)",
+                  x=0.45, y=0.0)
+    axes[1].legend(loc="upper left", bbox_to_anchor=(1.25, 1.0))
+    fig.colorbar(dots, ax=axes, label="training step", location="right", pad=0.02)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
 def report(run, config: Config, done: list) -> dict:
     """Timing: `timing_report`. Training: per evaluation step, Newton iterations (mean, 95 %
-    t-interval over seeds) of DEER and quasi-DEER, the fraction converged, and accuracy; the
-    iteration curves as figures."""
+    t-interval over seeds) of DEER and quasi-DEER, the fraction converged, the largest
+    Lyapunov exponent and accuracy; the iterations by the exponent's sign; the iteration
+    curves and iterations against the exponent as figures."""
     if config.mode == "timing":
         return timing_report(run, done)
-    rows = []
-    for pop_config, members, pop_run in done:
-        columns = {m: by_step(pop_run, m) for m in
-                   ("eval_accuracy", *(f"{k}_{s}" for k in METHODS for s in
-                                  ("iterations", "converged")))}
-        for step in sorted(columns["full_iterations"]):
-            row = {"cell": pop_config.cell, "step": step}
-            for metric, values in columns.items():
-                d = stats.describe(values[step])
-                row[f"{metric}_mean"] = d["mean"]
-                if metric.endswith("iterations") or metric == "eval_accuracy":
-                    row[f"{metric}_ci95"] = f"[{d['ci95_low']:.3g}, {d['ci95_high']:.3g}]"
-            rows.append(row)
-    names = ["cell", "step", "eval_accuracy_mean", "eval_accuracy_ci95"]
+    rows = [row for pop_config, _, pop_run in done for row in training_rows(pop_config, pop_run)]
+    points = [point for _, _, pop_run in done for point in evaluation_points(pop_run)]
+    names = ["cell", "step", "eval_accuracy_mean", "eval_accuracy_ci95", "lyapunov_mean",
+             "lyapunov_max_mean", "lyapunov_max_ci95"]
     for method in METHODS:
         names += [f"{method}_iterations_mean", f"{method}_iterations_ci95",
                   f"{method}_converged_mean"]
     table = reporting.write_table(run, "table", rows, names)
+    if points:
+        sign_rows = by_sign(points)
+        print(reporting.write_table(run, "table_by_sign", sign_rows, list(sign_rows[0])))
     figures = [
         reporting.plot_curves(run, f"{method}_iterations.png", done, f"{method}_iterations",
                               ["cell"], f"{'DEER' if method == 'full' else 'quasi-DEER'} "
@@ -233,6 +317,9 @@ def report(run, config: Config, done: list) -> dict:
     ]
     figures.append(reporting.plot_curves(run, "accuracy.png", done, "eval_accuracy", ["cell"],
                                          f"parity accuracy at T={config.newton_len}"))
+    if points:
+        figures.append(plot_iterations_vs_exponent(run.path / "iterations_vs_lyapunov.png",
+                                                   points, config.newton_len))
     reporting.copy_figures(figures, config.figures_dir, f"{NAME}_{run.path.name}")
     print(table)
     return {"table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]}

@@ -1,9 +1,11 @@
 """experiments.parallel_in_time on the template: a --quick population of two seeds end to end,
-its table recomputed from metrics.jsonl; --mode=timing's rows, Newton numbers and resume; bad
+its table (Newton iterations, the largest Lyapunov exponent) recomputed from metrics.jsonl and
+its iterations-vs-exponent figure decoded; --mode=timing's rows, Newton numbers and resume; bad
 flags before any compile."""
 
 import json
 
+import matplotlib.image
 import numpy as np
 import pytest
 
@@ -25,13 +27,33 @@ def test_quick_population_counts_newton_iterations(tmp_path):
             assert 1 <= r[f"{method}_iterations"] <= 12
             assert r[f"{method}_converged"] == 1.0 and r[f"{method}_residual"] <= 1e-4
             assert r[f"{method}_error"] < 1e-3  # the same hidden states as the sequential scan
+        assert r["lyapunov"] <= r["lyapunov_max"] and np.isfinite(r["lyapunov"])
     for row in summary["table"]:  # the table's means are the members' records at that step
         at_step = [r for r in evaluations if r["step"] == row["step"]]
         for method in ("full", "diagonal"):
             assert row[f"{method}_iterations_mean"] == pytest.approx(
                 np.mean([r[f"{method}_iterations"] for r in at_step]))
+        assert row["lyapunov_mean"] == pytest.approx(np.mean([r["lyapunov"] for r in at_step]))
     assert [row["step"] for row in summary["table"]] == [3, 6]
     assert (tmp_path / "fig" / f"parallel_in_time_{run_dir.name}_diagonal_iterations.png").exists()
+    figure = matplotlib.image.imread(
+        tmp_path / "fig" / f"parallel_in_time_{run_dir.name}_iterations_vs_lyapunov.png")
+    assert figure.shape[0] > 200 and figure.shape[1] > 400 and figure.std() > 0.05
+    by_sign = (run_dir / "table_by_sign.md").read_text().splitlines()
+    counted = [int(line.split("|")[2]) for line in by_sign[2:]]  # every evaluation, once
+    assert sum(counted) == len(evaluations)
+
+
+def test_by_sign_counts_every_evaluation_and_a_non_finite_exponent():
+    points = [{"step": s, "member": m, "lyapunov_max": x, "full_iterations": i,
+               "diagonal_iterations": 2 * i}
+              for s, m, x, i in [(1, 0, -0.3, 3), (1, 1, 0.2, 40), (2, 0, -0.1, 5),
+                                 (2, 1, None, 256)]]
+    rows = {r["exponent"]: r for r in parallel_in_time.by_sign(points)}
+    assert [(r["evaluations"], r["seeds"]) for r in rows.values()] == [(2, 1), (1, 1), (1, 1)]
+    assert rows["< 0"]["full_iterations_median"] == 4.0
+    assert rows["< 0"]["diagonal_iterations_range"] == "6-10"
+    assert rows["not finite"]["full_iterations_median"] == 256
 
 
 @pytest.mark.parametrize("flag, match", [
