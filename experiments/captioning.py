@@ -6,7 +6,7 @@ letter ("seven"), as the notes' image-captioning picture does with a CNN and a s
 
 Encoder: a linear map of the 64 pixels, `tanh(B x + b)`, split into the decoder cell's initial
 carry (`rnn_jax.seq2seq.model.bridge`, the same bridge an encoder RNN's summary goes through).
-Decoder: `rnn_jax.seq2seq`'s decoder (any cell, no attention: there is one image vector),
+Decoder: `rnn_jax.seq2seq`'s decoder (any cell with a real carry, no attention: there is one image vector),
 trained with teacher forcing on the name followed by EOS and searched greedily (or with
 `--beam_width` > 1, beam search) on held-out images. The data are scikit-learn's 8x8 digits
 (`pip install scikit-learn`), split once by --split_seed. The report gives exact-match and
@@ -36,12 +36,17 @@ LETTERS = tuple(sorted(set("".join(NAMES))))
 VOCAB = ("<pad>", "<bos>", "<eos>", *LETTERS)  # PAD, BOS, EOS first, as rnn_jax.seq2seq expects
 MAX_LEN = max(map(len, NAMES)) + 1  # the longest name and its EOS
 SAMPLES = 12
+# Cells whose carry is complex: the bridge's real `tanh(B x + b)` cannot start them
+# (rnn_jax.seq2seq.model.bridge), so --cell does not offer them.
+COMPLEX_CARRY = ("lru", "urnn")
+CELL_CHOICES = tuple(c for c in sorted(CELLS) if c not in COMPLEX_CARRY)
 
 
 @dataclasses.dataclass(frozen=True)
 class Config(template.Base):
-    cell: str = template.field("gru", "Decoder cell (rnn_jax.cells.CELLS).",
-                               choices=sorted(CELLS))
+    cell: str = template.field("gru", "Decoder cell (rnn_jax.cells.CELLS, less the "
+                               "complex-carry cells lru and urnn, which the real bridge "
+                               "cannot start).", choices=CELL_CHOICES)
     hidden: int = template.field(32, "Decoder hidden units.")
     embed: int = template.field(8, "Letter embedding size.")
     beam_width: int = template.field(1, "Evaluation search: 1 greedy, k > 1 beam search of "

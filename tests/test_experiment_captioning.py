@@ -9,6 +9,7 @@ import pytest
 
 from experiments import captioning, populations, template
 from rnn_jax import train
+from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.seq2seq import decoder as decoder_lib
 
 pytest.importorskip("sklearn")
@@ -93,6 +94,33 @@ def test_quick_run_reports_accuracy_and_samples(tmp_path):
     assert (run_dir / "samples.md").read_text().startswith("gru, seed 0: ")
     assert (tmp_path / "fig" / f"captioning_{run_dir.name}_population_samples.png").exists()
     assert (tmp_path / "fig" / f"captioning_{run_dir.name}_curves.png").exists()
+
+
+@pytest.mark.parametrize("cell", [c for c in captioning.CELL_CHOICES if c != "gru"])
+def test_every_offered_cell_runs_quick(cell, tmp_path):
+    """Each --cell choice trains, decodes and reports (gru: the test above)."""
+    (row,) = quick(tmp_path, f"--cell={cell}", "--checkpoint_every=0")["table"]
+    assert row["cell"] == cell and 0 <= row["test_exact_match_mean"] <= 1
+
+
+def test_offered_cells_are_exactly_the_real_carry_cells(key):
+    """The cells left out of --cell are those whose carry is complex (the real bridge cannot
+    start them); every other registered cell is offered."""
+    for name in CELLS:
+        cell = get_cell(name)
+        params = jax.eval_shape(lambda k: cell.init(k, 3, 4), key)
+        carry = jax.eval_shape(lambda p: cell.initial_carry(p, (2,)), params)
+        real = not any(jnp.iscomplexobj(leaf) for leaf in jax.tree.leaves(carry))
+        assert (name in captioning.CELL_CHOICES) == real, name
+
+
+@pytest.mark.parametrize("argv", [["--cell=urnn"], ["--cell=lru"], ["--grid=cell=gru,urnn"]])
+def test_complex_carry_cells_are_refused_before_any_compile(argv, monkeypatch, tmp_path):
+    monkeypatch.setattr(train, "make_train_step", lambda *a, **k: pytest.fail("compiled"))
+    with pytest.raises(template.FlagError, match=r"--(cell|grid): expected one of .*gru.*, "
+                                                 r"received .*(urnn|lru)"):
+        quick(tmp_path, *argv)
+    assert not (tmp_path / "captioning").exists()
 
 
 @pytest.mark.parametrize("argv, match", [
