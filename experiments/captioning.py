@@ -6,9 +6,9 @@ letter ("seven"), as the notes' image-captioning picture does with a CNN and a s
 
 Encoder: a linear map of the 64 pixels, `tanh(B x + b)`, split into the decoder cell's initial
 carry (`rnn_jax.seq2seq.model.bridge`, the same bridge an encoder RNN's summary goes through).
-Decoder: `rnn_jax.seq2seq`'s decoder (any cell with a real carry, no attention: there is one image vector),
-trained with teacher forcing on the name followed by EOS and searched greedily (or with
-`--beam_width` > 1, beam search) on held-out images. The data are scikit-learn's 8x8 digits
+Decoder: `rnn_jax.seq2seq`'s decoder (any cell with a real carry, no attention: there is one
+image vector), trained with teacher forcing on the name followed by EOS and searched greedily
+(or with `--beam_width` > 1, beam search) on held-out images. The data are scikit-learn's 8x8 digits
 (`pip install scikit-learn`), split once by --split_seed. The report gives exact-match and
 per-letter accuracy and the rate of outputs that spell one of the ten names, with 95 %
 intervals over seeds, and greedy samples of member 0 on the first test images (from its last
