@@ -178,15 +178,6 @@ def task(config: Config) -> populations.Task | populations.Measurement:
         loss_fn=loss_fn, sample=sample, evaluate=evaluate)
 
 
-def by_step(run: results.Run, metric: str) -> dict[int, list[float]]:
-    """`{step: [metric of each member]}` over the evaluation records."""
-    out = {}
-    for row in run.metrics():
-        if metric in row:  # None: a non-finite value, counted by stats.describe
-            out.setdefault(row["step"], []).append(row[metric])
-    return out
-
-
 def timing_report(run, done: list) -> dict:
     """table_timing.md and .csv from the populations' timing.json."""
     rows = [row for _, _, pop_run in done for row in json.loads(
@@ -209,21 +200,24 @@ def run_name(config: Config) -> str:
 
 
 def training_rows(config: Config, run: results.Run) -> list[dict]:
-    """Per evaluation step: the mean over members of each evaluation metric, and the 95 %
-    t-interval of the accuracy, the iterations and the exponent's maximum over sequences."""
+    """Per evaluation step: the members, how many had a non-finite evaluation value (counted,
+    never dropped: stats.describe), and the mean over members of each evaluation metric with
+    its 95 % t-interval (none for the fraction converged)."""
     metrics = ("eval_accuracy", "lyapunov", "lyapunov_max",
                *(f"{k}_{s}" for k in METHODS for s in ("iterations", "converged")))
-    columns = {m: by_step(run, m) for m in metrics}
+    records = [r for r in run.metrics() if "full_iterations" in r]
+    finite = lambda value: value is not None and math.isfinite(value)  # noqa: E731
     rows = []
-    for step in sorted(columns["full_iterations"]):
-        row = {"cell": config.cell, "step": step}
-        for metric, values in columns.items():
-            if step not in values:  # a run from before the exponent was logged
-                continue
-            d = stats.describe(values[step])
-            row[f"{metric}_mean"] = d["mean"]
-            if not metric.endswith(("converged", "lyapunov")):
-                row[f"{metric}_ci95"] = f"[{d['ci95_low']:.3g}, {d['ci95_high']:.3g}]"
+    for step in sorted({r["step"] for r in records}):
+        at = [r for r in records if r["step"] == step]
+        row = {"cell": config.cell, "step": step, "members": len(at),
+               "diverged": sum(not all(finite(r[m]) for m in metrics if m in r) for r in at)}
+        for metric in metrics:
+            if any(metric in r for r in at):  # not in a run from before the exponent
+                d = stats.describe([r.get(metric) for r in at])
+                row.update({f"{metric}_mean": d["mean"], f"{metric}_n": d["n"]})
+                if not metric.endswith("converged"):
+                    row[f"{metric}_ci95"] = f"[{d['ci95_low']:.3g}, {d['ci95_high']:.3g}]"
         rows.append(row)
     return rows
 
@@ -250,7 +244,10 @@ def by_sign(points: list[dict]) -> list[dict]:
     for sign in ("< 0", ">= 0", "not finite"):
         chosen = [p for p in points if sign_of(p["lyapunov_max"]) == sign]
         row = {"exponent": sign, "evaluations": len(chosen),
-               "seeds": len({p["member"] for p in chosen})}
+               "seeds": len({p["member"] for p in chosen}),
+               "exponent_range": "-" if not chosen or sign == "not finite" else
+               f"{min(p['lyapunov_max'] for p in chosen):.3g} to "
+               f"{max(p['lyapunov_max'] for p in chosen):.3g}"}
         for method in METHODS:
             d = stats.describe([p[f"{method}_iterations"] for p in chosen] or [math.nan])
             row[f"{method}_iterations_median"] = d["median"]
@@ -300,8 +297,8 @@ def report(run, config: Config, done: list) -> dict:
         return timing_report(run, done)
     rows = [row for pop_config, _, pop_run in done for row in training_rows(pop_config, pop_run)]
     points = [point for _, _, pop_run in done for point in evaluation_points(pop_run)]
-    names = ["cell", "step", "eval_accuracy_mean", "eval_accuracy_ci95", "lyapunov_mean",
-             "lyapunov_max_mean", "lyapunov_max_ci95"]
+    names = ["cell", "step", "members", "diverged", "eval_accuracy_mean", "eval_accuracy_ci95",
+             "lyapunov_mean", "lyapunov_ci95", "lyapunov_max_mean", "lyapunov_max_ci95"]
     for method in METHODS:
         names += [f"{method}_iterations_mean", f"{method}_iterations_ci95",
                   f"{method}_converged_mean"]

@@ -34,6 +34,7 @@ def test_quick_population_counts_newton_iterations(tmp_path):
             assert row[f"{method}_iterations_mean"] == pytest.approx(
                 np.mean([r[f"{method}_iterations"] for r in at_step]))
         assert row["lyapunov_mean"] == pytest.approx(np.mean([r["lyapunov"] for r in at_step]))
+        assert (row["members"], row["diverged"]) == (2, 0)
     assert [row["step"] for row in summary["table"]] == [3, 6]
     assert (tmp_path / "fig" / f"parallel_in_time_{run_dir.name}_diagonal_iterations.png").exists()
     figure = matplotlib.image.imread(
@@ -44,6 +45,21 @@ def test_quick_population_counts_newton_iterations(tmp_path):
     assert sum(counted) == len(evaluations)
 
 
+def test_training_rows_count_a_member_with_a_non_finite_value():
+    """A member whose exponent is NaN (None in JSON) is counted as diverged and left out of
+    that mean only, which says over how many it is."""
+    records = [{"step": 10, "member": m, "eval_accuracy": 0.5, "lyapunov": x, "lyapunov_max": x,
+                "full_iterations": i, "full_converged": 1.0, "diagonal_iterations": 2 * i,
+                "diagonal_converged": 1.0} for m, x, i in [(0, -0.2, 3), (1, None, 9),
+                                                          (2, -0.4, 6)]]
+    run = type("Run", (), {"metrics": lambda self: records})()
+    config = parallel_in_time.Config(cell="gru")
+    (row,) = parallel_in_time.training_rows(config, run)
+    assert (row["members"], row["diverged"]) == (3, 1)
+    assert (row["lyapunov_mean"], row["lyapunov_n"]) == (pytest.approx(-0.3), 2)
+    assert (row["full_iterations_mean"], row["full_iterations_n"]) == (6.0, 3)
+
+
 def test_by_sign_counts_every_evaluation_and_a_non_finite_exponent():
     points = [{"step": s, "member": m, "lyapunov_max": x, "full_iterations": i,
                "diagonal_iterations": 2 * i}
@@ -52,6 +68,7 @@ def test_by_sign_counts_every_evaluation_and_a_non_finite_exponent():
     rows = {r["exponent"]: r for r in parallel_in_time.by_sign(points)}
     assert [(r["evaluations"], r["seeds"]) for r in rows.values()] == [(2, 1), (1, 1), (1, 1)]
     assert rows["< 0"]["full_iterations_median"] == 4.0
+    assert rows["< 0"]["exponent_range"] == "-0.3 to -0.1"
     assert rows["< 0"]["diagonal_iterations_range"] == "6-10"
     assert rows["not finite"]["full_iterations_median"] == 256
 
