@@ -155,28 +155,59 @@ def recall_report(run, config: Config, done: list) -> tuple[str, object, list[di
     return table, plot_recall(run.path / "recall.png", points, config), rows
 
 
+STYLES = [(marker, line) for line in ("-", "--", ":") for marker in "osD^vP"]
+
+
+def dodged(delays, index: int, count: int) -> np.ndarray:
+    """The delays moved by a small factor per series (`1.05^(index - (count - 1) / 2)`), so
+    series with equal values sit side by side on the log axis instead of on top of each
+    other."""
+    return np.asarray(delays, float) * 1.05 ** (index - (count - 1) / 2)
+
+
 def plot_recall(path, points: dict, config: Config):
-    """Held-out accuracy (mean, 95 % t-interval) and success rate (Wilson) against delay."""
+    """`draw_recall`'s figure written as a PNG at `path` (legend included); returns the path."""
+    fig = draw_recall(points, config)
+    fig.savefig(path, dpi=90, bbox_inches="tight")
+    norms.pyplot().close(fig)
+    return path
+
+
+def draw_recall(points: dict, config: Config):
+    """Held-out accuracy (mean, 95 % t-interval) and success rate (Wilson) against delay:
+    `points[label] = [(delay, accuracy description, success summary), ...]`. A log delay axis
+    ticked at the delays run; each series its own marker and line style, dodged sideways;
+    one legend right of both panels. Returns the matplotlib figure."""
     plt = norms.pyplot()
-    fig, (accuracy_ax, rate_ax) = plt.subplots(1, 2, figsize=(12, 4.5))
-    for label, entries in points.items():
+    fig, (accuracy_ax, rate_ax) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
+    all_delays = sorted({d for entries in points.values() for d, _, _ in entries})
+    for index, (label, entries) in enumerate(points.items()):
         entries = sorted(entries, key=lambda e: e[0])
-        delays = [d for d, _, _ in entries]
-        means = np.array([a["mean"] for _, a, _ in entries])
-        lows = np.array([a["ci95_low"] for _, a, _ in entries])
-        highs = np.array([a["ci95_high"] for _, a, _ in entries])
-        accuracy_ax.errorbar(delays, means, yerr=[np.nan_to_num(means - lows),
-                                                  np.nan_to_num(highs - means)],
-                             marker="o", capsize=3, label=label)
-        population_plots.plot_rate_vs(rate_ax, delays, *([s[k] for _, _, s in entries] for k in
-                                      ("rate", "wilson_low", "wilson_high")), label=label)
-    accuracy_ax.axhline(1 / config.num_symbols, color="k", ls="--", label="chance")
-    accuracy_ax.set(xscale="symlog", xlabel="delay D", ylabel="held-out accuracy (mean, 95 % CI)")
-    rate_ax.set(xscale="symlog", xlabel="delay D",
-                ylabel=f"solved: accuracy >= {config.success_accuracy} (Wilson 95 %)")
-    accuracy_ax.legend(fontsize=7)
+        xs = dodged([d for d, _, _ in entries], index, len(points))
+        marker, line = STYLES[index % len(STYLES)]
+        style = dict(marker=marker, ls=line, capsize=3, color=f"C{index % 10}", label=label)
+        means, lows, highs = (np.array([a[k] for _, a, _ in entries], float)
+                              for k in ("mean", "ci95_low", "ci95_high"))
+        accuracy_ax.errorbar(xs, means, yerr=[np.nan_to_num(means - lows),
+                                              np.nan_to_num(highs - means)], **style)
+        rates, lows, highs = (np.array([s[k] for _, _, s in entries], float)
+                              for k in ("rate", "wilson_low", "wilson_high"))
+        rate_ax.errorbar(xs, rates, yerr=[rates - lows, highs - rates], **style)
+    accuracy_ax.axhline(1 / config.num_symbols, color="k", ls="--", lw=1, label="chance")
+    accuracy_ax.set_ylabel("held-out accuracy (mean, 95 % CI)")
+    rate_ax.set_ylabel(f"solved: accuracy >= {config.success_accuracy} (Wilson 95 %)")
+    rate_ax.set_ylim(-0.05, 1.05)
+    for ax in (accuracy_ax, rate_ax):
+        ax.set_xscale("log")
+        ax.set_xticks(all_delays, [str(d) for d in all_delays])
+        ax.minorticks_off()
+        ax.set_xlabel("delay D (log scale; series offset sideways)")
+        ax.grid(alpha=0.3)
+    handles, labels = accuracy_ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize=8)
     fig.suptitle(f"delayed recall after {config.steps} steps (hidden {config.hidden})")
-    return norms.save(fig, path)
+    fig.tight_layout()
+    return fig
 
 
 def clipping_report(run, config: Config, done: list) -> tuple[str, object, list[dict]]:

@@ -133,6 +133,47 @@ def test_recall_trains_one_population_per_cell_and_delay(tmp_path):
     assert (tmp_path / "fig" / "vanishing_gradients_recall.png").exists()
 
 
+def recall_points(values: dict, delays=(2, 8, 16, 32)) -> dict:
+    """Synthetic recall report points: every member equal, so mean = rate, no interval."""
+    return {label: [(d, {"mean": a, "ci95_low": a, "ci95_high": a},
+                     {"rate": a, "wilson_low": a, "wilson_high": a}) for d, a in zip(delays, accs)]
+            for label, accs in values.items()}
+
+
+def test_recall_figure_log_delays_distinct_series_legend_outside(tmp_path):
+    """Log delay axis ticked at the delays run; series with equal values (all 1.0 here) drawn
+    side by side with their own marker and line style; the legend outside both panels."""
+    import matplotlib.image
+
+    values = {"a": [1, 1, 1, 0.5], "b": [1, 1, 1, 0.5], "c": [1, 1, 0.4, 0.3]}
+    config = vanishing_gradients.Config()
+    fig = vanishing_gradients.draw_recall(recall_points(values), config)
+    accuracy_ax, rate_ax = fig.axes
+    for ax in (accuracy_ax, rate_ax):
+        assert ax.get_xscale() == "log"
+        assert [t.get_text() for t in ax.get_xticklabels()] == ["2", "8", "16", "32"]
+        np.testing.assert_allclose(ax.get_xticks(), [2, 8, 16, 32])
+        lines = [c.lines[0] for c in ax.containers if c.get_label() in values]  # errorbars
+        assert len(lines) == 3
+        assert len({(line.get_marker(), line.get_linestyle()) for line in lines}) == 3
+        xs = np.array([line.get_xdata() for line in lines])  # [series, delay]
+        assert all(len(set(column)) == 3 for column in xs.T)  # no series on top of another
+        ratios = xs / np.array([2, 8, 16, 32])
+        np.testing.assert_allclose(ratios, np.repeat(ratios[:, :1], 4, 1), rtol=1e-12)  # a factor
+        np.testing.assert_allclose(xs[1], [2, 8, 16, 32])  # the middle one at the delays
+    (legend,) = fig.legends
+    fig.canvas.draw()
+    box = legend.get_window_extent()
+    for ax in (accuracy_ax, rate_ax):
+        assert not box.overlaps(ax.get_window_extent())
+    assert sorted(t.get_text() for t in legend.get_texts()) == ["a", "b", "c", "chance"]
+    vanishing_gradients.norms.pyplot().close(fig)
+    path = vanishing_gradients.plot_recall(tmp_path / "recall.png", recall_points(values), config)
+    image = matplotlib.image.imread(path)
+    assert image.ndim == 3 and image.shape[1] > 1.5 * image.shape[0]  # two panels and legend
+    assert image[..., :3].std() > 0.05  # something drawn
+
+
 def test_recall_init_options_reach_the_cell():
     config = populations.parse(vanishing_gradients, ["--quick", "--part=recall", "--cell=lstm",
                                                      "--forget_bias=0.3"])
