@@ -138,6 +138,12 @@ def measure_timing(config: Config, members: list[dict], run: results.Run) -> Non
                 print(parallel_timing.table(measured), flush=True)
 
 
+def nan_max(x: jax.Array) -> jax.Array:
+    """max(x), NaN if any entry is NaN: XLA's CPU max reduction can skip NaNs (a NaN array
+    of a few thousand entries reduces to -inf), which would hide a diverged member."""
+    return jnp.where(jnp.any(jnp.isnan(x)), jnp.nan, jnp.max(x))
+
+
 def task(config: Config) -> populations.Task | populations.Measurement:
     """Training: one member, cell -> linear readout -> one parity logit per step; Newton at
     evaluation. Timing: a measurement (`measure_timing`)."""
@@ -163,11 +169,11 @@ def task(config: Config) -> populations.Task | populations.Measurement:
         out = {"eval_accuracy": jnp.mean((sequential[..., 0] > 0) == (ys > 0.5))}
         exponents = largest_lyapunov(cell, params.cell, xs, key=jax.random.fold_in(key, 1))
         out["lyapunov"] = jnp.mean(exponents)  # over the EVAL_BATCH sequences
-        out["lyapunov_max"] = jnp.max(exponents)
+        out["lyapunov_max"] = nan_max(exponents)
         for method in METHODS:
             hs, _, info = deer_unroll(cell, params.cell, xs, jacobian=method, tol=config.tol,
                                       max_iterations=config.max_iterations, on_failure="return")
-            out[f"{method}_error"] = jnp.max(jnp.abs(hs - hs_sequential))
+            out[f"{method}_error"] = nan_max(jnp.abs(hs - hs_sequential))
             out[f"{method}_iterations"] = info.iterations.astype(jnp.float32)
             out[f"{method}_converged"] = info.converged.astype(jnp.float32)
             out[f"{method}_residual"] = info.residual

@@ -5,6 +5,8 @@ flags before any compile."""
 
 import json
 
+import jax
+import jax.numpy as jnp
 import matplotlib.image
 import numpy as np
 import pytest
@@ -128,3 +130,9 @@ def test_bad_timing_flags_raise_before_measuring(flag, match, tmp_path):
         populations.call(parallel_in_time, ["--quick", "--mode=timing", flag,
                                             f"--out_dir={tmp_path}"])
     assert not (tmp_path / "parallel_in_time").exists()
+
+
+def test_nan_max_reports_a_nan_that_the_plain_reduction_may_skip():
+    values = jnp.zeros((256, 8, 16)).at[3, 2, 1].set(jnp.nan).at[0, 0, 0].set(5.0)
+    assert np.isnan(jax.jit(parallel_in_time.nan_max)(values))
+    assert jax.jit(parallel_in_time.nan_max)(values.at[3, 2, 1].set(0.0)) == 5.0
