@@ -27,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments import populations, reporting, template
-from rnn_jax import losses, sequence_model
+from rnn_jax import losses, population_plots, sequence_model, stats
 from rnn_jax.cells import get_cell
 from rnn_jax.data import digits
 
@@ -147,33 +147,94 @@ def num_params(config: Config, input_size: int) -> int:
     return sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
 
 
-def report(run, config: Config, done: list) -> dict:
-    """Per (order, cell): parameters, steps, final test accuracy and loss over members (95 %
-    t-intervals); the test accuracy curves."""
+def member_groups(members: list[dict]) -> dict[float, list[int]]:
+    """The members' indices by learning rate (one group when --grid has no lr)."""
+    groups = {}
+    for index, member in enumerate(members):
+        groups.setdefault(member["lr"], []).append(index)
+    return groups
+
+
+def grad_norm_row(records: list[dict], group: list[int]) -> dict:
+    """The global gradient norm before clipping, at every logged step of the `group`'s
+    members: the median over members of each member's median, and the largest value."""
+    norms = [[r["grad_norm"] for r in records if r["member"] == i and "grad_norm" in r]
+             for i in group]
+    return {"grad_norm_median": float(np.median([np.median(n) for n in norms])),
+            "grad_norm_max": float(np.max([np.max(n) for n in norms]))}
+
+
+def population_rows(pop_config: Config, members: list[dict], pop_run) -> list[dict]:
+    """One row per learning rate of a population: final test accuracy and loss over its
+    members (95 % t-intervals), gradient norms, the population's wall time."""
+    outcomes, records = reporting.finals(pop_run), pop_run.metrics()
+    xs = sequences(pop_config)[0]
     rows = []
-    for pop_config, members, pop_run in done:
-        outcomes = reporting.finals(pop_run)
-        xs = sequences(pop_config)[0]
+    for lr, group in member_groups(members).items():
+        chosen = [outcomes[i] for i in group]
         rows.append({"dataset": pop_config.dataset, "order": pop_config.order,
                      "time_steps": xs.shape[1], "cell": pop_config.cell,
                      "hidden": pop_config.hidden,
-                     "params": num_params(pop_config, xs.shape[-1]),
-                     "steps": pop_config.steps, "members": len(outcomes),
-                     **reporting.metric_row(outcomes, "test_accuracy"),
-                     **reporting.metric_row(outcomes, "test_loss")})
-    columns = ["dataset", "order", "time_steps", "cell", "hidden", "params", "steps", "members",
-               "test_accuracy_mean", "test_accuracy_ci95", "test_accuracy_median",
-               "test_loss_mean", "test_loss_ci95"]
-    table = reporting.write_table(run, "table", rows, columns)
-    fields = [f for f in ("order", "cell", "hidden", "lr") if f in template.grid_of(config)] \
-        or ["cell"]
-    figure = reporting.plot_curves(run, "curves.png", done, "test_accuracy", fields,
-                                   f"{config.dataset}: test accuracy, {config.steps} steps"
-                                   + ("" if "order" in fields else f", {config.order} order"))
+                     "params": num_params(pop_config, xs.shape[-1]), "lr": lr,
+                     "steps": pop_config.steps,
+                     **reporting.metric_row(chosen, "test_accuracy"),
+                     **reporting.metric_row(chosen, "test_loss"),
+                     **grad_norm_row(records, group),
+                     "population_wall_s": round(pop_run.summary()["wall_time_s"])})
+    return rows
+
+
+def best_rows(rows: list[dict]) -> list[dict]:
+    """Per cell, the row of the learning rate with the highest mean test accuracy (a
+    non-finite mean never wins), ordered from best to worst."""
+    score = lambda row: row["test_accuracy_mean"] if np.isfinite(  # noqa: E731
+        row["test_accuracy_mean"]) else -np.inf
+    best = {}
+    for row in rows:
+        if row["cell"] not in best or score(row) > score(best[row["cell"]]):
+            best[row["cell"]] = row
+    return sorted(best.values(), key=score, reverse=True)
+
+
+def lr_panels(done: list) -> dict[str, dict[str, dict]]:
+    """Test accuracy curves (median, IQR over seeds): one panel per cell, one curve per lr."""
+    panels = {}
+    for pop_config, members, pop_run in done:
+        records = [r for r in pop_run.metrics() if "test_accuracy" in r]
+        for lr, group in member_groups(members).items():
+            series = [[r for r in records if r["member"] == i] for i in group]
+            panels.setdefault(pop_config.cell, {})[f"lr {lr:g}"] = stats.curve_quantiles(
+                [[r["step"] for r in s] for s in series],
+                [[r["test_accuracy"] for r in s] for s in series])
+    return panels
+
+
+def report(run, config: Config, done: list) -> dict:
+    """Per (order, cell, lr): parameters, steps, final test accuracy and loss over members
+    (95 % t-intervals), gradient norms; with --grid=lr=..., each cell at its best rate
+    (`table_best`) and the curves one panel per cell; else the curves of every population."""
+    rows = [row for pop in done for row in population_rows(*pop)]
+    columns = ["dataset", "order", "time_steps", "cell", "hidden", "params", "lr", "steps",
+               "members", "test_accuracy_mean", "test_accuracy_ci95", "test_accuracy_median",
+               "test_loss_mean", "test_loss_ci95", "grad_norm_median", "grad_norm_max",
+               "population_wall_s"]
+    tables = [reporting.write_table(run, "table", rows, columns)]
+    title = f"{config.dataset}: test accuracy, {config.steps} steps"
+    if "lr" in template.grid_of(config):
+        tables.append(reporting.write_table(run, "table_best", best_rows(rows), columns))
+        figure = population_plots.plot_population_panels(
+            run.path / "curves.png", lr_panels(done), "test_accuracy",
+            f"{title}, {config.order} order; median and IQR over seeds per learning rate")
+    else:
+        fields = [f for f in ("order", "cell", "hidden") if f in template.grid_of(config)] \
+            or ["cell"]
+        figure = reporting.plot_curves(run, "curves.png", done, "test_accuracy", fields,
+                                       title + ("" if "order" in fields
+                                                else f", {config.order} order"))
     reporting.copy_figures([figure], config.figures_dir, f"{NAME}_{run.path.name}")
-    print(table)
+    print("\n\n".join(tables))
     print(f"run dir {run.path}")
-    return {"table": rows}
+    return {"table": rows, "best": best_rows(rows) if len(tables) > 1 else None}
 
 
 if __name__ == "__main__":

@@ -6,6 +6,7 @@ import builtins
 import json
 
 import jax.numpy as jnp
+import matplotlib.image
 import numpy as np
 import pytest
 
@@ -32,6 +33,51 @@ def test_quick_run_on_the_digits_reports_test_accuracy(tmp_path):
     assert [r["step"] for r in records] == [10, 20]
     assert row["test_accuracy_mean"] == pytest.approx(records[-1]["test_accuracy"])
     assert (tmp_path / "fig" / f"sequence_classification_{run_dir.name}_curves.png").exists()
+
+
+def test_learning_rate_grid_reports_each_rate_and_each_cell_at_its_best(tmp_path):
+    """--grid=lr: one row per (cell, lr) whose statistics are over that rate's members only
+    (checked against the members' records), the gradient norms from the logged records, and
+    the best rate per cell; the figure has one panel per cell."""
+    pytest.importorskip("sklearn")
+    summary = quick(tmp_path, "--seeds=2", "--grid=cell=vanilla,gru", "--grid=lr=1e-3,3e-2",
+                    f"--figures_dir={tmp_path / 'fig'}")
+    rows = summary["table"]
+    assert [(r["cell"], r["lr"], r["members"]) for r in rows] == [
+        ("vanilla", 1e-3, 2), ("vanilla", 3e-2, 2), ("gru", 1e-3, 2), ("gru", 3e-2, 2)]
+    config = populations.parse(sc, ["--quick", "--seeds=2", "--grid=cell=vanilla,gru",
+                                    "--grid=lr=1e-3,3e-2"])
+    for pop_config, members in template.expand(config):
+        run_dir = next((tmp_path / "sequence_classification").iterdir())
+        records = [json.loads(line) for line in (run_dir / f"cell{pop_config.cell}" /
+                                                 "metrics.jsonl").read_text().splitlines()]
+        for lr in (1e-3, 3e-2):
+            group = [i for i, m in enumerate(members) if m["lr"] == lr]
+            finals = [[r for r in records if r["member"] == i and "test_accuracy" in r][-1]
+                      for i in group]
+            norms = [[r["grad_norm"] for r in records if r["member"] == i] for i in group]
+            (row,) = [r for r in rows if (r["cell"], r["lr"]) == (pop_config.cell, lr)]
+            assert row["test_accuracy_mean"] == pytest.approx(
+                np.mean([f["test_accuracy"] for f in finals]))
+            assert row["grad_norm_max"] == pytest.approx(max(map(max, norms)))
+            assert row["grad_norm_median"] == pytest.approx(
+                np.median([np.median(n) for n in norms]))
+    best = summary["best"]
+    assert sorted(r["cell"] for r in best) == ["gru", "vanilla"]
+    for row in best:
+        assert row["test_accuracy_mean"] == max(r["test_accuracy_mean"] for r in rows
+                                                if r["cell"] == row["cell"])
+    assert best[0]["test_accuracy_mean"] >= best[1]["test_accuracy_mean"]
+    (figure,) = (tmp_path / "fig").glob("*_curves.png")
+    image = matplotlib.image.imread(figure)
+    assert image.shape[1] > 1.5 * image.shape[0]  # two panels side by side
+
+
+def test_best_rows_never_choose_a_non_finite_mean():
+    rows = [{"cell": "irnn", "lr": 3e-3, "test_accuracy_mean": float("nan")},
+            {"cell": "irnn", "lr": 1e-3, "test_accuracy_mean": 0.2},
+            {"cell": "gru", "lr": 1e-3, "test_accuracy_mean": 0.5}]
+    assert [(r["cell"], r["lr"]) for r in sc.best_rows(rows)] == [("gru", 1e-3), ("irnn", 1e-3)]
 
 
 def test_chunked_evaluation_equals_the_whole_test_set_at_once(monkeypatch, key, tmp_path):
