@@ -25,9 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import populations, reporting, template
+from experiments import cell_flags, populations, reporting, template
 from rnn_jax import losses, population_plots, results, sequence_model
-from rnn_jax.cells import get_cell
 from rnn_jax.data import adding, copying
 
 NAME = "long_memory"
@@ -37,10 +36,11 @@ HIDDEN = {  # the paper's sizes (about 6.5K parameters each on copying)
     "adding": {"vanilla": 128, "irnn": 128, "lstm": 128, "urnn": 512},
 }
 BEAT_FRACTION = 0.95  # "beats the baseline": evaluation loss <= 0.95 x baseline
+FINAL_EVALS = 5  # beating and solving are judged on the median of a member's last evaluations
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(template.Base):
+class Config(template.Base, cell_flags.CellOptions):
     task: str = template.field("copying", "Long-memory task.", choices=tuple(TASKS))
     seq_len: int = template.field(100, "T: copying, the delay (inputs are T + 20 long); "
                                   "adding, the sequence length.")
@@ -66,6 +66,7 @@ class Config(template.Base):
     solved_mse: float = template.field(0.01, "Adding: held-out MSE that counts as solved.")
 
     def validate(self):
+        cell_flags.check(self)
         template.check(self.seq_len >= 2, "seq_len", "an integer T >= 2", self.seq_len)
         template.check(self.eval_batch >= 1, "eval_batch", "an integer >= 1", self.eval_batch)
         template.check(not self.paper_sizes or self.cell in HIDDEN[self.task], "cell",
@@ -98,7 +99,7 @@ def metrics(config: Config, outputs: jax.Array, targets: jax.Array) -> dict:
 
 def task(config: Config) -> populations.Task:
     """One member: cell -> linear readout (at every step for copying, the last for adding)."""
-    cell, data = get_cell(config.cell), TASKS[config.task]
+    cell, data = cell_flags.cell_of(config), TASKS[config.task]
     sizes = (copying.NUM_TOKENS, copying.NUM_CLASSES) if config.task == "copying" else (2, 1)
 
     def loss_fn(params, batch, key, stream):
@@ -130,6 +131,19 @@ def run_name(config: Config) -> str:
     return f"{quick}{config.task}_T{config.seq_len}_{name.removeprefix(quick)}"
 
 
+def final_median(run: results.Run, metric: str) -> dict[int, float]:
+    """Per member: the median of `metric` over its last FINAL_EVALS evaluations (NaN when any
+    of them is missing or not finite: a member that diverged has not beaten anything)."""
+    values = {}
+    for row in run.metrics():
+        if metric in row:
+            values.setdefault(row.get("member", 0), []).append(row[metric])
+    last = {m: np.asarray([np.nan if v is None else v for v in vs[-FINAL_EVALS:]], dtype=float)
+            for m, vs in values.items()}
+    return {m: float(np.median(v)) if np.all(np.isfinite(v)) else float("nan")
+            for m, v in last.items()}
+
+
 def first_step(run: results.Run, metric: str, passes) -> dict[int, int | None]:
     """Per member: the first logged step whose `metric` passes `passes(value)`, or None."""
     first = {}
@@ -141,10 +155,17 @@ def first_step(run: results.Run, metric: str, passes) -> dict[int, int | None]:
     return first
 
 
+def judged(run: results.Run, metric: str, passes) -> dict[int, int | None]:
+    """Per member: None unless the median of its last FINAL_EVALS evaluations of `metric`
+    passes (one dip does not count); else the first step at which `metric` passed."""
+    first, final = first_step(run, metric, passes), final_median(run, metric)
+    return {m: first.get(m) if np.isfinite(v) and passes(v) else None for m, v in final.items()}
+
+
 def solved(config: Config, run: results.Run) -> dict[int, int | None]:
     if config.task == "copying":
-        return first_step(run, "eval_recall_accuracy", lambda a: a >= config.solved_accuracy)
-    return first_step(run, "eval_loss", lambda loss: loss <= config.solved_mse)
+        return judged(run, "eval_recall_accuracy", lambda a: a >= config.solved_accuracy)
+    return judged(run, "eval_loss", lambda loss: loss <= config.solved_mse)
 
 
 def num_params(config: Config) -> int:
@@ -153,27 +174,29 @@ def num_params(config: Config) -> int:
 
 
 def report(run, config: Config, done: list) -> dict:
-    """Per (task, T, cell): members beating the baseline and solving the task (Wilson), final
-    evaluation loss (and copying recall accuracy) over members; the loss curves."""
+    """Per (task, T, cell): members beating the baseline and solving the task (Wilson), judged
+    on the median of each member's last FINAL_EVALS evaluations (a diverged member does
+    neither); final evaluation loss (and copying recall accuracy) over members; the curves."""
     rows = []
     for pop_config, members, pop_run in done:
         outcomes = reporting.finals(pop_run)
         baseline = TASKS[pop_config.task].baseline(pop_config.seq_len)
-        beaten = first_step(pop_run, "eval_loss", lambda loss: loss <= BEAT_FRACTION * baseline)
-        beat, solve = (reporting.reached_row([steps.get(o["member"]) for o in outcomes])
+        beaten = judged(pop_run, "eval_loss", lambda loss: loss <= BEAT_FRACTION * baseline)
+        beat, solve = (reporting.reached_row([steps.get(o["member"]) for o in outcomes],
+                                             outcomes)
                        for steps in (beaten, solved(pop_config, pop_run)))
         row = {"task": pop_config.task, "T": pop_config.seq_len, "cell": pop_config.cell,
                "hidden": hidden_of(pop_config), "params": num_params(pop_config),
                "clip": pop_config.clip, "steps": pop_config.steps, "baseline": baseline,
                "beat": beat["solved"], "beat_wilson95": beat["wilson95"],
-               "median_steps_to_beat": beat["median_steps_to_success"],
+               "median_first_below": beat["median_steps_to_success"],
                "solved": solve["solved"], "solved_wilson95": solve["wilson95"],
                **reporting.metric_row(outcomes, "eval_loss")}
         if pop_config.task == "copying":
             row.update(reporting.metric_row(outcomes, "eval_recall_accuracy"))
         rows.append(row)
     columns = ["task", "T", "cell", "hidden", "params", "clip", "steps", "baseline", "beat",
-               "beat_wilson95", "median_steps_to_beat", "solved", "solved_wilson95",
+               "beat_wilson95", "median_first_below", "solved", "solved_wilson95",
                "eval_loss_mean", "eval_loss_ci95", "eval_loss_median"]
     if any("eval_recall_accuracy_mean" in r for r in rows):
         columns += ["eval_recall_accuracy_mean", "eval_recall_accuracy_ci95"]
@@ -190,26 +213,24 @@ def _number(value):
     return float(f"{value:.4g}") if isinstance(value, float) and np.isfinite(value) else value
 
 
+def panel_name(config: Config) -> str:
+    return f"{config.task} T={config.seq_len}"
+
+
 def plot_losses(run: results.Run, done: list):
-    """curves.png: median and IQR evaluation loss per population, each task's baseline dashed."""
-    curves = reporting.curves(done, "eval_loss", ["task", "seq_len", "cell"])
-    if not curves:
+    """curves.png: median and IQR evaluation loss per cell, one panel per (task, T) with its
+    memoryless baseline dashed; every cell of a panel on the same axes."""
+    panels = {}
+    for config, members, pop_run in done:
+        curve = reporting.curves([(config, members, pop_run)], "eval_loss", ["cell"])
+        panels.setdefault(panel_name(config), {}).update(curve)
+    panels = {name: curves for name, curves in panels.items() if curves}
+    if not panels:
         return None
-    plt = population_plots._pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for label, curve in curves.items():
-        population_plots.plot_curves_band(ax, curve["steps"], curve["median"], curve["q25"],
-                                          curve["q75"], f"{label} (n={max(curve['n'])})")
-    for task_name, T in sorted({(c.task, c.seq_len) for c, _, _ in done}):
-        ax.axhline(TASKS[task_name].baseline(T), color="k", linestyle="--", linewidth=1)
-    ax.set(xlabel="iteration", ylabel="evaluation loss (median, IQR)", yscale="log",
-           title="long memory; dashed: memoryless baseline")
-    ax.legend(fontsize=7)
-    fig.tight_layout()
-    path = run.path / "curves.png"
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
-    return path
+    baselines = {panel_name(c): TASKS[c.task].baseline(c.seq_len) for c, _, _ in done}
+    return population_plots.plot_population_panels(
+        run.path / "curves.png", panels, "evaluation loss", "long memory; dashed: memoryless "
+        "baseline", hlines=baselines)
 
 
 if __name__ == "__main__":

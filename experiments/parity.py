@@ -19,9 +19,8 @@ import sys
 import jax
 import jax.numpy as jnp
 
-from experiments import populations, reporting, template
+from experiments import cell_flags, populations, reporting, template
 from rnn_jax import handbuilt, losses, population_plots, sequence_model
-from rnn_jax.cells import get_cell
 from rnn_jax.data import parity
 from rnn_jax.unroll import unroll
 
@@ -30,7 +29,7 @@ EVAL_BATCH = 256
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(template.Base):
+class Config(template.Base, cell_flags.CellOptions):
     hidden: int = template.field(16, "Hidden units.")
     log_every: int = template.field(100, "Log and record metrics every this many steps.")
     eval_every: int = template.field(100, "Evaluate every this many steps (0: only at the end).")
@@ -44,6 +43,7 @@ class Config(template.Base):
                                            "--success_accuracy.")
 
     def validate(self):
+        cell_flags.check(self)
         template.check(self.test_seq_len > 0, "test_seq_len", "a positive integer",
                        self.test_seq_len)
         template.check(0.5 < self.success_accuracy <= 1, "success_accuracy",
@@ -65,7 +65,7 @@ def metrics(logits, ys) -> dict:
 
 def task(config: Config) -> populations.Task:
     """One member: cell -> linear readout -> one logit per step (or at the end)."""
-    cell = get_cell(config.cell)
+    cell = cell_flags.cell_of(config)
     many_to_one = config.target == "many_to_one"
 
     def logits(params, xs):
@@ -108,19 +108,19 @@ def report(run, config: Config, done: list) -> dict:
 
     A member has solved the task when an evaluation at the training length reached
     `--success_accuracy` (its steps to success: the first such step)."""
-    fields = [f for f in ("cell", "seq_len", "hidden", "lr", "clip") if f in
-              template.grid_of(config)] or ["cell", "seq_len"]
+    fields = [f for f in ("cell", "transition_range", "lru_max_phase", "seq_len", "hidden",
+                          "lr", "clip") if f in template.grid_of(config)] or ["cell", "seq_len"]
     rows, by_cell = [], {}
     for pop_config, members, pop_run in done:
         outcomes = reporting.finals(pop_run)
         reached = reporting.steps_to_reach(pop_run, "eval_accuracy", config.success_accuracy)
-        row = {"cell": pop_config.cell, "seq_len": pop_config.seq_len,
+        row = {"cell": cell_flags.describe(pop_config), "seq_len": pop_config.seq_len,
                "members": len(outcomes),
-               **reporting.reached_row([reached.get(o["member"]) for o in outcomes]),
+               **reporting.reached_row([reached.get(o["member"]) for o in outcomes], outcomes),
                **reporting.metric_row(outcomes, "eval_accuracy"),
                **reporting.metric_row(outcomes, "test_accuracy")}
         rows.append(row)
-        by_cell.setdefault(pop_config.cell, []).append((pop_config.seq_len, row["_summary"]))
+        by_cell.setdefault(row["cell"], []).append((pop_config.seq_len, row["_summary"]))
     columns = ["cell", "seq_len", "solved", "success_rate", "wilson95",
                "median_steps_to_success", "eval_accuracy_mean", "eval_accuracy_ci95",
                "test_accuracy_mean", "test_accuracy_ci95"]

@@ -5,8 +5,14 @@ each member's outcome (summary.json `"members"`). Here they become, per configur
 standard deviation, median and 95 % t-interval over members of a final metric; success
 rates with Wilson intervals and steps to success; learning curves as the median with an
 interquartile band (rnn_jax.stats, rnn_jax.population_plots).
+
+No member is left out silently: every table gets `members` and `diverged` columns (a member
+diverged when training stopped on a non-finite loss or a final metric is not finite); a mean
+or interval over fewer members than the table's shows the count in its cell ("0.142 (4 of
+5)"); a diverged member never counts as solved.
 """
 
+import math
 from pathlib import Path
 from typing import Sequence
 
@@ -33,25 +39,39 @@ def steps_to_reach(run: results.Run, metric: str, value: float) -> dict[int, int
     return first
 
 
+def diverged(outcome: dict, metrics: Sequence[str] = ()) -> bool:
+    """Whether a member diverged: training stopped on a non-finite loss, or one of `metrics` in
+    its last record is missing or not finite."""
+    finals = [outcome["final"].get(m) for m in metrics]
+    return outcome.get("stopped") == "diverged" or any(
+        v is None or not math.isfinite(v) for v in finals)
+
+
 def metric_row(outcomes: list[dict], metric: str) -> dict:
-    """describe() of `metric` in the members' last records, as `metric_mean`, ... columns;
-    a diverged member's last record holds NaN and counts in `metric_nonfinite`."""
+    """describe() of `metric` in the members' last records, as `metric_mean`, ... columns,
+    with `members` and `diverged` (see `diverged`); the statistics use the `metric_n`
+    finite values and `write_table` prints that count beside them when it is short."""
     d = stats.describe([o["final"].get(metric, float("nan")) for o in outcomes])
-    return {f"{metric}_mean": d["mean"], f"{metric}_std": d["std"],
+    return {"members": len(outcomes), "diverged": sum(diverged(o, [metric]) for o in outcomes),
+            f"{metric}_mean": d["mean"], f"{metric}_std": d["std"],
             f"{metric}_median": d["median"],
             f"{metric}_ci95": f"[{d['ci95_low']:.4g}, {d['ci95_high']:.4g}]",
-            f"{metric}_nonfinite": d["n_nonfinite"]}
+            f"{metric}_n": d["n"], f"{metric}_nonfinite": d["n_nonfinite"]}
 
 
 def success_row(outcomes: list[dict], solved: Sequence[bool]) -> dict:
     """Success rate with its Wilson 95 % interval and the median steps of the solved (the
     steps each member trained)."""
-    return reached_row([o["steps"] if ok else None for o, ok in zip(outcomes, solved)])
+    return reached_row([o["steps"] if ok else None for o, ok in zip(outcomes, solved)],
+                       outcomes)
 
 
-def reached_row(steps: Sequence[int | None]) -> dict:
+def reached_row(steps: Sequence[int | None], outcomes: list[dict] | None = None) -> dict:
     """Success rate with its Wilson 95 % interval and the median steps to success, from each
-    member's steps to success (None: not solved)."""
+    member's steps to success (None: not solved). With `outcomes` (aligned with `steps`), a
+    member that diverged counts as not solved, whatever it reached before."""
+    if outcomes is not None:
+        steps = [None if diverged(o) else step for step, o in zip(steps, outcomes)]
     s = stats.success_summary([step is not None for step in steps], list(steps))
     return {"solved": f"{s['successes']}/{s['n']}", "success_rate": s["rate"],
             "wilson95": f"[{s['wilson_low']:.2f}, {s['wilson_high']:.2f}]",
@@ -72,11 +92,41 @@ def curves(done: list, metric: str, fields: Sequence[str]) -> dict[str, dict]:
     return out
 
 
+def _with_counts(row: dict) -> dict:
+    """The markdown row: a mean or interval over fewer members than `members` says how many."""
+    out = dict(row)
+    for key in row:
+        if key.endswith("_n") and "members" in row and row[key] < row["members"]:
+            metric, count = key[:-2], f"({row[key]} of {row['members']})"
+            for column in (f"{metric}_mean", f"{metric}_ci95", f"{metric}_median"):
+                if column in out:
+                    out[column] = f"{results.markdown_table([out], [column]).splitlines()[2][2:-2]}" \
+                                  f" {count}"
+    return out
+
+
+def count_columns(rows: list[dict], columns: list[str]) -> list[str]:
+    """`columns` with `members` and `diverged`: `diverged` right after `members` where the
+    experiment placed it, else both before the first result column (a rate, count or
+    statistic); unchanged when no row has them."""
+    if not any("members" in r for r in rows):
+        return list(columns)
+    columns = [c for c in columns if c != "diverged"]
+    if "members" in columns:
+        at = columns.index("members") + 1
+        return columns[:at] + ["diverged"] + columns[at:]
+    first = next((i for i, c in enumerate(columns) if c in ("solved", "beat", "success_rate")
+                  or c.endswith(("_mean", "_ci95", "_median"))), len(columns))
+    return columns[:first] + ["members", "diverged"] + columns[first:]
+
+
 def write_table(run: results.Run, name: str, rows: list[dict], columns: list[str]) -> str:
-    """Writes `<name>.csv` and `<name>.md` into the run directory; returns the markdown."""
+    """Writes `<name>.csv` and `<name>.md` into the run directory; returns the markdown.
+    The markdown gets the `count_columns` and the counts beside short statistics."""
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
     results.write_csv(run.path / f"{name}.csv", clean)
-    table = results.markdown_table(clean, columns)
+    table = results.markdown_table([_with_counts(r) for r in clean],
+                                   count_columns(clean, columns))
     (run.path / f"{name}.md").write_text(table + "\n")
     return table
 

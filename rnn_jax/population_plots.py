@@ -59,7 +59,7 @@ def plot_rate_vs(ax, xs, rates, lows, highs, label: str):
 def _save(fig, path: str | Path) -> Path:
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")  # legends outside the axes included
     _pyplot().close(fig)
     return path
 
@@ -70,32 +70,96 @@ def _check_groups(what: str, groups: dict) -> None:
                          f"{groups!r}")
 
 
+def curve_label(label: str, curve: dict) -> str:
+    """'label (n=5, 1 diverged)': every member counts, as in the tables."""
+    k = sum(step is not None for step in curve.get("diverged_at", []))
+    n = curve.get("n_members", max(curve["n"]) if curve["n"] else 0)
+    return f"{label} (n={n}" + (f", {k} diverged)" if k else ")")
+
+
+def draw_curves(ax, curves: dict[str, dict], colors=None) -> None:
+    """Median + IQR of each curve on `ax`, each diverged member an 'x' on the top edge at
+    the step it diverged (drawn above the data, so it is never hidden or left out)."""
+    for i, (label, curve) in enumerate(curves.items()):
+        line = plot_curves_band(ax, curve["steps"], curve["median"], curve["q25"],
+                                curve["q75"], curve_label(label, curve))
+        if colors is not None:
+            line.set_color(colors[i])
+            ax.collections[-1].set_color(colors[i])
+        steps = [s for s in curve.get("diverged_at", []) if s is not None]
+        if steps:
+            ax.plot(steps, [1.0] * len(steps), "x", color=line.get_color(), markersize=8,
+                    transform=ax.get_xaxis_transform(), clip_on=False)
+
+
+def _log_axis(metric: str, curves: dict[str, dict]) -> bool:
+    q25 = np.concatenate([np.asarray(c["q25"], dtype=float) for c in curves.values()])
+    return ("loss" in metric or "norm" in metric) and bool(np.all(q25[np.isfinite(q25)] > 0))
+
+
+def _robust_top(curves: dict[str, dict], log: bool) -> float | None:
+    """An upper y-limit that keeps one wide band from flattening the other curves: at most
+    10x (log axis) or 2x the largest median; None when the bands fit under it anyway."""
+    medians = np.concatenate([np.asarray(c["median"], dtype=float) for c in curves.values()])
+    q75 = np.concatenate([np.asarray(c["q75"], dtype=float) for c in curves.values()])
+    medians, q75 = medians[np.isfinite(medians)], q75[np.isfinite(q75)]
+    if not medians.size or not q75.size:
+        return None
+    cap = medians.max() * (10.0 if log else 2.0) if medians.max() > 0 else None
+    return cap if cap is not None and q75.max() > cap else None
+
+
 def plot_population_curves(path: str | Path, curves: dict[str, dict], metric: str,
                            title: str) -> Path:
     """One panel of median + IQR learning curves, one per label; writes the PNG at `path`.
 
     Args:
-      curves: label -> a `stats.curve_quantiles` dict; the legend gives each label's members.
+      curves: label -> a `stats.curve_quantiles` dict; the legend gives each label's members
+        and how many diverged (each marked 'x' on the top edge at the step it diverged).
       metric: the y-axis name; a loss or norm with positive values gets a log axis.
     """
-    _check_groups("plot_population_curves", curves)
+    return plot_population_panels(path, {"": curves}, metric, title)
+
+
+def plot_population_panels(path: str | Path, panels: dict[str, dict[str, dict]], metric: str,
+                           title: str, hlines: dict[str, float] | None = None) -> Path:
+    """Panels of median + IQR learning curves sharing the y-axis (compared cells on one scale),
+    the legend outside the data (under each panel); writes the PNG at `path`.
+
+    Args:
+      panels: panel title -> {label: `stats.curve_quantiles` dict}; labels in the same order
+        get the same colour in every panel (a sequential colormap when a panel has > 6).
+      hlines: panel title -> a reference value drawn dashed (e.g. a baseline).
+    """
+    _check_groups("plot_population_panels", panels)
+    for name, curves in panels.items():
+        _check_groups(f"plot_population_panels (panel {name!r})", curves)
     plt = _pyplot()
-    fig, ax = plt.subplots(figsize=(6, 4))
-    positive = True
+    width = max(len(c) for c in panels.values())
+    colors = (list(plt.get_cmap("viridis")(np.linspace(0, 0.9, width))) if width > 6 else None)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2),
+                             sharey=True, squeeze=False)
+    log = all(_log_axis(metric, c) for c in panels.values())
     try:
-        for label, curve in curves.items():
-            n = max(curve["n"]) if curve["n"] else 0
-            plot_curves_band(ax, curve["steps"], curve["median"], curve["q25"], curve["q75"],
-                             f"{label} (n={n})")
-            q25 = np.asarray(curve["q25"], dtype=float)
-            positive &= bool(np.all(q25[np.isfinite(q25)] > 0))
+        for ax, (name, curves) in zip(axes[0], panels.items()):
+            draw_curves(ax, curves, colors)
+            if hlines and name in hlines:
+                ax.axhline(hlines[name], color="k", linestyle="--", linewidth=1,
+                           label="baseline")
+            ax.set(xlabel="step", title=name)
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
     except BaseException:
         plt.close(fig)
         raise
-    if ("loss" in metric or "norm" in metric) and positive:
-        ax.set_yscale("log")
-    ax.set(xlabel="step", ylabel=f"{metric} (median, IQR)", title=title)
-    ax.legend()
+    axes[0][0].set_ylabel(f"{metric} (median, IQR)")
+    if log:
+        axes[0][0].set_yscale("log")
+    top = _robust_top({f"{p}/{k}": c for p, cs in panels.items() for k, c in cs.items()}, log)
+    if top is not None:
+        axes[0][0].set_ylim(top=top)
+    fig.suptitle(title + ("; x on the top edge: a member diverged" if any(
+        s is not None for cs in panels.values() for c in cs.values()
+        for s in c.get("diverged_at", [])) else ""), fontsize=10)
     return _save(fig, path)
 
 

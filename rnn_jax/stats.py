@@ -7,9 +7,13 @@
 
 Pure functions on host numpy; every result is plain Python (floats, ints, lists, dicts), so it
 goes straight into `json.dumps`. A statistic that is undefined (the spread of one value) is
-`nan`, written `NaN` by `json.dumps` and `null` by `results.to_jsonable`. A diverged seed is
-never dropped silently: non-finite values (NaN, inf, or None as read back from JSON) are
-counted in `n_nonfinite` and left out of the statistics, which use the finite ones.
+`nan`, written `NaN` by `json.dumps` and `null` by `results.to_jsonable`.
+
+A diverged member is a result, not missing data. Non-finite values (NaN, inf, or None as read
+back from JSON) cannot enter a mean, so every summary says how many members it covers: `n`
+(finite) + `n_nonfinite` = `n_members`. The tables print the count beside any statistic it
+changes (experiments/reporting.py), success counts treat a diverged member as a failure, and
+the figures mark where each member diverged (`curve_quantiles`'s `diverged_at`).
 """
 
 import math
@@ -42,7 +46,8 @@ def _describe_finite(x: np.ndarray, n_nonfinite: int) -> dict:
     if n > 1:  # Student-t interval for the mean: mean +- t_{0.975, n-1} s / sqrt(n)
         half = float(scipy.stats.t.ppf(0.975, n - 1)) * stats["std"] / math.sqrt(n)
         low, high = stats["mean"] - half, stats["mean"] + half
-    return {"n": n, "n_nonfinite": n_nonfinite, **stats, "ci95_low": low, "ci95_high": high}
+    return {"n": n, "n_nonfinite": n_nonfinite, "n_members": n + n_nonfinite, **stats,
+            "ci95_low": low, "ci95_high": high}
 
 
 def describe(values: Sequence[float]) -> dict:
@@ -52,8 +57,8 @@ def describe(values: Sequence[float]) -> dict:
       values: [members] numbers; NaN, inf and None mark members that diverged.
 
     Returns:
-      {"n", "n_nonfinite", "mean", "std", "median", "min", "max", "ci95_low", "ci95_high"}
-      over the n finite values (n + n_nonfinite = len(values)). `std` is the sample standard
+      {"n", "n_nonfinite", "n_members", "mean", "std", "median", "min", "max", "ci95_low",
+      "ci95_high"} over the n finite values (n + n_nonfinite = n_members = len(values)). `std` is the sample standard
       deviation (ddof=1); the interval is Student's t, mean +- t_{0.975,n-1} std / sqrt(n).
       Both are nan for n < 2; every statistic is nan for n = 0.
 
@@ -171,7 +176,9 @@ def curve_quantiles(steps_by_member: Sequence[Sequence[int]],
 
     Returns:
       {"steps": [T] every step any member logged, "median", "q25", "q75": [T] (nan where no
-      finite value counts), "n": [T] finite values counted, "n_nonfinite": [T]}.
+      finite value counts), "n": [T] finite values counted, "n_nonfinite": [T],
+      "n_members": how many members there are, "diverged_at": [members] the first step at which
+      each member's value was not finite (None: always finite)}.
     """
     members = _member_records(steps_by_member, values_by_member)
     grid = sorted(set().union(*members))
@@ -183,7 +190,9 @@ def curve_quantiles(steps_by_member: Sequence[Sequence[int]],
         q25, median, q75 = np.quantile(x, [0.25, 0.5, 0.75]).tolist() if x.size else [NAN] * 3
         for name, value in zip(columns, [median, q25, q75, int(x.size), n_nonfinite]):
             columns[name].append(value)
-    return {"steps": grid, **columns}
+    diverged_at = [next((s for s in sorted(m) if not math.isfinite(m[s])), None)
+                   for m in members]
+    return {"steps": grid, **columns, "n_members": len(members), "diverged_at": diverged_at}
 
 
 def table_rows(groups: dict[str, Sequence[float]], key: str = "group") -> list[dict]:

@@ -29,7 +29,7 @@ def test_quick_writes_the_invocation_and_its_population(tmp_path, capsys):
     solved = any(r["eval_accuracy"] >= 0.99 for r in records)  # at some evaluation
     assert row["solved"] == ("1/1" if solved else "0/1")
     assert row["eval_accuracy_mean"] == pytest.approx(records[-1]["eval_accuracy"])
-    assert (run_dir / "table.md").read_text().startswith("| cell | seq_len | solved |")
+    assert (run_dir / "table.md").read_text().startswith("| cell | seq_len | members | diverged | solved |")
     assert (run_dir / "curves.png").stat().st_size > 0
     assert "hand-built network: accuracy 1.0000" in capsys.readouterr().out
 

@@ -13,6 +13,15 @@ Fused layout, gate order (z, h): U `[in, 2*hidden]`, b `[2*hidden]`; Glorot-unif
 biases. The cell emits h itself (the paper puts any output projection outside the cell).
 Because the gates see only x(t), `project_inputs` does all the matmuls; `step` is elementwise,
 and `rnn_jax.parallel.linear_cells` evaluates all steps at once by an associative scan.
+
+Transition range (Grazzi et al. 2025, "Unlocking State-Tracking in Linear RNNs Through
+Negative Eigenvalues", arXiv 2411.12537): with `a(t) = 1 - z(t)` in (0, 1) the recurrence
+cannot track parity at any length; `make_cell(transition_range="signed")` maps it to (-1, 1),
+
+    a(t) = 2 (1 - z(t)) - 1 = 1 - 2 z(t) = -tanh(k_z / 2),   b(t) = z(t) h~(t) as before,
+
+so a 1 can flip the sign of the state (a = -1, z = 1) and a 0 keep it (a = 1, z = 0). The
+log-space scan needs a > 0, so the signed cell has only the plain scan.
 """
 
 import functools
@@ -80,8 +89,22 @@ def log_coefficients(params: MinGRUParams, x_proj: jax.Array) -> tuple[jax.Array
     return -jax.nn.softplus(k_z), -jax.nn.softplus(-k_z) + log_g(k_h)
 
 
+def signed_coefficients(params: MinGRUParams, x_proj: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`(a, b)` with the transition in (-1, 1): `(1 - 2z, z * g(k_h))`, each `[..., hidden]`."""
+    k_z, k_h = jnp.split(x_proj, 2, axis=-1)
+    return -jnp.tanh(0.5 * k_z), jax.nn.sigmoid(k_z) * g(k_h)  # 1 - 2 sigma(k) = -tanh(k/2)
+
+
 def step(params: MinGRUParams, h_prev: jax.Array, x_proj: jax.Array) -> tuple[jax.Array, jax.Array]:
     a, b = coefficients(params, x_proj)
+    h = a * h_prev + b
+    return h, h
+
+
+def signed_step(params: MinGRUParams, h_prev: jax.Array,
+                x_proj: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`step` with the transition range (-1, 1) (`signed_coefficients`)."""
+    a, b = signed_coefficients(params, x_proj)
     h = a * h_prev + b
     return h, h
 
@@ -98,7 +121,20 @@ def input_size(params: MinGRUParams) -> int:
     return params.U.shape[0]
 
 
-def make_cell(**init_options) -> Cell:
-    """The minGRU cell; `init_options` become init defaults."""
+TRANSITION_RANGES = ("unit", "signed")  # a(t) in (0, 1), or in (-1, 1)
+
+
+def check_transition_range(cell_name: str, transition_range: str) -> None:
+    if transition_range not in TRANSITION_RANGES:
+        raise ValueError(f"{cell_name}: expected transition_range in {list(TRANSITION_RANGES)} "
+                         f"('unit': a in (0, 1); 'signed': a in (-1, 1)), received "
+                         f"{transition_range!r}")
+
+
+def make_cell(transition_range: str = "unit", **init_options) -> Cell:
+    """The minGRU cell, its transition in (0, 1) ('unit') or (-1, 1) ('signed');
+    `init_options` become init defaults."""
+    check_transition_range("mingru", transition_range)
     cell_init = functools.partial(init, **init_options)
-    return Cell("mingru", cell_init, initial_carry, project_inputs, step, input_size)
+    cell_step = signed_step if transition_range == "signed" else step
+    return Cell("mingru", cell_init, initial_carry, project_inputs, cell_step, input_size)

@@ -13,6 +13,9 @@ No cell state and no output gate: h is the whole carry and the output. With
 
 Fused layout, gate order (f, i, h): U `[in, 3*hidden]`, b `[3*hidden]`; Glorot-uniform U,
 zero biases. `rnn_jax.parallel.linear_cells` evaluates all steps at once by an associative scan.
+
+`make_cell(transition_range="signed")` maps the transition to (-1, 1) as `mingru` explains:
+`a(t) = 2 f'(t) - 1 = tanh(-d / 2)`, `b(t) = i'(t) h~(t)` (no log-space scan).
 """
 
 import functools
@@ -23,7 +26,7 @@ import jax.numpy as jnp
 
 from rnn_jax import initializers
 from rnn_jax.cells.base import Cell, affine, check_params, check_sizes, zeros_carry
-from rnn_jax.cells.mingru import check_real, g, log_g
+from rnn_jax.cells.mingru import check_real, check_transition_range, g, log_g
 
 
 class MinLSTMParams(NamedTuple):
@@ -67,8 +70,24 @@ def log_coefficients(params: MinLSTMParams, x_proj: jax.Array) -> tuple[jax.Arra
     return -jax.nn.softplus(d), -jax.nn.softplus(-d) + log_g(k_h)
 
 
+def signed_coefficients(params: MinLSTMParams,
+                        x_proj: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`(a, b) = (2 f' - 1, i' * g(k_h))`, the transition in (-1, 1); `2 sigma(-d) - 1 =
+    tanh(-d/2)`."""
+    d, k_h = _gate_difference(x_proj)
+    return jnp.tanh(-0.5 * d), jax.nn.sigmoid(d) * g(k_h)
+
+
 def step(params: MinLSTMParams, h_prev: jax.Array, x_proj: jax.Array) -> tuple[jax.Array, jax.Array]:
     a, b = coefficients(params, x_proj)
+    h = a * h_prev + b
+    return h, h
+
+
+def signed_step(params: MinLSTMParams, h_prev: jax.Array,
+                x_proj: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """`step` with the transition range (-1, 1) (`signed_coefficients`)."""
+    a, b = signed_coefficients(params, x_proj)
     h = a * h_prev + b
     return h, h
 
@@ -85,7 +104,10 @@ def input_size(params: MinLSTMParams) -> int:
     return params.U.shape[0]
 
 
-def make_cell(**init_options) -> Cell:
-    """The minLSTM cell; `init_options` become init defaults."""
+def make_cell(transition_range: str = "unit", **init_options) -> Cell:
+    """The minLSTM cell, its transition in (0, 1) ('unit') or (-1, 1) ('signed');
+    `init_options` become init defaults."""
+    check_transition_range("minlstm", transition_range)
     cell_init = functools.partial(init, **init_options)
-    return Cell("minlstm", cell_init, initial_carry, project_inputs, step, input_size)
+    cell_step = signed_step if transition_range == "signed" else step
+    return Cell("minlstm", cell_init, initial_carry, project_inputs, cell_step, input_size)

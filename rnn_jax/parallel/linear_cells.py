@@ -34,6 +34,8 @@ class LinearForm(NamedTuple):
 FORMS = {
     mingru.step: LinearForm(mingru.coefficients, mingru.log_coefficients, None),
     minlstm.step: LinearForm(minlstm.coefficients, minlstm.log_coefficients, None),
+    mingru.signed_step: LinearForm(mingru.signed_coefficients, None, None),  # a in (-1, 1)
+    minlstm.signed_step: LinearForm(minlstm.signed_coefficients, None, None),
     lru.step: LinearForm(lru.coefficients, None, lru.emit),
 }
 
@@ -42,7 +44,7 @@ def linear_form(cell: Cell) -> LinearForm:
     """The `LinearForm` of `cell`; a ValueError for a cell whose step is not a known linear one."""
     form = FORMS.get(cell.step)
     if form is None:
-        known = ", ".join(sorted(f"{step.__module__}.step" for step in FORMS))
+        known = ", ".join(sorted(f"{step.__module__}.{step.__name__}" for step in FORMS))
         raise ValueError(
             f"expected a linear-recurrence cell (its step one of {known}), received cell "
             f"{cell.name!r} with step {getattr(cell.step, '__module__', '?')}."
