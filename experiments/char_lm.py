@@ -25,7 +25,7 @@ from pathlib import Path
 from experiments import char_lm_data as lm_data
 from experiments import char_lm_sampling as lm_sampling
 from experiments import populations, reporting, template
-from rnn_jax import language_model
+from rnn_jax import language_model, population_plots
 from rnn_jax.data import streams, text
 
 NAME = "char_lm"
@@ -129,18 +129,24 @@ def default_prime(config: Config, split: lm_data.Split) -> str:
 
 def task(config: Config) -> populations.Task:
     """One member: the language model on the training streams (the state carried from chunk
-    to chunk, reset at every epoch start), evaluated over the whole validation stream."""
+    to chunk, reset at every epoch start), evaluated over the whole validation stream
+    (`val_nats`) and, the same way, over the last as many training tokens (`train_nats`:
+    the model's fit to text it trained on, without dropout; the gap to `val_nats` is
+    overfitting)."""
     split = lm_data.load_split(config)
     lm_data.check_split(config, split)
     default_prime(config, split)
     model = lm_data.build_model(config, split.vocab.size)
     data = streams.make_streams(split.train_ids, config.batch, config.seq_len)
     rows = max(1, min(EVAL_ROWS, (len(split.valid_ids) - 1) // config.seq_len))
-    chunks = streams.all_chunks(streams.make_streams(split.valid_ids, rows, config.seq_len))
+    held_out = {prefix: streams.all_chunks(streams.make_streams(ids, rows, config.seq_len))
+                for prefix, ids in (("val_", split.valid_ids),
+                                    ("train_", split.train_ids[-len(split.valid_ids):]))}
 
     def evaluate(params, key):
-        return language_model.make_eval_fn(model.apply, chunks,
-                                            model.initial_stream(params, rows))(params)
+        stream = model.initial_stream(params, rows)
+        return {k: v for prefix, chunks in held_out.items() for k, v in
+                language_model.make_eval_fn(model.apply, chunks, stream, prefix)(params).items()}
 
     return populations.Task(
         init=lambda key, values: model.init(key),
@@ -173,8 +179,9 @@ def reached(pop_run, value: float) -> dict[int, tuple[int, float] | None]:
 
 
 def population_row(config: Config, pop_run) -> dict:
-    """One table row: final and best validation loss over members, who reached
-    --success_nats (Wilson interval) and when, throughput."""
+    """One table row: final validation and training loss and best validation loss over
+    members, who reached --success_nats (Wilson interval) and when (each member's step),
+    throughput."""
     outcomes = reporting.finals(pop_run)
     summary = pop_run.summary()
     evaluations = [r for r in pop_run.metrics() if "val_nats" in r]
@@ -189,22 +196,32 @@ def population_row(config: Config, pop_run) -> dict:
             "params": summary["num_params"], "steps": summary["steps"],
             **reporting.metric_row(outcomes, "val_nats"),
             **reporting.metric_row(outcomes, "val_bits"),
+            **reporting.metric_row(outcomes, "train_nats"),
             **reporting.metric_row(best, "best_val_nats"),
             **reporting.reached_row([h[0] if h else None for h in hits]),
+            "steps_to_success": " ".join(str(h[0]) if h else "-" for h in hits),
             "median_wall_s_to_success": wall[len(wall) // 2] if wall else None,
             "wall_s": round(summary["wall_time_s"]),
             "tokens_per_s": round(tokens / summary["wall_time_s"])}
 
 
 def curve_rows(pop_run) -> list[dict]:
-    """Validation nats/token at each evaluation: mean and 95 % interval over members."""
+    """Validation and training nats/token at each evaluation: mean and 95 % interval over
+    members, and the mean gap (validation - training)."""
     by_step = {}
     for row in pop_run.metrics():
         if "val_nats" in row:
             by_step.setdefault(row["step"], []).append(row)
-    return [{"step": step, "wall_s": round(max(r["wall_s"] for r in rows)),
-             **reporting.metric_row([{"final": r} for r in rows], "val_nats")}
-            for step, rows in sorted(by_step.items())]
+    out = []
+    for step, rows in sorted(by_step.items()):
+        finals = [{"final": r} for r in rows]
+        gaps = [{"final": {"gap_nats": r["val_nats"] - r.get("train_nats", math.nan)}}
+                for r in rows]
+        out.append({"step": step, "wall_s": round(max(r["wall_s"] for r in rows)),
+                    **reporting.metric_row(finals, "train_nats"),
+                    **reporting.metric_row(finals, "val_nats"),
+                    **reporting.metric_row(gaps, "gap_nats")})
+    return out
 
 
 def population_files(config: Config, members: list, pop_run) -> dict:
@@ -239,23 +256,22 @@ def report(run, config: Config, done: list) -> dict:
         if "sample" in files:
             samples[pop_run.path.name] = files["sample"]
     columns = ["model", "members", "params", "steps", "val_nats_mean", "val_nats_ci95",
-               "val_bits_mean", "best_val_nats_mean", "best_val_nats_ci95", "solved",
-               "wilson95", "median_steps_to_success", "median_wall_s_to_success", "wall_s",
+               "val_bits_mean", "train_nats_mean", "train_nats_ci95", "best_val_nats_mean",
+               "best_val_nats_ci95", "solved", "wilson95", "steps_to_success",
+               "median_steps_to_success", "median_wall_s_to_success", "wall_s",
                "tokens_per_s"]
     shown = lambda rs: [{k: f"{v:.4f}" if isinstance(v, float) else v  # noqa: E731
                          for k, v in r.items()} for r in rs]
     tables = {"table": reporting.write_table(run, "table", shown(rows), columns),
               "curve": reporting.write_table(run, "curve", shown(curves), [
-                  "model", "step", "wall_s", "val_nats_mean", "val_nats_ci95"])}
+                  "model", "step", "wall_s", "train_nats_mean", "train_nats_ci95",
+                  "val_nats_mean", "val_nats_ci95", "gap_nats_mean", "gap_nats_ci95"])}
     if ngrams:
         tables["ngram"] = reporting.write_table(run, "ngram", shown(ngrams), list(ngrams[0]))
     if samples:
         (run.path / "sample.txt").write_text("\n\n".join(samples.values()), "utf-8")
-    fields = [f for f in template.grid_of(config) if f not in type(config).MEMBER_FIELDS]
-    figure = reporting.plot_curves(run, "curves.png", done, "val_nats", fields,
-                                   f"{NAME}: validation nats/{config.level} "
-                                   f"({len(done[0][1])} members per line)")
-    reporting.copy_figures([figure], config.figures_dir, f"{NAME}_{run.path.name}")
+    reporting.copy_figures([plot_train_and_validation(run, config, done)], config.figures_dir,
+                           f"{NAME}_{run.path.name}")
     for name, table in tables.items():
         print(f"{name}:\n{table}")
     for name, sample in samples.items():
@@ -264,11 +280,28 @@ def report(run, config: Config, done: list) -> dict:
             "ngram": ngrams, "samples": samples}
 
 
+def plot_train_and_validation(run, config: Config, done: list):
+    """curves.png: training and validation nats/token against updates (median and IQR over
+    each population's members), one pair of lines per population."""
+    fields = [f for f in template.grid_of(config) if f not in type(config).MEMBER_FIELDS]
+    data = {}
+    for metric, name in (("train_nats", "training"), ("val_nats", "validation")):
+        for label, curve in reporting.curves(done, metric, fields).items():
+            data[name if label == "all" else f"{label} {name}"] = curve
+    if not data:
+        return None
+    return population_plots.plot_population_curves(
+        run.path / "curves.png", data, f"nats/{config.level}",
+        f"{NAME}: training and validation nats/{config.level}, evaluated every "
+        f"{config.eval_every or config.steps} updates")
+
+
 def run_name(config: Config) -> str:
     parts = ("data", "model", "window", "hidden", "seq_len") if config.model == "window" else \
         ("data", "cell", "layers", "hidden", "seq_len")
-    return populations.run_name(config, parts[:1] + (("level",) if config.level == "word"
-                                                     else ()) + parts[1:])
+    named = dataclasses.replace(config, data=lm_data.data_id(config))  # --data_path's text
+    return populations.run_name(named, parts[:1] + (("level",) if config.level == "word"
+                                                    else ()) + parts[1:])
 
 
 if __name__ == "__main__":

@@ -4,7 +4,10 @@ traced function of the step, the recurrent and fixed-window language models, n-g
 
 import contextlib
 import functools
+import hashlib
 import math
+import re
+from pathlib import Path
 from typing import Callable, NamedTuple
 
 import jax
@@ -62,6 +65,19 @@ def _split(data, data_path, cache_dir, text_chars, level, vocab_cap, valid_fract
         train_text, valid_text = text.split_train_validation(corpus, valid_fraction)
         vocab = text.build_vocabulary(train_text, level, vocab_cap)
         return Split(vocab, text.encode(vocab, train_text), text.encode(vocab, valid_text))
+
+
+def data_id(config) -> str:
+    """The corpus name, or for `--data_path` the file's stem and the first 8 hex digits of the
+    text's sha256 (e.g. 'tinyshakespeare-86c4e6aa'): the same text gives the same run name
+    wherever it lies, another text another name. FlagError naming --data_path when the file
+    cannot be read as text."""
+    if not config.data_path:
+        return config.data
+    with flag_errors("data_path"):
+        digest = hashlib.sha256(text.read_text_file(config.data_path).encode("utf-8"))
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(config.data_path).stem)[:40] or "text"
+    return f"{stem}-{digest.hexdigest()[:8]}"
 
 
 def check_split(config, split: Split) -> None:

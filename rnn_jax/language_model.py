@@ -14,6 +14,8 @@ in one shared embedding table, concatenated, and fed to one hidden layer:
 Both expose `apply(params, tokens, stream, key) -> (logits, stream)` where `stream` is what a
 batch hands to the next one under truncated BPTT (the RNN's carries; the window model's last
 K-1 tokens), and `step(params, stream, token) -> (stream, logits)` for sampling.
+Every row starts from a zero stream (`initial_stream`, and `reset_state` zeros it again at a
+reset), also for a cell with a learned initial state (the uRNN's h0 is not used here).
 """
 
 import math
@@ -28,7 +30,7 @@ from rnn_jax import initializers, losses, readout
 from rnn_jax.cells.base import Cell, affine
 from rnn_jax.sequence import reset_state
 from rnn_jax.tokens import unroll_tokens
-from rnn_jax.unroll import init_stack, unroll
+from rnn_jax.unroll import init_stack, output_size, unroll
 
 ApplyFn = Callable[[Any, jax.Array, Any, jax.Array | None], tuple[jax.Array, Any]]
 
@@ -58,7 +60,8 @@ def init(
         embed = jax.random.normal(key_embed, (vocab_size, embed_size), dtype)
     input_size = embed_size or vocab_size
     layers = init_stack(key_layers, cells, input_size, hidden_sizes, dtype=dtype)
-    return LMParams(embed, layers, readout.init_linear(key_out, hidden_sizes[-1], vocab_size, dtype=dtype))
+    width = output_size(cells[-1], layers[-1])  # the uRNN emits [Re h; Im h]: 2 x hidden
+    return LMParams(embed, layers, readout.init_linear(key_out, width, vocab_size, dtype=dtype))
 
 
 def _embedding_matrix(params: LMParams) -> jax.Array:
@@ -112,13 +115,13 @@ def apply(
 
     Args:
       tokens: `[batch, time]` int ids.
-      stream: every layer's carry at the start (None: zeros).
+      stream: every layer's carry at the start (None: `initial_stream`, zeros).
       key: dropout key; None disables dropout.
     Returns:
       `(logits [batch, time, vocab], every layer's final carry)`.
     """
     _check_layers(cells, params)
-    carries = (None,) * len(cells) if stream is None else stream
+    carries = initial_stream(cells, params, tokens.shape[0]) if stream is None else stream
     dropout = key is not None and dropout_rate > 0.0
     keys = jax.random.split(key, len(cells)) if dropout else (None,) * len(cells)
     xs, final = tokens, []

@@ -4,6 +4,7 @@ level, the window model, the batches against rnn_jax.data.streams, bad input bef
 is written."""
 
 import dataclasses
+import hashlib
 import json
 import math
 import os
@@ -52,15 +53,21 @@ def test_a_quick_population_runs_end_to_end(quick_run):
     for r in final.values():
         assert math.isfinite(r["val_nats"]) and r["val_nats"] < math.log(len(vocab))
         assert r["val_bits"] == pytest.approx(r["val_nats"] / math.log(2))
+        assert math.isfinite(r["train_nats"]) and r["train_nats"] != r["val_nats"]
     assert final[0]["val_nats"] != final[1]["val_nats"]  # seeds 0 and 1: different members
     (row,) = summary["table"]
     assert row["members"] == 2 and row["steps"] == 30
     assert row["val_nats_mean"] == pytest.approx(np.mean([r["val_nats"] for r in
                                                           final.values()]))
+    assert row["train_nats_mean"] == pytest.approx(np.mean([r["train_nats"] for r in
+                                                            final.values()]))
+    curve = (run_dir / "curve.md").read_text().splitlines()
+    assert "train_nats_mean" in curve[0] and "gap_nats_mean" in curve[0] and len(curve) == 3
     assert set(json.loads((pop_dir / "ngram.json").read_text())) == {
         f"{n}-gram {s}" for n in (1, 2, 3) for s in ("add_k", "kneser_ney")}
     assert [r["n"] for r in summary["ngram"]] == [1, 2, 3]
-    assert (run_dir / "table.md").read_text().startswith("| model | members | params |")
+    header = (run_dir / "table.md").read_text().splitlines()[0]
+    assert header.startswith("| model |") and "| members |" in header
     assert (run_dir / "curves.png").stat().st_size > 0
     sample = (pop_dir / "sample.txt").read_text("utf-8")
     prime = (pop_dir / "prime.txt").read_text("utf-8")
@@ -109,6 +116,13 @@ def test_report_only_redraws_the_tables(quick_run, tmp_path):
     (run_dir / "table.md").unlink()
     summary = call(run_dir.parents[1], *QUICK_POPULATION, "--report_only")
     assert (run_dir / "table.md").exists() and summary["table"][0]["members"] == 2
+    assert summary["table"][0]["steps_to_success"] == "- -"  # nobody reached 1.55 nats
+    final = [r for r in records(run_dir / "population") if r["step"] == 30]
+    between = (min(r["val_nats"] for r in final) + max(r["val_nats"] for r in final)) / 2
+    summary = call(run_dir.parents[1], *QUICK_POPULATION, "--report_only",
+                   f"--success_nats={between}")  # exactly one member reached it, at step 30
+    row = summary["table"][0]
+    assert sorted(row["steps_to_success"].split()) == ["-", "30"] and row["solved"] == "1/2"
 
 
 def test_members_of_a_population_equal_their_single_seed_runs(tmp_path):
@@ -131,6 +145,8 @@ def test_hello_toy_learns_hello(tmp_path):
     assert json.loads((pop_dir / "vocab.json").read_text())["tokens"] == ["h", "e", "l", "o"]
     assert (pop_dir / "sample.txt").read_text() == "hello"
     assert records(pop_dir)[-1]["val_nats"] < 0.05
+    # the toy is its own validation text, so its training-text evaluation is the same number
+    assert records(pop_dir)[-1]["train_nats"] == pytest.approx(records(pop_dir)[-1]["val_nats"])
 
 
 def test_word_level_runs_with_a_capped_vocabulary(tmp_path):
@@ -150,6 +166,40 @@ def test_the_window_model_trains_in_the_same_loop(tmp_path):
     summary = call(tmp_path, "--quick", "--model=window", "--window=4", "--steps=10")
     (row,) = summary["table"]
     assert row["model"] == "window K=4, 32 units" and math.isfinite(row["val_nats_mean"])
+
+
+def test_each_text_gets_its_own_run_name(tmp_path):
+    """--data_path's stem and content hash name the run: a second text in the same --out_dir
+    trains beside the first (no 'changed config' refusal); the same text elsewhere is the
+    same run name."""
+    texts = {"a": "to be or not to be " * 60, "b": "that is the question " * 60}
+    for name, body in texts.items():
+        (tmp_path / f"{name}.txt").write_text(body)
+    (tmp_path / "copy").mkdir()
+    (tmp_path / "copy" / "a.txt").write_text(texts["a"])
+    name = lambda path: char_lm.run_name(populations.parse(  # noqa: E731
+        char_lm, ["--quick", f"--data_path={path}"]))
+    digest = hashlib.sha256(texts["a"].encode()).hexdigest()[:8]
+    assert name(tmp_path / "a.txt") == f"quick_dataa-{digest}_lstm_layers1_hidden32_seq_len16_seed0"
+    assert name(tmp_path / "copy" / "a.txt") == name(tmp_path / "a.txt") != name(tmp_path / "b.txt")
+    for text in ("a", "b"):
+        call(tmp_path / "out", "--quick", f"--data_path={tmp_path / text}.txt", "--steps=2",
+             "--hidden=8", "--batch=2")
+    assert len(list((tmp_path / "out" / "char_lm").iterdir())) == 2
+
+
+CELL_CHOICES = {f.name: f for f in dataclasses.fields(char_lm.Config)}["cell"].metadata["choices"]
+
+
+@pytest.mark.parametrize("cell", CELL_CHOICES)
+def test_every_offered_cell_trains_and_samples(cell, tmp_path):
+    """Each of --cell's choices runs --quick: training, evaluation and sampling from the
+    checkpoint (the uRNN's readout reads its 2 x hidden real outputs)."""
+    summary = call(tmp_path, "--quick", f"--cell={cell}", "--steps=2", "--hidden=8",
+                   "--text_chars=3000", "--checkpoint_every=2", "--sample_len=3")
+    (row,) = summary["table"]
+    assert math.isfinite(row["val_nats_mean"]) and math.isfinite(row["train_nats_mean"])
+    assert len(next(iter(summary["samples"].values()))) >= 3
 
 
 @pytest.mark.parametrize("steps", [[0, 1, 2], [5, 6, 7, 12]])

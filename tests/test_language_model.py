@@ -18,11 +18,14 @@ init_lm = jax.jit(language_model.init, static_argnums=(1, 2, 3),
                   static_argnames=("embed_size", "dtype"))
 
 
-@pytest.mark.parametrize("embed_size", [0, 3])
-def test_apply_equals_a_python_loop_of_steps(key, embed_size):
-    cells = (get_cell("lstm"), get_cell("vanilla"))
+@pytest.mark.parametrize("embed_size, names", [(0, ("lstm", "vanilla")),
+                                               (3, ("lstm", "vanilla")),
+                                               (3, ("gru", "urnn"))])  # urnn: 2 x 5 outputs
+def test_apply_equals_a_python_loop_of_steps(key, embed_size, names):
+    cells = tuple(get_cell(name) for name in names)
     params = init_lm(key, cells, VOCAB, (6, 5), embed_size=embed_size)
     assert (params.embed is None) == (embed_size == 0)
+    assert params.readout.V.shape == (10 if names[-1] == "urnn" else 5, VOCAB)
     tokens = jax.random.randint(key, (2, 9), 0, VOCAB)
     logits, carries = jax.jit(functools.partial(language_model.apply, cells))(params, tokens)
     assert logits.shape == (2, 9, VOCAB)
