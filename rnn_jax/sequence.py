@@ -7,7 +7,29 @@ Arrays are batch-major: `[batch, time, ...]`; masks `[batch, time]` are True on 
 
 Each check raises a ValueError naming what was expected and what was received, before anything
 is computed; under `jit` the checks read only shapes and dtypes, so they cost nothing at run
-time. What only the values can tell (lengths under `jit`) is made safe instead: `clamp_lengths`.
+time. `lengths` may be any array-like of ints (a list, a NumPy or JAX array).
+
+Traced values: the one policy of every entry point
+--------------------------------------------------
+Values are checked only where they are concrete: eagerly, lengths outside [0, time] and token
+ids outside [0, vocab) raise a ValueError naming the range and the values received. Under
+`jit`, `grad` or `vmap` a value cannot raise, so each has one documented meaning, the same in
+`unroll`, `unroll_bidirectional`, `unroll_stack`, `unroll_tokens`, `deer_unroll`,
+`parallel_unroll` and the seq2seq model, loss, decoder and accuracy:
+- Lengths are clamped to [0, time] (`clamp_lengths`): a length > time means the whole
+  sequence, a negative one an empty sequence (in seq2seq, an empty source: the encoder's
+  initial carries and zero attention weights). Lengths outside the range are mostly a
+  batch's bookkeeping, and the clamped meaning is the natural one.
+- A token id outside [0, vocab) reads a row of NaN (`take_tokens`; a negative id does not
+  wrap around to the last rows, as plain indexing would), so every output that depends on it
+  is NaN, and so is the loss: the training loop stops on the non-finite loss as a diverged
+  step instead of training on another token's embedding. An id at a padded step (past its
+  sequence's length) is never read, so it changes nothing.
+
+Dtypes: the params decide the dtype of the computation. Floating inputs of another dtype
+(float32 data into bfloat16 or float64 params) are cast to the params' floating dtype
+(`cast_inputs`) by `unroll`, `unroll_tokens` and `deer_unroll`, as flax's modules compute in
+their params' dtype; a carry of another dtype is refused (`check_carry` names both).
 """
 
 from typing import Any
@@ -87,12 +109,29 @@ def check_inputs(cell: Cell, params: Any, xs: jax.Array) -> None:
         )
 
 
-def check_lengths(lengths: jax.Array, batch: int, time: int) -> None:
-    """Integer `[batch]` lengths; concrete ones must lie in [0, time] (traced: `clamp_lengths`)."""
-    if not jnp.issubdtype(jnp.asarray(lengths).dtype, jnp.integer):
-        raise ValueError(f"expected integer lengths, received dtype {jnp.asarray(lengths).dtype}")
-    if jnp.shape(lengths) != (batch,):
-        raise ValueError(f"expected lengths of shape ({batch},), received {jnp.shape(lengths)}")
+def _dtype(values: Any) -> np.dtype:
+    """The dtype of an array, a tracer or any array-like (a list: NumPy's reading of it)."""
+    return np.dtype(values.dtype) if hasattr(values, "dtype") else np.asarray(values).dtype
+
+
+def cast_inputs(params: Any, xs: jax.Array) -> jax.Array:
+    """`xs` in the params' floating dtype (module docstring), when the params' floating leaves
+    share one and xs is floating of another; otherwise `xs` unchanged."""
+    dtypes = {np.dtype(leaf.dtype) for leaf in jax.tree.leaves(params)
+              if jnp.issubdtype(leaf.dtype, jnp.floating)}
+    if len(dtypes) != 1 or not jnp.issubdtype(xs.dtype, jnp.floating) or xs.dtype in dtypes:
+        return xs
+    return xs.astype(dtypes.pop())
+
+
+def check_lengths(lengths: Any, batch: int, time: int) -> None:
+    """Integer `[batch]` lengths (any array-like); concrete ones must lie in [0, time] (traced:
+    `clamp_lengths`, the module docstring's policy)."""
+    dtype, shape = _dtype(lengths), np.shape(lengths)  # static, also of a tracer
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise ValueError(f"expected integer lengths, received dtype {dtype}")
+    if shape != (batch,):
+        raise ValueError(f"expected lengths of shape ({batch},), received {shape}")
     if not isinstance(lengths, jax.core.Tracer):
         values = np.asarray(lengths)
         if values.min(initial=0) < 0 or values.max(initial=0) > time:
@@ -102,10 +141,36 @@ def check_lengths(lengths: jax.Array, batch: int, time: int) -> None:
             )
 
 
-def clamp_lengths(lengths: jax.Array, time: int) -> jax.Array:
-    """Lengths clipped to [0, time]: under `jit` a length > time means the whole sequence and
-    a negative one an empty sequence, so no reversal or gather reads outside the time axis."""
-    return jnp.clip(lengths, 0, time)
+def clamp_lengths(lengths: Any, time: int) -> jax.Array:
+    """Lengths (any array-like of ints) as an array clipped to [0, time]: under `jit` a length
+    > time means the whole sequence and a negative one an empty sequence (module docstring),
+    so no reversal or gather reads outside the time axis."""
+    return jnp.clip(jnp.asarray(lengths), 0, time)
+
+
+def check_tokens(tokens: Any, size: int, what: str = "tokens") -> None:
+    """A ValueError unless `tokens` are integers, and (when concrete) in [0, size), every
+    position checked; traced ids follow the module docstring's policy (`take_tokens`)."""
+    dtype = _dtype(tokens)
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise ValueError(f"expected integer {what}, received dtype {dtype}")
+    if isinstance(tokens, jax.core.Tracer) or np.size(tokens) == 0:
+        return
+    values = np.asarray(tokens)
+    low, high = int(values.min()), int(values.max())
+    if low < 0 or high >= size:
+        raise ValueError(f"expected {what} in [0, {size}) (the vocabulary, the embedding's "
+                         f"rows), received min {low} and max {high}")
+
+
+def take_tokens(table: jax.Array, tokens: jax.Array) -> jax.Array:
+    """Rows of `table [vocab, features]` for `tokens [...]` ints -> `[..., features]`; an id
+    outside [0, vocab), negative ones included, reads a row of NaN (the traced-value policy,
+    module docstring)."""
+    vocab = table.shape[0]
+    inside = (tokens >= 0) & (tokens < vocab)
+    return jnp.take(table, jnp.where(inside, tokens, vocab), axis=0, mode="fill",
+                    fill_value=jnp.nan)
 
 
 def check_carry(cell: Cell, params: Any, carry: Any, batch: int) -> None:

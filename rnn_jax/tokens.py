@@ -10,7 +10,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from rnn_jax import sequence
 from rnn_jax.bptt import engine
@@ -21,8 +20,9 @@ from rnn_jax.unroll import unroll as plain_unroll
 
 
 def gather_rows(table: jax.Array, tokens: jax.Array) -> jax.Array:
-    """`table: [vocab, gates]`, `tokens: [...]` ints -> `[..., gates]`."""
-    return jnp.take(table, tokens, axis=0)
+    """`table: [vocab, gates]`, `tokens: [...]` ints -> `[..., gates]`; an id outside [0, vocab)
+    reads NaN (`sequence.take_tokens`)."""
+    return sequence.take_tokens(table, tokens)
 
 
 def unroll_tokens(
@@ -43,7 +43,8 @@ def unroll_tokens(
     Args:
       cell, params: as for `rnn_jax.unroll`.
       embedding: `[vocab, in]` embedding matrix (inputs of the cell).
-      tokens: `[batch, time]` integer tokens in [0, vocab) (checked when concrete).
+      tokens: `[batch, time]` integer tokens in [0, vocab): checked when concrete; under `jit`
+        an id outside reads NaN, so its outputs are NaN (`rnn_jax.sequence`'s policy).
       carry, lengths, reverse, unroll, remat, backward: as for `rnn_jax.unroll`.
     Returns:
       `(ys [batch, time, hidden], final_carry)`, equal to `unroll` on the embedded tokens.
@@ -57,15 +58,9 @@ def unroll_tokens(
         raise ValueError(
             f"expected embedding [vocab, {cell.input_size(params)}], received {embedding.shape}"
         )
-    if not isinstance(tokens, jax.core.Tracer) and tokens.size:
-        values = np.asarray(tokens)
-        low, high = int(values.min()), int(values.max())
-        if low < 0 or high >= embedding.shape[0]:
-            raise ValueError(
-                f"expected tokens in [0, {embedding.shape[0]}) (the embedding's rows), received "
-                f"min {low} and max {high}"
-            )
+    sequence.check_tokens(tokens, embedding.shape[0])
     check_options(remat, backward)
+    embedding = sequence.cast_inputs(params, embedding)  # rnn_jax.sequence: dtypes
     path = backward_path(cell, params, remat, backward, (params, embedding, carry))
     batch, time = tokens.shape
     if path != "handwritten" or time == 0:  # the gather feeds the plain unroll's projection
@@ -79,7 +74,9 @@ def unroll_tokens(
     if lengths is not None:
         sequence.check_lengths(lengths, batch, time)
         lengths = sequence.clamp_lengths(lengths, time)
-        mask = jnp.swapaxes(sequence.sequence_mask(lengths, time), 0, 1)
+        valid = sequence.sequence_mask(lengths, time)
+        tokens = jnp.where(valid, tokens, 0)  # padded ids are never read (no NaN row there)
+        mask = jnp.swapaxes(valid, 0, 1)
     if reverse:
         tokens = sequence.reverse_padded(tokens, lengths)
     table = cell.project_inputs(params, embedding)  # [vocab, gates] = embedding U + b

@@ -10,8 +10,9 @@ Padding: with `lengths: [batch]`, steps `t >= lengths[b]` keep the carry unchang
 zeros, so the final carry is the state after each sequence's last real step. Padded inputs are
 replaced by zeros before they meet the params (the "double where"), so whatever they hold
 (NaN, inf) reaches neither the outputs nor the gradients of the valid steps.
-Concrete lengths outside [0, time] raise a ValueError; traced ones (under `jit`) are clipped to
-[0, time]: a length > time means the whole sequence.
+Lengths may be any array-like of ints. Concrete lengths outside [0, time] raise a ValueError;
+traced ones (under `jit`) are clipped to [0, time]: a length > time means the whole sequence
+(the one policy for traced values of every entry point: `rnn_jax.sequence`'s docstring).
 
 The same outputs can come with another backward pass (`backward_path`): the hand-written BPTT
 of `rnn_jax.bptt` for the library's own LSTM, GRU and vanilla cells, and chunked checkpointing
@@ -56,7 +57,8 @@ def unroll(
     Args:
       cell: a `Cell`.
       params: that cell's params.
-      xs: `[batch, time, features]`, or `[time, features]` for one unbatched sequence.
+      xs: `[batch, time, features]`, or `[time, features]` for one unbatched sequence; cast
+        to the params' floating dtype when it differs (`rnn_jax.sequence`'s dtype rule).
       carry: initial carry (batch leading); zeros from `cell.initial_carry` when None.
       lengths: `[batch]` ints in [0, time]; steps past a sequence's length are padding (under
         `jit`, values outside [0, time] are clipped to it).
@@ -82,6 +84,7 @@ def unroll(
     """
     sequence.check_inputs(cell, params, xs)
     check_options(remat, backward)
+    xs = sequence.cast_inputs(params, xs)  # the params' dtype (rnn_jax.sequence: dtypes)
     options = (reverse, unroll, remat, backward)
     if xs.ndim == 2:  # one unbatched sequence: add and remove a batch axis
         carry = None if carry is None else jax.tree.map(lambda a: a[None], carry)
@@ -280,7 +283,8 @@ def unroll_stack(
     for cell, layer_params, carry in zip(cells, params, carries):
         ys, carry = run(cell, layer_params, xs, carry=carry, lengths=lengths, **unroll_options)
         if residual and ys.shape[-1] == xs.shape[-1]:
-            skip = xs if lengths is None else xs * sequence_mask(lengths, xs.shape[1])[..., None]
+            skip = xs if lengths is None else jnp.where(sequence_mask(
+                sequence.clamp_lengths(lengths, xs.shape[1]), xs.shape[1])[..., None], xs, 0.0)
             ys = ys + skip  # padded steps stay zero
         xs = ys
         final_carries.append(carry)

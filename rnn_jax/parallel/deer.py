@@ -154,6 +154,7 @@ def deer_unroll(
     """
     sequence.check_inputs(cell, params, xs)
     check_options(jacobian, tol, max_iterations, on_failure, damping)
+    xs = sequence.cast_inputs(params, xs)  # the params' dtype (rnn_jax.sequence: dtypes)
     if on_failure == "raise" and isinstance(xs, jax.core.Tracer):
         raise ValueError(_TRACED_RAISE)
     if xs.ndim == 2:  # one unbatched sequence: add and remove a batch axis

@@ -10,6 +10,10 @@ prefixes by summed log-probability; a finished beam keeps its score and only ext
 at no cost. At the end each batch row returns the beam with the best length-normalised score
 `log p(y) / lp(|y|)`, `lp(n) = ((5 + n) / 6) ** alpha` (Wu et al. 2016, eq. 14; alpha = 0:
 no normalisation). With `beam_width=1` it is greedy search.
+
+Dtypes are explicit so decoding runs alike with and without `jax_enable_x64`: tokens, lengths
+and step counters are int32; scores have the readout's dtype (float32 params decode in float32
+under x64, float64 params in float64).
 """
 
 from typing import Any, NamedTuple
@@ -18,6 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnn_jax import sequence
 from rnn_jax.seq2seq import decoder as decoder_lib
 from rnn_jax.seq2seq.attention import Memory
 from rnn_jax.seq2seq.decoder import BOS, EOS, PAD, Decoder, DecoderParams
@@ -41,6 +46,12 @@ def _check(decoder: Decoder, params: DecoderParams, memory: Memory | None, max_l
             raise ValueError(f"expected {name} token in [0, {vocab}), received {token}")
 
 
+def _steps(max_len: int) -> jax.Array:
+    """The step counter, int32 like every integer in the carries: `jnp.arange` alone gives int64
+    under `jax_enable_x64`, and `t + 1` would then change a carry's dtype inside `lax.scan`."""
+    return jnp.arange(max_len, dtype=jnp.int32)
+
+
 def _batch_size(carry: Any) -> int:
     return jax.tree.leaves(carry)[0].shape[0]
 
@@ -58,7 +69,7 @@ def greedy(decoder: Decoder, params: DecoderParams, carry: Any, memory: Memory |
         carry, previous, done, score = state
         carry, logits, weights = decoder_lib.step(decoder, params, memory, carry, previous)
         log_p = jax.nn.log_softmax(logits)
-        token = jnp.where(done, pad, jnp.argmax(logits, axis=-1))
+        token = jnp.where(done, pad, jnp.argmax(logits, axis=-1)).astype(jnp.int32)
         score = score + jnp.where(done, 0.0, jnp.take_along_axis(log_p, token[:, None], 1)[:, 0])
         weights = jnp.zeros((batch, source), logits.dtype) if weights is None else weights
         out = (token, jnp.where(done[:, None], 0.0, weights))
@@ -67,7 +78,7 @@ def greedy(decoder: Decoder, params: DecoderParams, carry: Any, memory: Memory |
     dtype = params.readout.V.dtype
     state = (carry, jnp.full((batch,), bos, jnp.int32), jnp.zeros((batch,), bool),
              jnp.zeros((batch,), dtype))
-    (_, _, done, score), (tokens, weights) = jax.lax.scan(body, state, jnp.arange(max_len))
+    (_, _, done, score), (tokens, weights) = jax.lax.scan(body, state, _steps(max_len))
     tokens = jnp.swapaxes(tokens, 0, 1)
     return Decoded(tokens, lengths_of(tokens, eos), score,
                    None if memory is None else jnp.swapaxes(weights, 0, 1))
@@ -112,7 +123,7 @@ def beam_search(decoder: Decoder, params: DecoderParams, carry: Any, memory: Mem
         log_p = jnp.where(done[..., None], only_pad, log_p)  # finished: PAD at no cost
         candidates = (score[..., None] + log_p).reshape(batch, k * vocab)
         score, index = jax.lax.top_k(candidates, k)  # [batch, k]
-        parent, token = index // vocab, (index % vocab).astype(jnp.int32)
+        parent, token = index // vocab, (index % vocab).astype(jnp.int32)  # top_k: int32
         carry = jax.tree.map(lambda a: a.reshape(batch, k, *a.shape[1:])[rows, parent]
                              .reshape(a.shape), carry)
         tokens = tokens[rows, parent].at[:, :, t].set(token)
@@ -124,8 +135,8 @@ def beam_search(decoder: Decoder, params: DecoderParams, carry: Any, memory: Mem
     state = (carry, jnp.full((batch, k, max_len), pad, jnp.int32),
              jnp.full((batch, k), bos, jnp.int32), jnp.broadcast_to(score, (batch, k)),
              jnp.zeros((batch, k), bool), jnp.zeros((batch, k), jnp.int32))
-    (_, tokens, _, score, _, length), _ = jax.lax.scan(body, state, jnp.arange(max_len))
-    best = jnp.argmax(score / length_penalty(length, alpha), axis=1)  # [batch]
+    (_, tokens, _, score, _, length), _ = jax.lax.scan(body, state, _steps(max_len))
+    best = jnp.argmax(score / length_penalty(length.astype(dtype), alpha), axis=1)  # [batch]
     pick = lambda a: jnp.take_along_axis(a, best.reshape((batch,) + (1,) * (a.ndim - 1)),
                                          axis=1)[:, 0]  # noqa: E731
     return Decoded(pick(tokens), pick(length), pick(score), None)
@@ -133,8 +144,10 @@ def beam_search(decoder: Decoder, params: DecoderParams, carry: Any, memory: Mem
 
 def accuracy(decoded: Decoded, targets: jax.Array, target_lengths: jax.Array) -> dict:
     """Exact match (every target token, EOS included, and nothing after it) and per-token
-    accuracy over the valid target positions. `targets [batch, steps]`, steps <= max_len."""
+    accuracy over the valid target positions. `targets [batch, steps]`, steps <= max_len;
+    traced `target_lengths` are clamped to [0, steps] (`rnn_jax.sequence`'s policy)."""
     steps, max_len = targets.shape[1], decoded.tokens.shape[1]
+    target_lengths = jnp.asarray(target_lengths)
     if steps > max_len:
         raise ValueError(f"expected targets no longer than the decode length {max_len}, "
                          f"received {steps} steps")
@@ -143,6 +156,7 @@ def accuracy(decoded: Decoded, targets: jax.Array, target_lengths: jax.Array) ->
         if longest > max_len:
             raise ValueError(f"expected target lengths <= the decode length {max_len}, "
                              f"received {longest}")
+    target_lengths = sequence.clamp_lengths(target_lengths, steps)  # traced: the policy
     tokens = decoded.tokens[:, :steps]
     mask = jnp.arange(steps)[None, :] < target_lengths[:, None]
     right = (tokens == targets) & mask

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax import readout
+from rnn_jax import readout, sequence
 from rnn_jax.cells.base import Cell
 from rnn_jax.seq2seq import attention
 from rnn_jax.unroll import output_size, unroll
@@ -65,9 +65,17 @@ def init(key: jax.Array, decoder: Decoder, vocab_size: int, embed_size: int, hid
         att = attention.init(keys[2], decoder.attention, width, memory_size, attention_size,
                              dtype=dtype)
         combine = readout.init_linear(keys[3], memory_size + width, width, dtype=dtype)
-    embedding = jax.random.normal(keys[0], (vocab_size, embed_size), dtype) / np.sqrt(embed_size)
+    embedding = init_embedding(keys[0], vocab_size, embed_size, dtype)
     return DecoderParams(embedding, cell_params, att, combine,
                          readout.init_linear(keys[4], width, vocab_size, dtype=dtype))
+
+
+def init_embedding(key: jax.Array, vocab_size: int, embed_size: int, dtype=jnp.float32
+                   ) -> jax.Array:
+    """Normal(0, 1/embed) `[vocab, embed]` of exactly `dtype` (the scale is cast first, so a
+    Python/NumPy float64 never promotes float32 under `jax_enable_x64`)."""
+    scale = jnp.asarray(1.0 / np.sqrt(embed_size), dtype)
+    return jax.random.normal(key, (vocab_size, embed_size), dtype) * scale
 
 
 def vocab_size(params: DecoderParams) -> int:
@@ -75,16 +83,9 @@ def vocab_size(params: DecoderParams) -> int:
 
 
 def check_tokens(tokens: jax.Array, size: int, what: str) -> None:
-    """A ValueError unless `tokens` are integers in [0, size) (values checked when concrete)."""
-    if not jnp.issubdtype(tokens.dtype, jnp.integer):
-        raise ValueError(f"expected integer {what} tokens, received dtype {tokens.dtype}")
-    if isinstance(tokens, jax.core.Tracer) or tokens.size == 0:
-        return
-    values = np.asarray(tokens)
-    low, high = int(values.min()), int(values.max())
-    if low < 0 or high >= size:
-        raise ValueError(f"expected {what} tokens in [0, {size}) (the model's {what} vocabulary), "
-                         f"received min {low} and max {high}")
+    """A ValueError unless `tokens` are integers in [0, size) (values checked when concrete;
+    under `jit` an id outside reads NaN: `rnn_jax.sequence`'s traced-value policy)."""
+    sequence.check_tokens(tokens, size, f"{what} tokens")
 
 
 def check_memory(decoder: Decoder, memory: attention.Memory | None) -> None:
@@ -109,7 +110,8 @@ def step(decoder: Decoder, params: DecoderParams, memory: attention.Memory | Non
          tokens: jax.Array) -> tuple[Any, jax.Array, jax.Array | None]:
     """One decoder step from the previous tokens `[batch]`: `(carry, logits [batch, vocab],
     weights [batch, source] or None)`."""
-    x_proj = decoder.cell.project_inputs(params.cell, jnp.take(params.embedding, tokens, axis=0))
+    xs = sequence.take_tokens(params.embedding, tokens)
+    x_proj = decoder.cell.project_inputs(params.cell, xs)
     carry, h = decoder.cell.step(params.cell, carry, x_proj)
     logits, weights = outputs(decoder, params, memory, h[:, None])
     return carry, logits[:, 0], None if weights is None else weights[:, 0]
@@ -133,7 +135,7 @@ def forward(decoder: Decoder, params: DecoderParams, memory: attention.Memory | 
     if inputs.ndim != 2 or inputs.shape[1] == 0:
         raise ValueError(f"expected target inputs [batch, steps] with steps >= 1, received "
                          f"shape {inputs.shape}")
-    xs = jnp.take(params.embedding, inputs, axis=0)
+    xs = sequence.take_tokens(params.embedding, inputs)
     hs, _ = unroll(decoder.cell, params.cell, xs, carry=carry, lengths=lengths)
     return outputs(decoder, params, memory, hs)
 

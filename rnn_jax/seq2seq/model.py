@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rnn_jax import losses, readout
+from rnn_jax import losses, readout, sequence
 from rnn_jax.cells.base import Cell
 from rnn_jax.seq2seq import attention, decoder as decoder_lib
 from rnn_jax.seq2seq.decoder import Decoder, DecoderParams
@@ -58,8 +58,7 @@ def init(key: jax.Array, model: Seq2Seq, vocab_size: int, *, embed_size: int, hi
         raise ValueError(f"expected encoder layers >= 1, received {model.encoder.layers}")
     key_emb, key_enc, key_bridge, key_dec = jax.random.split(key, 4)
     source_vocab_size = source_vocab_size or vocab_size
-    source_embedding = (jax.random.normal(key_emb, (source_vocab_size, embed_size), dtype)
-                        / np.sqrt(embed_size))
+    source_embedding = decoder_lib.init_embedding(key_emb, source_vocab_size, embed_size, dtype)
     encoder = init_stack(key_enc, [model.encoder.cell] * model.encoder.layers, embed_size,
                          [hidden_size] * model.encoder.layers,
                          bidirectional=model.encoder.bidirectional, dtype=dtype)
@@ -85,7 +84,7 @@ def _width(carry: Any) -> int:
 
 
 def _encode(encoder: Encoder, layers, embedding, source, lengths):
-    xs = jnp.take(embedding, source, axis=0)
+    xs = sequence.take_tokens(embedding, source)
     return unroll_stack([encoder.cell] * encoder.layers, layers, xs, lengths=lengths,
                         bidirectional=encoder.bidirectional)
 
@@ -101,6 +100,10 @@ def check_source(params: Seq2SeqParams, source: jax.Array, lengths: jax.Array) -
 
 
 def check_lengths(lengths: jax.Array, shape: tuple[int, ...], what: str) -> None:
+    """`[batch]` ints, concrete ones in [1, steps]; traced ones are clamped to [0, steps] by
+    every consumer (`rnn_jax.sequence`'s traced-value policy; 0: an empty sequence)."""
+    if not jnp.issubdtype(lengths.dtype, jnp.integer):
+        raise ValueError(f"expected integer {what} lengths, received dtype {lengths.dtype}")
     if lengths.shape != shape[:1]:
         raise ValueError(f"expected {what} lengths of shape {shape[:1]}, received {lengths.shape}")
     if not isinstance(lengths, jax.core.Tracer) and lengths.size:
@@ -114,6 +117,7 @@ def check_lengths(lengths: jax.Array, shape: tuple[int, ...], what: str) -> None
 def start(model: Seq2Seq, params: Seq2SeqParams, source: jax.Array, lengths: jax.Array
           ) -> tuple[Any, attention.Memory | None]:
     """Encodes `source [batch, source]`: `(the decoder's initial carry, its Memory or None)`."""
+    lengths = jnp.asarray(lengths)
     check_source(params, source, lengths)
     values, carries = _encode(model.encoder, params.encoder, params.source_embedding, source,
                               lengths)
@@ -141,6 +145,7 @@ def forward(model: Seq2Seq, params: Seq2SeqParams, source: jax.Array, source_len
     source]` (None without attention); `inputs` are `decoder.shift_right(targets)`."""
     decoder_lib.check_tokens(inputs, decoder_lib.vocab_size(params.decoder), "target")
     if target_lengths is not None:
+        target_lengths = jnp.asarray(target_lengths)
         check_lengths(target_lengths, inputs.shape, "target")
     carry, memory = start(model, params, source, source_lengths)
     return decoder_lib.forward(model.decoder, params.decoder, memory, carry, inputs,
@@ -151,11 +156,20 @@ def loss_and_metrics(model: Seq2Seq, params: Seq2SeqParams, source: jax.Array,
                      source_lengths: jax.Array, targets: jax.Array, target_lengths: jax.Array,
                      bos: int = decoder_lib.BOS) -> tuple[jax.Array, dict]:
     """Teacher-forced cross-entropy per valid target token (EOS included), with the
-    teacher-forced token accuracy and exact match (every valid token right)."""
+    teacher-forced token accuracy and exact match (every valid token right).
+
+    Under `jit` a valid target id outside the vocabulary makes the loss NaN (the decoder reads
+    a NaN embedding for it, and as a label it would otherwise select another class):
+    `rnn_jax.sequence`'s traced-value policy; eagerly it is a ValueError.
+    """
+    target_lengths = jnp.asarray(target_lengths)
+    vocab = decoder_lib.vocab_size(params.decoder)
+    decoder_lib.check_tokens(targets, vocab, "target")  # the last is a label, never an input
     inputs = decoder_lib.shift_right(targets, bos)
     logits, _ = forward(model, params, source, source_lengths, inputs, target_lengths)
     mask = jnp.arange(targets.shape[1])[None, :] < target_lengths[:, None]
-    loss = losses.softmax_cross_entropy(logits, targets, mask)
+    in_vocab = jnp.all((targets >= 0) & (targets < vocab) | ~mask)
+    loss = jnp.where(in_vocab, losses.softmax_cross_entropy(logits, targets, mask), jnp.nan)
     right = (jnp.argmax(logits, axis=-1) == targets) | ~mask
     token = jnp.sum(right & mask) / jnp.maximum(jnp.sum(mask), 1)
     return loss, {"token_accuracy": token, "exact_match": jnp.mean(jnp.all(right, axis=1))}
