@@ -64,6 +64,9 @@ class Config(template.Base, cell_flags.CellOptions):
     solved_accuracy: float = template.field(0.99, "Copying: held-out recall accuracy that "
                                             "counts as solved.")
     solved_mse: float = template.field(0.01, "Adding: held-out MSE that counts as solved.")
+    match_params: int = template.field(0, "With --nopaper_sizes: each cell's hidden size is "
+                                       "the largest whose model has at most this many "
+                                       "parameters (0: --hidden for every cell).")
 
     def validate(self):
         cell_flags.check(self)
@@ -76,6 +79,9 @@ class Config(template.Base, cell_flags.CellOptions):
         template.check(0 < self.solved_accuracy <= 1, "solved_accuracy", "a value in (0, 1]",
                        self.solved_accuracy)
         template.check(self.solved_mse > 0, "solved_mse", "a positive value", self.solved_mse)
+        template.check(self.match_params >= 0 and not (self.match_params and self.paper_sizes),
+                       "match_params", "0, or a parameter count with --nopaper_sizes",
+                       self.match_params)
 
 
 QUICK = dict(steps=20, batch=4, paper_sizes=False, hidden=8, seq_len=8, eval_batch=8,
@@ -83,8 +89,26 @@ QUICK = dict(steps=20, batch=4, paper_sizes=False, hidden=8, seq_len=8, eval_bat
 
 
 def hidden_of(config: Config) -> int:
-    """The hidden size a member trains with: the paper's, or `--hidden`."""
-    return HIDDEN[config.task][config.cell] if config.paper_sizes else config.hidden
+    """The hidden size a member trains with: the paper's, the one matching `--match_params`,
+    or `--hidden`."""
+    if config.paper_sizes:
+        return HIDDEN[config.task][config.cell]
+    return matched_hidden(config) if config.match_params else config.hidden
+
+
+def matched_hidden(config: Config) -> int:
+    """The largest hidden size whose model has at most `--match_params` parameters (a
+    bisection over sizes; parameter counts grow with the size)."""
+    count = lambda h: num_params(dataclasses.replace(config, match_params=0, hidden=h))
+    template.check(count(1) <= config.match_params, "match_params",
+                   f"at least {count(1)} (--cell={config.cell} at one unit)", config.match_params)
+    low, high = 1, 2
+    while count(high) <= config.match_params:
+        low, high = high, 2 * high
+    while high - low > 1:
+        middle = (low + high) // 2
+        low, high = (middle, high) if count(middle) <= config.match_params else (low, middle)
+    return low
 
 
 def metrics(config: Config, outputs: jax.Array, targets: jax.Array) -> dict:

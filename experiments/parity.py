@@ -103,13 +103,27 @@ def handbuilt_accuracy(config: Config) -> float:
     return float(jnp.mean(predicted == ys))
 
 
+def plot_panels(run, done: list, config: Config):
+    """curves.png: eval accuracy at the training length, one panel per cell (and option), one
+    curve per length in a sequential colour (longer: lighter), shared y."""
+    panels = {}
+    for pop_config, members, pop_run in done:
+        curve = reporting.curves([(pop_config, members, pop_run)], "eval_accuracy", [])
+        if curve:
+            panels.setdefault(cell_flags.describe(pop_config), {})[
+                f"T={pop_config.seq_len}"] = curve["all"]
+    if not panels:
+        return None
+    return population_plots.plot_population_panels(
+        run.path / "curves.png", panels, "accuracy at the training length",
+        f"parity ({config.target}): evaluation accuracy", colors="viridis")
+
+
 def report(run, config: Config, done: list) -> dict:
     """Per (cell, length): success rate (Wilson), steps to success, accuracies over members.
 
     A member has solved the task when an evaluation at the training length reached
     `--success_accuracy` (its steps to success: the first such step)."""
-    fields = [f for f in ("cell", "transition_range", "lru_max_phase", "seq_len", "hidden",
-                          "lr", "clip") if f in template.grid_of(config)] or ["cell", "seq_len"]
     rows, by_cell = [], {}
     for pop_config, members, pop_run in done:
         outcomes = reporting.finals(pop_run)
@@ -125,8 +139,7 @@ def report(run, config: Config, done: list) -> dict:
                "median_steps_to_success", "eval_accuracy_mean", "eval_accuracy_ci95",
                "test_accuracy_mean", "test_accuracy_ci95"]
     table = reporting.write_table(run, "table", rows, columns)
-    figures = [reporting.plot_curves(run, "curves.png", done, "eval_accuracy", fields,
-                                  f"parity: accuracy at the training length (T={'grid' if 'seq_len' in fields else config.seq_len})")]
+    figures = [plot_panels(run, done, config)]
     if len({r["seq_len"] for r in rows}) > 1:
         figures.append(population_plots.plot_success_vs_length(
             run.path / "success_vs_length.png", by_cell,

@@ -122,7 +122,8 @@ def plot_population_curves(path: str | Path, curves: dict[str, dict], metric: st
 
 
 def plot_population_panels(path: str | Path, panels: dict[str, dict[str, dict]], metric: str,
-                           title: str, hlines: dict[str, float] | None = None) -> Path:
+                           title: str, hlines: dict[str, float] | None = None,
+                           colors: str | None = None) -> Path:
     """Panels of median + IQR learning curves sharing the y-axis (compared cells on one scale),
     the legend outside the data (under each panel); writes the PNG at `path`.
 
@@ -130,13 +131,16 @@ def plot_population_panels(path: str | Path, panels: dict[str, dict[str, dict]],
       panels: panel title -> {label: `stats.curve_quantiles` dict}; labels in the same order
         get the same colour in every panel (a sequential colormap when a panel has > 6).
       hlines: panel title -> a reference value drawn dashed (e.g. a baseline).
+      colors: a matplotlib colormap name for ordered labels (e.g. lengths); None: the
+        default colour cycle, or viridis when a panel has more than 6 curves.
     """
     _check_groups("plot_population_panels", panels)
     for name, curves in panels.items():
         _check_groups(f"plot_population_panels (panel {name!r})", curves)
     plt = _pyplot()
     width = max(len(c) for c in panels.values())
-    colors = (list(plt.get_cmap("viridis")(np.linspace(0, 0.9, width))) if width > 6 else None)
+    if colors is not None or width > 6:
+        colors = list(plt.get_cmap(colors or "viridis")(np.linspace(0, 0.9, width)))
     fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2),
                              sharey=True, squeeze=False)
     log = all(_log_axis(metric, c) for c in panels.values())
@@ -147,7 +151,7 @@ def plot_population_panels(path: str | Path, panels: dict[str, dict[str, dict]],
                 ax.axhline(hlines[name], color="k", linestyle="--", linewidth=1,
                            label="baseline")
             ax.set(xlabel="step", title=name)
-            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=2)
+            ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncol=2)
     except BaseException:
         plt.close(fig)
         raise
