@@ -31,7 +31,7 @@ from flax import nnx
 
 from rnn_jax.cells import get_cell
 from rnn_jax.cells.base import Cell
-from rnn_jax.interop.layers import apply_layers, init_layers
+from rnn_jax.interop.layers import apply_layers, check_structure, init_layers
 
 # flax's nn.Embed default: variance_scaling(1.0, "fan_in", "normal", out_axis=0)
 embedding_init = nn.initializers.variance_scaling(1.0, "fan_in", "normal", out_axis=0)
@@ -96,6 +96,7 @@ class LinenRNN(nn.Module):
             "layers", lambda key: init_layers(
                 cell, key, input_size, self.hidden_size, num_layers=self.num_layers,
                 bidirectional=self.bidirectional, dtype=self.param_dtype))
+        check_structure(tuple(layers), self.num_layers, self.bidirectional)
         carry, outputs = apply_layers(
             cell, layers, inputs, initial_carry=initial_carry, seq_lengths=seq_lengths,
             reverse=_pick(reverse, self.reverse), keep_order=_pick(keep_order, self.keep_order),

@@ -115,6 +115,18 @@ def _run(cell, params, xs, carry, lengths, reverse, embedding, unroll_options):
                   **unroll_options)
 
 
+def check_structure(layers: tuple[Any, ...], num_layers: int, bidirectional: bool) -> None:
+    """A ValueError unless `layers` hold `num_layers` layers, bidirectional or not as asked
+    (params given to a module built for another stack would run as the params say and return
+    outputs of another width)."""
+    received = bool(layers) and isinstance(layers[0], BidirectionalParams)
+    if len(layers) != num_layers or received != bidirectional:
+        raise ValueError(
+            f"expected params of {num_layers} layer(s) with bidirectional={bidirectional}, "
+            f"received {len(layers)} layer(s) with bidirectional={received}"
+        )
+
+
 def _split_carry(initial_carry: Any, num_layers: int) -> tuple[Any, ...]:
     if initial_carry is None:
         return (None,) * num_layers

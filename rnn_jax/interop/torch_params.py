@@ -24,9 +24,12 @@ Tensors are read through `.detach().cpu().numpy()` when they have it, so this mo
 imports torch; numpy arrays work as well.
 """
 
+import functools
 import re
+from collections import Counter
 from typing import Any, Mapping
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -45,7 +48,10 @@ _KEY = re.compile(r"^(weight|bias)_(ih|hh|hr)_l(\d+)(_reverse)?$")
 def to_numpy(value: Any) -> np.ndarray:
     """A torch tensor (any device, requiring grad or not) or array-like as a numpy array."""
     if hasattr(value, "detach"):
-        value = value.detach().cpu().numpy()
+        value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":  # NumPy has no bfloat16: widen (exact), back
+            return value.float().numpy().astype(jnp.bfloat16)
+        value = value.numpy()
     return np.asarray(value)
 
 
@@ -81,6 +87,50 @@ def _parse(state_dict: Mapping[str, Any], prefix: str) -> dict:
     return entries
 
 
+def _other_kind(weight_hh: np.ndarray, gates: int) -> str | None:
+    """The module whose gates weight_hh's rows/columns suggest, when not `gates`' (a hint)."""
+    guess = NAMES.get(weight_hh.shape[0] / max(weight_hh.shape[-1], 1))
+    return guess if guess and guess != NAMES[gates] else None
+
+
+def _full_key(name: str, key: str) -> str:
+    """`"rnn.l1_reverse", "weight_hh"` -> `"rnn.weight_hh_l1_reverse"` (the state_dict's key)."""
+    prefix, _, layer = name.rpartition("l")
+    return f"{prefix}{key}_l{layer}"
+
+
+def _hidden_size(entries: dict, gates: int) -> int:
+    """The hidden size most tensors imply (weight_hh's columns; every tensor's rows / gates), so
+    one tensor of a wrong shape is named rather than all the others; weights of another module
+    altogether (`_other_kind`) keep weight_hh_l0's columns."""
+    first = entries[(0, False)]["weight_hh"]
+    if _other_kind(first, gates) or first.ndim != 2:
+        return first.shape[-1]
+    votes: Counter = Counter()
+    for tensors in entries.values():
+        for key, value in tensors.items():
+            if key == "weight_hh" and value.ndim == 2:
+                votes[value.shape[1]] += 1
+            if value.ndim >= 1 and value.shape[0] % gates == 0:
+                votes[value.shape[0] // gates] += 1
+    return votes.most_common(1)[0][0] if votes else first.shape[-1]
+
+
+def _dtype_of(entries: dict, prefix: str, dtype) -> np.dtype:
+    """The params' dtype: `dtype`, or None: the floating tensors' common dtype. Integer or
+    boolean tensors are refused (no cast could make them weights)."""
+    for (layer, reverse), tensors in sorted(entries.items()):
+        for key, value in tensors.items():
+            if not jnp.issubdtype(value.dtype, jnp.floating):
+                name = f"{prefix}{key}_l{layer}{'_reverse' if reverse else ''}"
+                raise ValueError(f"expected floating-point tensors, received {name} of dtype "
+                                 f"{value.dtype}")
+    if dtype is not None:
+        return dtype
+    dtypes = [v.dtype for t in entries.values() for v in t.values()]
+    return jax.dtypes.canonicalize_dtype(functools.reduce(jnp.promote_types, dtypes))  # x64
+
+
 def _layer_params(kind: str, name: str, tensors: dict, input_size: int, hidden: int, dtype):
     """One direction of one layer, shapes checked against `kind`, `input_size` and `hidden`."""
     gates = GATES[kind]
@@ -97,11 +147,14 @@ def _layer_params(kind: str, name: str, tensors: dict, input_size: int, hidden: 
     expected.update({b: (gates * hidden,) for b in biases})
     received = {key: tensors[key].shape for key in expected}
     if received != expected:
-        rows = tensors["weight_hh"].shape[0] / max(tensors["weight_hh"].shape[-1], 1)
-        guess = NAMES.get(rows)
-        hint = f" ({guess} weights?)" if guess and guess != NAMES[gates] else ""
+        guess = _other_kind(tensors["weight_hh"], gates)
+        hint = f" ({guess} weights?)" if guess else ""
+        odd = ", ".join(f"{_full_key(name, key)} {received[key]}" for key in expected
+                        if received[key] != expected[key])
         raise ValueError(f"{name}: expected {NAMES[gates]} shapes {expected}, received "
-                         f"{received}{hint}")
+                         f"{received}{hint}; wrong shape: {odd}")
+    # cast first, so the biases are summed in the params' dtype (not in float16)
+    tensors = {key: value.astype(jnp.dtype(dtype)) for key, value in tensors.items()}
     zeros = np.zeros((gates * hidden,), tensors["weight_ih"].dtype)
     b_ih, b_hh = tensors.get("bias_ih", zeros), tensors.get("bias_hh", zeros)
     U, W = (jnp.asarray(tensors[k].T, dtype) for k in ("weight_ih", "weight_hh"))
@@ -129,7 +182,10 @@ def from_torch(
       kind: "lstm", "gru" or "rnn": the module the weights must be of.
       nonlinearity: `nn.RNN`'s ("tanh" or "relu"), which its state_dict does not record.
       prefix: the module's key prefix inside a larger model's state_dict (e.g. "rnn.").
-      dtype: of the params; None keeps the tensors' dtype (float64 only under x64).
+      dtype: of the params: every tensor is cast to it (float16, bfloat16, float64 alike);
+        None: the tensors' common floating dtype (float64 only under x64). Integer tensors
+        are refused (a ValueError names the key and the dtype). The unroll then casts
+        inputs to the params' dtype (`rnn_jax.sequence`'s dtype rule).
     Returns:
       `(cell, layers)`: one entry per layer, `BidirectionalParams` if bidirectional; for
       `rnn_jax.interop.layers.apply_layers` and the flax modules.
@@ -148,7 +204,8 @@ def from_torch(
     first = entries[(0, False)]
     if "weight_hh" not in first:
         raise ValueError(f"expected key {prefix}weight_hh_l0, missing")
-    hidden = first["weight_hh"].shape[-1]
+    dtype = _dtype_of(entries, prefix, dtype)
+    hidden = _hidden_size(entries, GATES[kind])
     input_size = first["weight_ih"].shape[-1] if "weight_ih" in first else 0
     layers = []
     for layer in range(num_layers):
