@@ -17,11 +17,15 @@ and runs with `populations.main(module)` (the command line) or `populations.call
 
 A finished invocation run again prints one line and changes nothing; one that was stopped
 resumes: finished populations are kept, the interrupted one resumes from its checkpoint.
+Ctrl-C, a full disk and the other faults of a run end the command line with one line, no
+traceback: what happened, where the run stopped, and the command that resumes it.
 """
 
 import dataclasses
+import errno
 import logging as std_logging
 import os
+import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable, NamedTuple, Sequence
@@ -204,7 +208,7 @@ def run_experiment(module: Any, config: template.Base) -> dict:
     if config.report_only:
         template.check((path / results.CONFIG).exists(), "report_only",
                        "an existing run directory", str(path))
-        return module.report(results.Run(path), config, _open(path, config, plan))
+        return module.report(results.Run(path), config, _finished(path, config, plan))
     for pop_config, members in plan:
         task = module.task(pop_config)
         if not isinstance(task, Measurement):
@@ -213,13 +217,15 @@ def run_experiment(module: Any, config: template.Base) -> dict:
     if not distributed.is_writer():
         return _follow(module, config, plan, path)
     invocation = results.Run.create(config.out_dir, module.NAME, name,
-                                    template.config_json(config), overwrite=config.overwrite)
+                                    template.config_json(config), overwrite=config.overwrite,
+                                    **template.reuse_options(config))
     done = []
     for pop_config, members in plan:
         pop_name = population_name(pop_config, config)
         try:
             run = results.Run.create(invocation.path.parent, invocation.path.name, pop_name,
-                                     {**template.config_json(pop_config), "members": members})
+                                     {**template.config_json(pop_config), "members": members},
+                                     **template.reuse_options(pop_config))
             task = module.task(pop_config)
             if isinstance(task, Measurement):
                 task.measure(members, run)
@@ -252,8 +258,18 @@ def _follow(module: Any, config: template.Base, plan: list, path: Path) -> dict:
     return {"finished": True, "process": jax.process_index(), "trained": trained}
 
 
-def _open(path: Path, config: template.Base, plan: list) -> list:
-    return [(c, m, results.Run(path / population_name(c, config))) for c, m in plan]
+def _finished(path: Path, config: template.Base, plan: list) -> list:
+    """`[(population config, members, run)]` of a finished invocation, for --report_only; a
+    FlagError saying which populations are unfinished (a stopped run) and how to finish."""
+    opened = [(c, m, results.Run(path / population_name(c, config))) for c, m in plan]
+    unfinished = [run.path.name for _, _, run in opened if not run.finished]
+    if unfinished:
+        raise template.FlagError(
+            f"--report_only: expected a finished run, received {path} with {len(unfinished)} "
+            f"of {len(opened)} populations unfinished ({', '.join(unfinished[:5])}"
+            f"{', ...' if len(unfinished) > 5 else ''}): the run was stopped. To finish it "
+            f"(it resumes where it stopped), run the same command without --report_only")
+    return opened
 
 
 def _say_stopped(run: results.Run, members: list[dict]) -> None:
@@ -309,6 +325,13 @@ def main(module: Any) -> None:
         except (results.RunDirectoryError, run_lock.RunLockedError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(1)
+        except OSError as error:  # e.g. a full disk: one line, not a traceback per thread
+            print(f"error: {_os_error(error)}", file=sys.stderr)
+            sys.exit(1)
+        except KeyboardInterrupt as interrupt:  # Ctrl-C: where it stopped, how to resume
+            logging.set_verbosity(logging.FATAL)  # threads stopping at exit say nothing more
+            print(_interrupted(interrupt), file=sys.stderr)
+            sys.exit(130)
 
     def parse_or_exit(argv: Sequence[str]) -> list[str]:
         try:
@@ -318,6 +341,31 @@ def main(module: Any) -> None:
             sys.exit(error.exitcode)
 
     app.run(main_with_runtime, flags_parser=parse_or_exit)
+
+
+def _resume_command() -> str:
+    """The command line of this process, to run again (`python -m experiments.x --flags`)."""
+    return shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
+
+
+def _interrupted(interrupt: KeyboardInterrupt) -> str:
+    """The line for Ctrl-C: where the run stopped (`train.Interrupted` says it) and the command
+    that resumes it (the same command: finished populations are kept)."""
+    where = str(interrupt) if isinstance(interrupt, train.Interrupted) else \
+        "stopped outside a training loop (populations already finished are kept)"
+    return (f"interrupted: {where}. To resume, run the same command again: "
+            f"{_resume_command()}")
+
+
+def _os_error(error: OSError) -> str:
+    """An OSError as one line; a full disk says what to do."""
+    if error.errno != errno.ENOSPC:
+        return str(error)
+    detail = error.strerror if isinstance(error.strerror, str) else "no space left on device"
+    detail += f": {error.filename}" if error.filename else ""
+    return (f"{detail}. Free space (or move the run "
+            f"directory to a larger disk and pass that --out_dir), then run the same command "
+            f"again to resume: {_resume_command()}")
 
 
 def _define_process_flags() -> None:

@@ -19,11 +19,19 @@ that keep shapes (`Config.MEMBER_FIELDS`: lr, clip, weight_decay, and an experim
 values) become members of one population (one vmapped program, `rnn_jax.population`); the
 others (cell, hidden, sequence length, ...) become separate populations, run one after
 another (`experiments.populations`).
+
+Paths: a string field named `*_dir`, `*_path`, `*_file` or `*checkpoint` (`--out_dir`,
+`--figures_dir`, an experiment's `--data_path` or `--checkpoint`) has a leading `~` expanded to
+the home directory, as a shell would, also in `--flag=~/x` where the shell leaves it. Where a
+run lives is not part of what it is: `--out_dir` is recorded in config.json but not compared
+(`reuse_options`), so a run directory moved to another `--out_dir` resumes there, or is
+recognised as finished.
 """
 
 import dataclasses
 import itertools
 import math
+import os
 import re
 import typing
 from pathlib import Path
@@ -58,6 +66,8 @@ class Base:
     MEMBER_FIELDS: typing.ClassVar[tuple[str, ...]] = ("lr", "clip", "weight_decay")
     NOT_IN_CONFIG: typing.ClassVar[tuple[str, ...]] = ("overwrite", "report_only", "run_name",
                                                         "figures_dir", "devices", "shard")
+    # In config.json but not compared when a run directory is reused: where the run is.
+    LOCATION: typing.ClassVar[tuple[str, ...]] = ("out_dir",)
 
     seed: int = field(0, "First seed: every random number of a member (init, data, keys) "
                       "comes from its seed.")
@@ -170,7 +180,15 @@ def from_flags(config_cls: type, quick: dict, flag_values: flags.FlagValues):
         flag = flag_values[f.name]
         use_quick = flag_values["quick"].value and f.name in quick and not flag.present
         values[f.name] = _convert(f, quick[f.name] if use_quick else flag.value)
+        if is_path(f) and isinstance(values[f.name], str):
+            values[f.name] = os.path.expanduser(values[f.name])
     return validate(config_cls(**values))
+
+
+def is_path(f: dataclasses.Field) -> bool:
+    """Whether a field is a file or directory path (`~` expanded): a string named *_dir,
+    *_path, *_file or *checkpoint (e.g. char_lm's --checkpoint)."""
+    return f.type == str and f.name.endswith(("_dir", "_path", "_file", "checkpoint"))
 
 
 def seeds_of(config: Base) -> list[int]:
@@ -215,6 +233,9 @@ def expand(config: Base) -> list[tuple[Base, list[dict]]]:
 
     Members are `{"seed": s, field: value, ...}` for the grid's member fields; each population's
     config carries one combination of the other (shape-changing) grid fields.
+    Work is linear in the number of members: the seed list is built once, and each
+    combination of member values is validated once (not once per seed, which made the
+    validation of N seeds quadratic: every `validate` rebuilds the seed list).
     """
     grid, seeds = grid_of(config), seeds_of(config)
     member_names = [n for n in grid if n in type(config).MEMBER_FIELDS]
@@ -222,13 +243,12 @@ def expand(config: Base) -> list[tuple[Base, list[dict]]]:
     populations = []
     for static in itertools.product(*(grid[n] for n in static_names)):
         pop_config = validate(dataclasses.replace(config, **dict(zip(static_names, static))))
-        members = [{"seed": s, **{n: getattr(pop_config, n) for n in type(config).MEMBER_FIELDS},
-                    **dict(zip(member_names, values))}
-                   for values in itertools.product(*(grid[n] for n in member_names))
-                   for s in seeds]
-        for member in members:
-            validate(dataclasses.replace(pop_config, **{k: v for k, v in member.items()
-                                                        if k != "seed"}))
+        members = []
+        for values in itertools.product(*(grid[n] for n in member_names)):
+            given = dict(zip(member_names, values))
+            validate(dataclasses.replace(pop_config, **given))
+            shared = {**{n: getattr(pop_config, n) for n in type(config).MEMBER_FIELDS}, **given}
+            members += [{"seed": s, **shared} for s in seeds]
         populations.append((pop_config, members))
     return populations
 
@@ -249,6 +269,9 @@ def validate(config: Base) -> Base:
         value = getattr(config, f.name)
         check(choices is None or value in choices, f.name, f"one of {list(choices or [])}",
               value)
+    size = len(config.run_name.encode("utf-8", "surrogatepass"))
+    check(size <= results.MAX_NAME_BYTES, "run_name", f"at most {results.MAX_NAME_BYTES} bytes "
+          "(the file system's limit for one name)", f"{size} bytes: {config.run_name[:40]}...")
     check(not config.run_name or _is_path_component(config.run_name), "run_name",
           "one path component (not '.' or '..', without '/')", config.run_name)
     check_out_dir(config.out_dir)
@@ -302,5 +325,15 @@ def check_out_dir(out_dir: str) -> None:
 
 
 def config_json(config: Base) -> dict:
-    """Every value that affects the result (bookkeeping flags left out)."""
+    """Every value that affects the result (bookkeeping flags left out), and `--out_dir`."""
     return {k: v for k, v in dataclasses.asdict(config).items() if k not in Base.NOT_IN_CONFIG}
+
+
+def reuse_options(config: Base) -> dict:
+    """`results.Run.create`'s options for comparing `config` with an existing run's:
+    `--out_dir` is not compared (a moved run directory is the same run), and a field that an
+    older config.json lacks counts as equal at its default (a flag added since then, whose
+    default keeps the old behaviour, leaves existing runs resumable)."""
+    defaults = {f.name: f.default for f in dataclasses.fields(config)
+                if f.name not in Base.NOT_IN_CONFIG}
+    return {"defaults": defaults, "ignore": Base.LOCATION}

@@ -24,8 +24,11 @@ restored arrays take the template's shardings.
 """
 
 import contextlib
+import errno
 import hashlib
 import shutil
+import signal
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -38,11 +41,15 @@ from jax.experimental import multihost_utils
 from rnn_jax import distributed
 
 
+# orbax writes a checkpoint into `<step>.orbax-checkpoint-tmp*` and renames it when complete
+_ORBAX_TMP = ".orbax-checkpoint-tmp"
+
+
 @contextlib.contextmanager
-def _quiet():
+def _quiet(level: int = logging.WARNING):
     """Orbax logs every save at INFO through absl; keep the run's own log readable."""
     verbosity = logging.get_verbosity()
-    logging.set_verbosity(min(verbosity, logging.WARNING))
+    logging.set_verbosity(min(verbosity, level))
     try:
         yield
     finally:
@@ -109,19 +116,49 @@ def _sha256(array: np.ndarray) -> str:
     return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
+@contextlib.contextmanager
+def _interrupt_after():
+    """Holds back Ctrl-C (SIGINT) until the block ends, then raises it: a checkpoint being
+    written is finished, not left half-written with orbax's threads still at work (whose
+    errors, once their event loop is gone, would print tracebacks). Main thread only."""
+    if threading.current_thread() is not threading.main_thread() or \
+            signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield
+        return
+    received = []
+    signal.signal(signal.SIGINT, lambda *_: received.append(True))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+    if received:
+        raise KeyboardInterrupt
+
+
 class CorruptCheckpointError(ValueError):
     """A checkpoint is unreadable, incomplete, or its array bytes differ from their checksum."""
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (e.g. the disk is full: errno ENOSPC); its partial
+    files were removed. One error for the whole save: orbax's own per-thread tracebacks of the
+    same failure are not logged."""
 
 
 class Checkpointer:
     """Keeps the last `max_to_keep` checkpoints of a train state in `directory/<step>/`.
 
     Saves are synchronous: when `save` returns the checkpoint is complete on disk, so an
-    interrupt never leaves the latest checkpoint half-written.
+    interrupt never leaves the latest checkpoint half-written. Ctrl-C during a save takes
+    effect when the save is complete; a save that fails removes orbax's temporary directory,
+    and one left by a killed process is removed when the next Checkpointer opens the
+    directory.
     """
 
     def __init__(self, directory: str | Path, *, max_to_keep: int = 2):
         self.directory = Path(directory).absolute()
+        self._failed = False
+        self._remove_partial()  # left by a process killed while saving
         with _quiet():
             self._manager = ocp.CheckpointManager(
                 self.directory,
@@ -147,17 +184,30 @@ class Checkpointer:
             leaves = {_leaf_name(i): x for i, x in enumerate(hosts)}
         else:  # each process writes its own devices' shards
             leaves = {_leaf_name(i): _data(x) for i, x in enumerate(jax.tree.leaves(state))}
-        with _quiet():
-            self._manager.save(
-                step,
-                args=ocp.args.Composite(
-                    arrays=ocp.args.StandardSave(leaves),
-                    meta=ocp.args.JsonSave({"step": step, "leaves": described}),
-                ),
-                force=True,
-            )
-            self._manager.wait_until_finished()
+        try:
+            with _interrupt_after(), _quiet(logging.FATAL):  # a failure is raised below, once
+                self._manager.save(
+                    step,
+                    args=ocp.args.Composite(
+                        arrays=ocp.args.StandardSave(leaves),
+                        meta=ocp.args.JsonSave({"step": step, "leaves": described}),
+                    ),
+                    force=True,
+                )
+                self._manager.wait_until_finished()
+        except BaseException as error:
+            self._failed = True  # orbax's threads may still log and write: see `close`
+            self._remove_partial()
+            if isinstance(error, Exception):
+                raise _write_error(self.directory / str(step), error) from error
+            raise  # an interrupt stays an interrupt
         return step
+
+    def _remove_partial(self) -> None:
+        """Removes the temporary directories of an unfinished save (process 0 only)."""
+        if distributed.is_writer():
+            for partial in self.directory.glob(f"*{_ORBAX_TMP}*"):
+                shutil.rmtree(partial, ignore_errors=True)
 
     def restore(self, template: Any, step: int | None = None) -> Any:
         """Restores the checkpoint at `step` (default: latest) into the structure of `template`.
@@ -232,8 +282,24 @@ class Checkpointer:
             ) from error
 
     def close(self) -> None:
-        with _quiet():
+        """Waits for orbax's threads; after a failed or interrupted save, quietly (the error
+        was raised once), then removes what they left of it."""
+        with _quiet(logging.FATAL if self._failed else logging.WARNING):
             self._manager.close()
+        if self._failed:
+            self._remove_partial()
+
+
+def _write_error(where: Path, error: Exception) -> CheckpointWriteError:
+    """One error for a failed save; errno ENOSPC when the disk was full (orbax reports it in
+    its message: tensorstore's RESOURCE_EXHAUSTED, os_error_code 28)."""
+    text = str(error)
+    full = getattr(error, "errno", None) == errno.ENOSPC or "os_error_code='28'" in text \
+        or "No space left on device" in text
+    code = errno.ENOSPC if full else getattr(error, "errno", None) or errno.EIO
+    what = "no space left on device" if full else text.splitlines()[0][:300]
+    return CheckpointWriteError(code, f"checkpoint {where} could not be written ({what}); "
+                                "its partial files were removed")
 
 
 def _check_matches(saved: list[dict], expected: list[dict], where: Path) -> None:

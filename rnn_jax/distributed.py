@@ -146,16 +146,20 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
                process_id: int | None = None, *, timeout_s: int = 60) -> None:
     """`jax.distributed.initialize` with its inputs checked and a bounded wait.
 
-    All three None: the cluster's environment says them (SLURM, Open MPI, TPU pods). A
-    coordinator that does not answer within `timeout_s` seconds is a `ConnectionError` naming
-    it, not a hang, on every process but 0; process 0 (which runs the coordinator) waits at
-    most `timeout_s` for the others, then XLA aborts it with a DEADLINE_EXCEEDED message. Call
-    it before the first JAX computation.
+    All three None: the cluster's environment says them (SLURM, Open MPI, TPU pods); outside
+    such a cluster that is a ValueError naming `--coordinator_address=auto`. With an address
+    the processes first meet in a handshake of our own (`_gather` on process 0, `_join` on the
+    others) and only then start JAX's coordination service. Why: XLA aborts the interpreter
+    (SIGABRT, "Fatal Python error") when process 0's client times out waiting for the others,
+    and a process whose coordinator does not answer; no Python exception can be caught there.
+    So a missing peer or coordinator is a `ConnectionError` after `timeout_s` seconds
+    (`--distributed_timeout_s`), naming who was missing. Call it before the first JAX
+    computation.
 
     Raises:
       ValueError: a process id outside [0, num_processes), fewer than one process, an address
-        without a port, or a non-positive timeout.
-      ConnectionError: the coordinator was not reached in time.
+        without a port, a non-positive timeout, or 'auto' outside a cluster.
+      ConnectionError: the other processes (or the coordinator) did not answer in time.
     """
     if timeout_s <= 0:
         raise ValueError(f"expected a positive timeout in seconds, received {timeout_s}")
@@ -168,32 +172,116 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     if coordinator_address is not None and not _has_port(coordinator_address):
         raise ValueError(f"--coordinator_address: expected host:port, received "
                          f"{coordinator_address!r}")
-    if coordinator_address is not None and process_id not in (None, 0):
-        _wait_for(coordinator_address, timeout_s, f"process {process_id} of {num_processes}")
+    if coordinator_address is None:
+        try:
+            jax.distributed.initialize(initialization_timeout=int(timeout_s))
+        except ValueError as error:  # no cluster environment names the processes
+            raise ValueError(
+                "--coordinator_address=auto: expected a cluster environment that names the "
+                "processes (SLURM, Open MPI, a TPU pod), received none (JAX: "
+                f"{error}); outside a cluster pass --coordinator_address=host:port "
+                "--num_processes=N --process_id=i") from None
+        return
+    if num_processes is not None and num_processes > 1 and process_id is not None:
+        if process_id == 0:
+            _gather(coordinator_address, num_processes, timeout_s)
+        else:
+            _join(coordinator_address, process_id, num_processes, timeout_s)
     jax.distributed.initialize(coordinator_address, num_processes, process_id,
                                initialization_timeout=int(timeout_s))
 
 
-def _wait_for(address: str, timeout_s: float, who: str) -> None:
-    """Returns once `address` accepts a TCP connection; ConnectionError after `timeout_s`.
+_HELLO, _GO = b"rnn_jax join ", b"go\n"
 
-    Why probe first: XLA's client aborts the whole process (a fatal log, no Python exception)
-    when the coordinator does not answer, so the clear error has to come before it is called.
-    """
+
+def _host_port(address: str) -> tuple[str, int]:
     host, _, port = address.rpartition(":")
-    host = host.strip("[]")
+    return host.strip("[]"), int(port)
+
+
+def _gather(address: str, num_processes: int, timeout_s: float) -> None:
+    """Process 0: waits on the coordinator's port until processes 1..N-1 have said hello,
+    then tells them to go on and frees the port for JAX's coordination service.
+
+    Raises ConnectionError after `timeout_s` seconds, naming the processes that did not come.
+    """
     deadline = time.monotonic() + timeout_s
-    while True:
+    peers: dict[int, socket.socket] = {}
+    with socket.socket(socket.AF_INET6 if ":" in _host_port(address)[0] else socket.AF_INET,
+                       socket.SOCK_STREAM) as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            with socket.create_connection((host, int(port)), timeout=1.0):
-                return
+            server.bind(("", _host_port(address)[1]))
         except OSError as error:
-            if time.monotonic() >= deadline:
-                raise ConnectionError(
-                    f"expected the coordinator (process 0) at {address} to answer within "
-                    f"{timeout_s} s ({who}), received no answer ({error}): is process 0 "
-                    "running, and is the address reachable from here?") from None
+            raise ConnectionError(f"--coordinator_address: expected a free port for process 0 "
+                                  f"at {address}, received {error}") from None
+        server.listen(num_processes)
+        try:
+            while len(peers) < num_processes - 1:
+                server.settimeout(max(deadline - time.monotonic(), 0.01))
+                try:
+                    connection, _ = server.accept()
+                except (socket.timeout, TimeoutError):
+                    missing = sorted(set(range(1, num_processes)) - set(peers))
+                    raise ConnectionError(
+                        f"--distributed_timeout_s: expected the other {num_processes - 1} "
+                        f"process(es) to reach process 0 at {address} within {timeout_s} s, "
+                        f"received {len(peers)}; missing process id(s) {missing}. Start every "
+                        "process with the same --coordinator_address and --num_processes, or "
+                        "raise --distributed_timeout_s") from None
+                peer = _hello(connection, num_processes)
+                if peer is None or peer in peers:
+                    connection.close()
+                else:
+                    peers[peer] = connection
+            for connection in peers.values():
+                connection.sendall(_GO)
+            for connection in peers.values():  # the peer closes first: the port stays free
+                connection.settimeout(5.0)
+                try:
+                    connection.recv(1)
+                except OSError:
+                    pass
+        finally:
+            for connection in peers.values():
+                connection.close()
+
+
+def _hello(connection: socket.socket, num_processes: int) -> int | None:
+    """The process id a peer sends (`rnn_jax join <id>`), or None for anything else."""
+    connection.settimeout(5.0)
+    try:
+        line = connection.recv(64)
+    except OSError:
+        return None
+    if not line.startswith(_HELLO) or not line.endswith(b"\n"):
+        return None
+    text = line[len(_HELLO):].strip()
+    return int(text) if text.isdigit() and 0 < int(text) < num_processes else None
+
+
+def _join(address: str, process_id: int, num_processes: int, timeout_s: float) -> None:
+    """Processes 1..N-1: says hello to process 0 and waits for its go (`_gather`), retrying
+    until process 0 listens; ConnectionError after `timeout_s` seconds."""
+    who = f"process {process_id} of {num_processes}"
+    deadline = time.monotonic() + timeout_s
+    error: Exception | None = None
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(_host_port(address), timeout=1.0) as connection:
+                connection.sendall(_HELLO + f"{process_id}\n".encode())
+                connection.settimeout(max(deadline - time.monotonic(), 0.01))
+                if connection.recv(len(_GO)) == _GO:
+                    return
+                error = ConnectionError("process 0 closed the connection (it gave up waiting "
+                                        "for the others, or is another program)")
+        except OSError as failure:
+            error = failure
         time.sleep(0.25)
+    raise ConnectionError(
+        f"expected the coordinator (process 0) at {address} to answer within {timeout_s} s "
+        f"({who}), received no answer ({error}): is process 0 running, and is the address "
+        f"reachable from here? (waited --distributed_timeout_s={timeout_s})")
 
 
 def _has_port(address: str) -> bool:

@@ -94,6 +94,15 @@ def freeze(state: Population, stop: np.ndarray) -> Population:
                           stopped_at=jnp.where(stop, state.step, state.stopped_at))
 
 
+def describe(state: Population) -> str:
+    """How many members are training, solved (stopped at their target) and diverged, e.g.
+    '5 members: 3 training, 1 solved, 1 diverged'."""
+    active, diverged = np.asarray(state.active), np.asarray(state.diverged)
+    solved = (np.asarray(state.stopped_at) > 0) & ~diverged
+    return (f"{size(state)} members: {int(active.sum())} training, {int(solved.sum())} solved, "
+            f"{int(diverged.sum())} diverged")
+
+
 def logged(state: Population, done: int) -> np.ndarray:
     """[P] bool: members whose record at step `done` is kept (running, or stopped at it)."""
     stopped_at = np.asarray(state.stopped_at)

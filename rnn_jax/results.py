@@ -94,8 +94,8 @@ class RunFinished(Exception):
                 else f"{summary.get('steps', '?')} steps, stopped at {summary.get('stopped', '?')}")
         super().__init__(
             f"run {run.path} is already finished ({done}); nothing was changed. To train it "
-            "again, pass "
-            "--overwrite (replaces this run directory) or choose another --run_name"
+            "again, choose another --run_name (or pass --overwrite, which deletes this run "
+            "directory first)"
         )
 
 
@@ -103,17 +103,61 @@ class RunDirectoryError(ValueError):
     """The run directory cannot be used: a file in the way, no permission, a symbolic link."""
 
 
+MAX_NAME_BYTES = 255  # the longest file name of common file systems (ext4, APFS, NTFS)
+
+
 def check_name(name: Any, what: str = "run name") -> str:
-    """Returns `name` if it is one path component: not empty, '.' or '..', no separator or NUL.
+    """Returns `name` if it is one path component: not empty, '.' or '..', no separator or NUL,
+    at most `MAX_NAME_BYTES` bytes in UTF-8.
 
     Why: `out_dir/experiment/name` must stay inside `out_dir/experiment`, so that
-    `--overwrite` can only ever remove the one run it names.
+    `--overwrite` can only ever remove the one run it names; a longer name is refused here, in
+    one line, rather than by the file system with its own message.
     """
     bad = {"/", os.sep, os.altsep or "/", "\0"}
     if not isinstance(name, str) or name in ("", ".", "..") or any(c in name for c in bad):
         raise ValueError(f"expected the {what} to be one path component (not empty, '.' or "
                          f"'..', without '/' or NUL), received {name!r}")
+    size = len(name.encode("utf-8", "surrogatepass"))
+    if size > MAX_NAME_BYTES:
+        raise ValueError(f"expected the {what} to be at most {MAX_NAME_BYTES} bytes (the file "
+                         f"system's limit for one name), received {size} bytes: "
+                         f"{name[:40]!r}...")
     return name
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The JSON value in `path`; an empty, unreadable or corrupt file is a RunDirectoryError
+    naming the file and what it should hold (`what`), not the parser's message alone."""
+    try:
+        return json.loads(Path(path).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        received = "an empty file" if not Path(path).read_bytes().strip() else f"{error}"
+        raise RunDirectoryError(
+            f"{path}: expected {what} (JSON), received {received}. Move the run directory "
+            "aside (or choose another --run_name) to start a new run") from None
+
+
+def same_config(old: Any, new: Any, defaults: dict | None = None) -> bool:
+    """Whether a run written with config `old` can continue with config `new`.
+
+    Dicts compare key by key (and lists element by element, e.g. a population's members); a
+    key missing from `old` counts as equal when its value in `new` equals `defaults[key]`: a
+    flag added later, whose default keeps the old behaviour, leaves old runs resumable.
+    """
+    defaults = defaults or {}
+    if isinstance(old, dict) and isinstance(new, dict):
+        for key in set(old) | set(new):
+            if key not in old:
+                if key not in defaults or not same_config(defaults[key], new[key]):
+                    return False
+            elif key not in new or not same_config(old[key], new[key], defaults):
+                return False
+        return True
+    if isinstance(old, list) and isinstance(new, list):
+        return len(old) == len(new) and all(
+            same_config(o, n, defaults) for o, n in zip(old, new))
+    return old == new
 
 
 class Run:
@@ -131,11 +175,16 @@ class Run:
         config: Any,
         *,
         overwrite: bool = False,
+        defaults: dict | None = None,
+        ignore: tuple[str, ...] = (),
     ) -> "Run":
         """Creates `out_dir/experiment/run_name/`, locks it for this process, writes config.json.
 
         An existing directory is reused (so an interrupted run resumes) only if it was made
-        with the same config; otherwise a ValueError names the differing keys. With
+        with the same config; otherwise a ValueError names the differing keys. Keys in
+        `ignore` are not compared (e.g. 'out_dir': a run directory moved elsewhere is the same
+        run); a key the old config.json lacks counts as equal when the new value equals its
+        entry in `defaults` (`same_config`: a flag added since, at its default). With
         `overwrite=True` that one directory (never anything above it) is removed first.
 
         Raises:
@@ -150,11 +199,12 @@ class Run:
         check_name(experiment, "experiment name")
         check_name(run_name)
         run = cls(Path(out_dir) / experiment / run_name)
-        config = to_jsonable(config)
+        config, defaults = to_jsonable(config), to_jsonable(defaults)
         try:
             if overwrite and (run.path.exists() or run.path.is_symlink()):
                 run._remove()
-            run._check_reusable(config)  # read only: a finished run is left untouched
+            run._check_reusable(config, defaults, ignore)  # read only: a finished run is
+            # left untouched
             run.path.mkdir(parents=True, exist_ok=True)
             run_lock.acquire(run.path)
         except OSError as error:
@@ -162,23 +212,29 @@ class Run:
             raise RunDirectoryError(f"run directory {run.path}: expected a directory that can be "
                                     f"created and written, received {error}") from None
         try:
-            run._check_reusable(config)  # again, now that no other process can change it
+            run._check_reusable(config, defaults, ignore)  # again, now that no other
+            # process can change it
             _write_json(run.path / CONFIG, config)
         except BaseException:
             run_lock.release(run.path)
             raise
         return run
 
-    def _check_reusable(self, config: dict) -> None:
+    def _check_reusable(self, config: dict, defaults: dict | None, ignore: tuple) -> None:
         if not (self.path / CONFIG).exists():
             return
-        old = json.loads((self.path / CONFIG).read_text())
-        if old != config:
-            keys = sorted(k for k in set(old) | set(config) if old.get(k) != config.get(k))
-            changes = ", ".join(f"{k}: {old.get(k)!r} -> {config.get(k)!r}" for k in keys)
+        old = {k: v for k, v in self.config().items() if k not in ignore}
+        new = {k: v for k, v in config.items() if k not in ignore}
+        if not same_config(old, new, defaults):
+            keys = sorted(k for k in set(old) | set(new)
+                          if not same_config({k: old[k]} if k in old else {}, {k: new.get(k)},
+                                             defaults))
+            changes = ", ".join(f"{k}: {old.get(k, '(absent)')!r} -> {new.get(k, '(absent)')!r}"
+                                for k in keys)
             raise ValueError(
                 f"run directory {self.path} holds a run with a different config ({changes}); "
-                "choose another --run_name, or pass --overwrite to replace it"
+                "choose another --run_name to keep it (--overwrite would delete it and start "
+                "again)"
             )
         if self.finished:
             raise RunFinished(self)
@@ -206,7 +262,7 @@ class Run:
         path = self.path / SUMMARY
         if not path.exists():
             return False
-        summary = json.loads(path.read_text())
+        summary = self.summary()
         return bool(summary.get("finished", "stopped" in summary))
 
     @property
@@ -214,7 +270,12 @@ class Run:
         return self.path / "checkpoints"
 
     def config(self) -> dict:
-        return json.loads((self.path / CONFIG).read_text())
+        """config.json (RunDirectoryError naming the file when it is empty or corrupt)."""
+        config = read_json(self.path / CONFIG, "the run's config: an object of flag values")
+        if not isinstance(config, dict):
+            raise RunDirectoryError(f"{self.path / CONFIG}: expected the run's config: an "
+                                    f"object of flag values, received {type(config).__name__}")
+        return config
 
     def log(self, record: dict) -> None:
         """Appends one JSON object (one logged step) to metrics.jsonl, as a single write of a
@@ -251,11 +312,12 @@ class Run:
     def update_summary(self, extra: dict) -> None:
         """Adds keys to an existing summary.json (e.g. an experiment's own results)."""
         path = self.path / SUMMARY
-        summary = json.loads(path.read_text()) if path.exists() else {"versions": versions()}
+        summary = self.summary() if path.exists() else {"versions": versions()}
         _write_json(path, {**summary, **to_jsonable(extra)})
 
     def summary(self) -> dict:
-        return json.loads((self.path / SUMMARY).read_text())
+        """summary.json (RunDirectoryError naming the file when it is empty or corrupt)."""
+        return read_json(self.path / SUMMARY, "the run's summary: an object of results")
 
     def close(self) -> None:
         """Releases this process's lock of the run directory (also released at exit)."""

@@ -49,6 +49,17 @@ class NonFiniteLossError(FloatingPointError):
     """The loss became NaN or infinite; the message names the step."""
 
 
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C (SIGINT) during `fit`: `str(error)` says where the run stopped and where a
+    restart resumes. A KeyboardInterrupt, so code that handles those still does.
+
+    Decision: an interrupt is not a crash. `fit` stops at once (the step in flight is lost;
+    a checkpoint being written is finished first, never left half-written), closes its
+    checkpoints and raises this; the experiments' entry point prints its one line and the
+    command that resumes (the same command), and exits with status 130 (SIGINT's code).
+    """
+
+
 def init_state(params: Any, optimizer: optax.GradientTransformation, key: jax.Array,
                stream: Any = ()) -> TrainState:
     """Step 0: fresh optimiser state for `params`."""
@@ -275,7 +286,7 @@ def fit(
     if run is not None:
         history = run.drop_metrics_after(start_step)  # steps after start_step run again
     last_rows = {r["member"]: r for r in history if "member" in r}
-    pending, stopped = [], "num_steps"
+    pending, stopped, completed = [], "num_steps", start_step
     window_start, window_time = start_step, time.perf_counter()
 
     def last_good() -> str:
@@ -306,7 +317,7 @@ def fit(
         for step in range(start_step, num_steps):
             state, metrics = train_step(state, get_batch(step))
             pending.append(metrics)
-            done = step + 1
+            done = completed = step + 1
             last = done == num_steps
             do_log = last or (log_every > 0 and done % log_every == 0)
             do_eval = eval_fn is not None and (last or (eval_every > 0 and done % eval_every == 0))
@@ -351,6 +362,11 @@ def fit(
             _check_finite(jax.device_get(pending), int(state.step), last_good())
         if checkpointer is not None and int(state.step) not in checkpointer.all_steps():
             save(state)
+    except KeyboardInterrupt:
+        where = f"{run.path}" if run is not None else "training"
+        saved = checkpointer.latest_step() if checkpointer is not None else None
+        raise Interrupted(f"{where} stopped after step {completed} of {num_steps}; "
+                          f"{_resumes_from(checkpointer, saved)}") from None
     finally:  # also on an interrupt: the orbax manager is closed
         if checkpointer is not None:
             checkpointer.close()
@@ -373,18 +389,43 @@ def fit(
     return state, history
 
 
+def _resumes_from(checkpointer: "Checkpointer | None", saved: int | None) -> str:
+    if checkpointer is None:
+        return "checkpoints are off (checkpoint_every=0): a restart trains it from step 0"
+    if saved is None:
+        return "no checkpoint saved yet: a restart trains it from step 0"
+    return f"a restart resumes from its checkpoint at step {saved}"
+
+
 def _params(state) -> Any:
     return state.members.params if isinstance(state, population.Population) else state.params
 
 
 def _log_progress(rows: list[dict], done: int, num_steps: int, speed: float,
                   pop: "population.Population | None") -> None:
-    """One absl line: a model's metrics, or a population's medians over its logged members."""
+    """One absl line: a model's metrics, or a population's medians over its logged members
+    and how many members are training, solved (reached the target) and diverged; the speed
+    over the last interval and the time left at that speed (an upper bound for a population,
+    whose members may all stop before `num_steps`), e.g.
+
+        step 100/200 5 members: 3 training, 1 solved, 1 diverged; medians: loss 0.1 |
+        5.0 steps/s, 20s left
+    """
     names = [k for k, v in rows[0].items() if isinstance(v, float) and k != "wall_s"] if rows \
         else []
     values = {k: float(np.median([r[k] for r in rows])) for k in names}
     shown = " ".join(f"{k} {v:.4g}" for k, v in values.items())
     if pop is not None:
-        shown = (f"{int(np.sum(np.asarray(pop.active)))}/{population.size(pop)} members "
-                 f"training, medians: {shown}")
-    logging.info("step %d/%d %s | %.1f steps/s", done, num_steps, shown, speed)
+        shown = f"{population.describe(pop)}; medians: {shown}"
+    left = _duration((num_steps - done) / speed) if speed > 0 else "?"
+    logging.info("step %d/%d %s | %.1f steps/s, %s left", done, num_steps, shown, speed, left)
+
+
+def _duration(seconds: float) -> str:
+    """`seconds` for a person: '42s', '5m20s', '3h05m'."""
+    seconds = int(round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
