@@ -9,9 +9,11 @@ faster by drawing random weights until a net classifies a training set than by t
 methods it was used to promote (about 2,906 draws of Bengio's architecture at lengths 25-50,
 250 without hidden self-connections; about 54,000 trials for discrete-error BP).
 
-Here: the library's vanilla tanh cell (`--hidden` units, fully recurrent) and a linear readout
-of the last state (odd when the logit is > 0). Every weight and bias is drawn uniformly from
-[-w, w] (`--weight_range`); `--noself_connections` zeroes W's diagonal. A draw *solves* the task
+Here, as in their fully recurrent nets: the library's vanilla tanh cell with `--hidden` units,
+all recurrent, the first of them the output unit (odd when its last state is > 0; the default
+2 units are one hidden unit and the output unit, our reading of "n = 1, Bengio et al.'s
+architecture"). Every weight and bias is drawn uniformly from [-w, w] (`--weight_range`);
+`--noself_connections` zeroes W's diagonal. A draw *solves* the task
 when it classifies all `--train_sequences` random sequences of length T. Each member (seed) is
 one repeat: it draws `--draws_per_batch` nets at a time (one vmapped forward pass) until one
 solves, up to `--max_draws` (then it is censored: counted, not dropped). Draws are Bernoulli
@@ -30,8 +32,10 @@ import numpy as np
 import scipy.stats
 
 from experiments import populations, reporting, template
-from rnn_jax import results, sequence_model, stats
+from rnn_jax import results, stats
 from rnn_jax.cells import get_cell
+from rnn_jax.cells.vanilla import VanillaParams
+from rnn_jax.unroll import unroll
 from rnn_jax.data import parity
 
 NAME = "parity_guessing"
@@ -43,15 +47,16 @@ TEST_SEQUENCES = 1000
 class Config(template.Base):
     cell: str = template.field("vanilla", "The guessed cell: the vanilla tanh RNN only.",
                                choices=("vanilla",))
-    hidden: int = template.field(2, "Hidden units of the guessed vanilla tanh RNN.")
+    hidden: int = template.field(2, "Units of the guessed fully recurrent tanh RNN, the "
+                                 "output unit included.")
     seq_len: int = template.field(50, "Sequence length T of the training set.")
     weight_range: float = template.field(100.0, "Every weight and bias is drawn uniformly "
                                          "from [-w, w].")
     self_connections: bool = template.field(True, "Hidden self-connections (W's diagonal); "
                                             "off: zeroed in every draw.")
     train_sequences: int = template.field(100, "Random sequences a draw must classify.")
-    draws_per_batch: int = template.field(4096, "Nets drawn and evaluated at once.")
-    max_draws: int = template.field(200_000, "Draws per repeat before it is censored.")
+    draws_per_batch: int = template.field(8192, "Nets drawn and evaluated at once.")
+    max_draws: int = template.field(32768, "Draws per repeat before it is censored.")
     test_seq_len: int = template.field(500, "Length of the fresh test sequences (plus one if "
                                        "needed to share T's parity: see test_length).")
 
@@ -65,7 +70,7 @@ class Config(template.Base):
                        f"at least --draws_per_batch={self.draws_per_batch}", self.max_draws)
 
 
-QUICK = dict(seq_len=5, train_sequences=16, draws_per_batch=256, max_draws=2048,
+QUICK = dict(seq_len=3, train_sequences=8, draws_per_batch=256, max_draws=2048,
              test_seq_len=20)
 
 
@@ -81,24 +86,23 @@ def sequences(key: jax.Array, count: int, length: int) -> tuple[jax.Array, jax.A
     return 2.0 * bits - 1.0, odd
 
 
-def draw(key: jax.Array, config: Config) -> sequence_model.ModelParams:
-    """One net: every leaf of the model's params uniform in [-w, w]."""
-    template_params = sequence_model.init(jax.random.key(0), get_cell("vanilla"), 1,
-                                          config.hidden, 1)
-    leaves, tree = jax.tree.flatten(template_params)
-    keys = jax.random.split(key, len(leaves))
-    drawn = [jax.random.uniform(k, x.shape, x.dtype, -config.weight_range, config.weight_range)
-             for k, x in zip(keys, leaves)]
-    params = jax.tree.unflatten(tree, drawn)
+def draw(key: jax.Array, config: Config) -> VanillaParams:
+    """One net: U, W and b uniform in [-w, w] (W's diagonal zero without self-connections)."""
+    shapes = get_cell("vanilla").init(jax.random.key(0), 1, config.hidden)
+    keys = jax.random.split(key, len(shapes))
+    params = VanillaParams(*(jax.random.uniform(k, x.shape, x.dtype, -config.weight_range,
+                                                config.weight_range)
+                             for k, x in zip(keys, shapes)))
     if not config.self_connections:
-        cell = params.cell._replace(W=params.cell.W * (1 - jnp.eye(config.hidden)))
-        params = params._replace(cell=cell)
+        params = params._replace(W=params.W * (1 - jnp.eye(config.hidden)))
     return params
 
 
-def accuracy(params, xs, odd) -> jax.Array:
-    logits = sequence_model.apply(get_cell("vanilla"), params, xs, many_to_one=True)[:, 0]
-    return jnp.mean((logits > 0) == (odd > 0.5))
+def accuracy(params: VanillaParams, xs: jax.Array, odd: jax.Array) -> jax.Array:
+    """Fraction of sequences `xs [n, T, 1]` whose output unit (unit 0) ends > 0 exactly when
+    the count of +1s is odd."""
+    hs, _ = unroll(get_cell("vanilla"), params, xs)
+    return jnp.mean((hs[:, -1, 0] > 0) == (odd > 0.5))
 
 
 def search(config: Config, seed: int) -> dict:
