@@ -14,6 +14,10 @@ A cell is a bundle of pure functions (no classes holding arrays):
 
 `step` must also accept the params themselves (a Python loop over it, the diagnostics), so
 `prepare` is only ever a saving. A cell that replaces `step` replaces or drops `prepare` too.
+`step` checks its arguments' shapes (`check_step`: static shapes, so nothing runs at run time
+and nothing under `jit` beyond the trace): the projected input's width, the carry's width, and
+batch axes that broadcast, so a raw input `x` passed where `project_inputs(params, x)` belongs
+is a ValueError instead of a silent broadcast.
 
 Params and carries are NamedTuples of arrays. Matrices are stored `[in, out]` and applied as
 `x @ W`, so any leading axes are batch axes.
@@ -114,3 +118,31 @@ def check_params(
         raise ValueError(
             f"{cell_name}: expected {params_type.__name__} shapes {expected}, received {received}"
         )
+
+
+def check_step(cell_name: str, x_proj: Any, width: int, **carry: tuple[Any, int]) -> None:
+    """A ValueError unless `x_proj` is `[*batch, width]` and each carry leaf, given as
+    `name=(leaf, size)`, is `[*batch', size]` with batch' broadcasting against batch.
+
+    Shapes only (Python, at trace time), so it costs nothing per step of a compiled scan. The
+    batch axes must broadcast rather than be equal, so one carry `[size]` may start a batch.
+    """
+    x_shape = tuple(np.shape(x_proj))
+    if not x_shape or x_shape[-1] != width:
+        raise ValueError(
+            f"{cell_name}: step expected x_proj [..., {width}] (project_inputs(params, x), not "
+            f"the raw input x), received shape {x_shape}"
+        )
+    for name, (leaf, size) in carry.items():
+        shape = tuple(np.shape(leaf))
+        if not shape or shape[-1] != size:
+            raise ValueError(
+                f"{cell_name}: step expected carry {name} [..., {size}], received shape {shape}"
+            )
+        try:
+            np.broadcast_shapes(shape[:-1], x_shape[:-1])
+        except ValueError:
+            raise ValueError(
+                f"{cell_name}: step expected the carry's batch axes to match x_proj's "
+                f"{x_shape[:-1]}, received carry {name} of shape {shape} (batch {shape[:-1]})"
+            ) from None

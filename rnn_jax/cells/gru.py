@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax import initializers
-from rnn_jax.cells.base import Cell, affine, check_params, check_sizes, zeros_carry
+from rnn_jax.cells.base import Cell, affine, check_params, check_sizes, check_step, zeros_carry
 
 
 class GRUParams(NamedTuple):
@@ -63,6 +63,8 @@ def project_inputs(params: GRUParams, xs: jax.Array) -> jax.Array:
 
 
 def step(params: GRUParams, h_prev: jax.Array, x_proj: jax.Array) -> tuple[jax.Array, jax.Array]:
+    hidden = params.W_n.shape[0]
+    check_step("gru", x_proj, 3 * hidden, h=(h_prev, hidden))
     x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
     rz = jax.nn.sigmoid(jnp.concatenate([x_r, x_z], axis=-1) + h_prev @ params.W)
     r, z = jnp.split(rz, 2, axis=-1)

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax import initializers
-from rnn_jax.cells.base import Cell, affine, check_params, check_sizes, zeros_carry
+from rnn_jax.cells.base import Cell, affine, check_params, check_sizes, check_step, zeros_carry
 
 
 class GRUTorchParams(NamedTuple):
@@ -65,6 +65,8 @@ def project_inputs(params: GRUTorchParams, xs: jax.Array) -> jax.Array:
 def step(
     params: GRUTorchParams, h_prev: jax.Array, x_proj: jax.Array
 ) -> tuple[jax.Array, jax.Array]:
+    hidden = params.W.shape[0]
+    check_step("gru_torch", x_proj, 3 * hidden, h=(h_prev, hidden))
     x_r, x_z, x_n = jnp.split(x_proj, 3, axis=-1)
     h_r, h_z, h_n = jnp.split(h_prev @ params.W, 3, axis=-1)  # one matmul for all gates
     r = jax.nn.sigmoid(x_r + h_r)

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax import initializers
-from rnn_jax.cells.base import Cell, affine, check_params, check_sizes, zeros_carry
+from rnn_jax.cells.base import Cell, affine, check_params, check_sizes, check_step, zeros_carry
 
 GATE_ORDER = ("i", "f", "g", "o")
 
@@ -79,6 +79,8 @@ def project_inputs(params: LSTMParams, xs: jax.Array) -> jax.Array:
 
 
 def step(params: LSTMParams, carry: LSTMState, x_proj: jax.Array) -> tuple[LSTMState, jax.Array]:
+    hidden = params.W.shape[0]
+    check_step("lstm", x_proj, 4 * hidden, h=(carry.h, hidden), c=(carry.c, hidden))
     i, f, g, o = split_gates(x_proj + carry.h @ params.W)
     c = jax.nn.sigmoid(f) * carry.c + jax.nn.sigmoid(i) * jnp.tanh(g)
     h = jax.nn.sigmoid(o) * jnp.tanh(c)

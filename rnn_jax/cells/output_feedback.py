@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from rnn_jax import initializers
 from rnn_jax.cells.base import (
-    Cell, affine, check_params, check_sizes, get_activation, zeros_carry,
+    Cell, affine, check_params, check_sizes, check_step, get_activation, zeros_carry,
 )
 
 
@@ -99,6 +99,8 @@ def make_cell(activation: str = "tanh", **init_options) -> Cell:
     phi = get_activation(activation)
 
     def step(params: OutputFeedbackParams, o_prev: jax.Array, x_proj: jax.Array):
+        (size_out, hidden) = params.W.shape
+        check_step(f"output_feedback_{activation}", x_proj, hidden, o=(o_prev, size_out))
         s = phi(x_proj + o_prev @ params.W)  # s(t) = phi(b + W o(t-1) + U x(t))
         o = affine(s, params.V, params.c)  # o(t) = c + V s(t)
         return o, o

@@ -51,7 +51,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rnn_jax import initializers
-from rnn_jax.cells.base import Cell, check_params, check_sizes
+from rnn_jax.cells.base import Cell, check_params, check_sizes, check_step
 
 
 class Permutation(NamedTuple):
@@ -264,6 +264,8 @@ def step(
 
     `params`: from `prepare`/`prepare_dense` (once per sequence), or the raw `URNNParams`.
     """
+    hidden = np.shape(params.b)[-1]
+    check_step("urnn", x_proj, hidden, h=(h_prev, hidden))
     if isinstance(params, URNNParams):
         params = prepare(params, h_prev.shape[:-1])
     if isinstance(params.W, Factors):

@@ -20,7 +20,7 @@ import jax.numpy as jnp
 
 from rnn_jax import initializers
 from rnn_jax.cells.base import (
-    Cell, affine, check_params, check_sizes, get_activation, zeros_carry,
+    Cell, affine, check_params, check_sizes, check_step, get_activation, zeros_carry,
 )
 
 
@@ -83,6 +83,8 @@ def step_for(activation: str):
     phi = get_activation(activation)
 
     def step(params: VanillaParams, s_prev: jax.Array, x_proj: jax.Array):
+        hidden = params.W.shape[0]
+        check_step(f"vanilla_{activation}", x_proj, hidden, s=(s_prev, hidden))
         s = phi(x_proj + s_prev @ params.W)  # s(t) = phi(b + W s(t-1) + U x(t))
         return s, s
 
