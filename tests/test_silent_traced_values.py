@@ -28,16 +28,12 @@ def _inputs(input_size=3):
     return jax.random.normal(jax.random.key(1), (3, TIME, input_size))
 
 
-def _stack(cell, params, xs, lengths):
-    return unroll_stack([cell, cell], params, xs, lengths=lengths, bidirectional=True,
-                        residual=True)
-
-
 ENTRY_POINTS = {  # name -> (cell, params maker, run(cell, params, xs, lengths))
     "unroll": ("lstm", lambda c, k: c.init(k, 3, 4),
                lambda c, p, x, n: unroll(c, p, x, lengths=n, reverse=True)),
-    "unroll_stack": ("gru", lambda c, k: init_stack(k, [c, c], 3, [3, 3], bidirectional=False),
-                     lambda c, p, x, n: unroll_stack([c, c], p, x, lengths=n, residual=True)),
+    "unroll_stack": ("gru", lambda c, k: init_stack(k, [c, c], 3, [3, 3], bidirectional=True),
+                     lambda c, p, x, n: unroll_stack([c, c], p, x, lengths=n, residual=True,
+                                                     bidirectional=True)),
     "deer_unroll": ("gru", lambda c, k: c.init(k, 3, 4),
                     lambda c, p, x, n: deer_unroll(c, p, x, lengths=n, jacobian="diagonal",
                                                    damping=0.5)[:2]),
