@@ -8,7 +8,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rnn_jax import initializers
+from rnn_jax import initializers, sequence
 from rnn_jax.cells.base import Cell, affine
 
 
@@ -37,6 +37,7 @@ def last_valid(ys: jax.Array, lengths: jax.Array | None = None) -> jax.Array:
     """
     if lengths is None:
         return ys[:, -1]
+    lengths = sequence.clamp_lengths(lengths, ys.shape[1])  # the traced-value policy
     index = jnp.clip(lengths - 1, 0, ys.shape[1] - 1)[:, None, None]
     last = jnp.take_along_axis(ys, index, axis=1)[:, 0]
     return jnp.where((lengths > 0)[:, None], last, 0)

@@ -9,7 +9,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax import get_cell, unroll
+from rnn_jax import get_cell, readout, unroll
+from rnn_jax.parallel import deer_grad
 from rnn_jax.parallel.deer import deer_unroll
 from rnn_jax.parallel.deer_grad import damped_scan_diagonal
 
@@ -69,3 +70,18 @@ def test_damped_padded_batch_converges_like_the_unpadded_one(x64, reverse):
         cell, *b[:2], carry=b[2], lengths=lengths, reverse=reverse), *a),
         argnums=(0, 1, 2))(params, xs, carry)
     chex.assert_trees_all_close(grads, ref_grads, rtol=1e-7, atol=1e-7)
+
+
+def test_a_nan_state_is_never_a_converged_residual():
+    """XLA's CPU max can skip NaNs: a diverged Newton iteration must read as not converged."""
+    fs = jnp.zeros((256, 8, 16)).at[3, 2, 1].set(jnp.nan)
+    assert jnp.isnan(deer_grad.max_error(fs, jnp.zeros_like(fs)))
+    all_nan = jnp.full((256, 8, 16), jnp.nan)
+    assert jnp.isnan(deer_grad.max_error(all_nan, all_nan))
+    assert float(deer_grad.max_error(jnp.ones(4), jnp.zeros(4))) == 1.0
+
+
+def test_many_to_one_readout_takes_lengths_as_a_list():
+    ys = jnp.arange(2 * 5 * 3, dtype=jnp.float32).reshape(2, 5, 3)
+    out = readout.last_valid(ys, [2, 9])  # 9 > T: the whole sequence (the traced policy)
+    np.testing.assert_array_equal(np.asarray(out), np.asarray(ys)[[0, 1], [1, 4]])

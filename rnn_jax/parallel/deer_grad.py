@@ -165,7 +165,7 @@ def newton_solve(
 
     def cond(state):
         k, states, fs, _, _ = state
-        residual = jnp.max(jnp.abs(fs - states))
+        residual = max_error(fs, states)
         return (residual > tol) & (k < max_iterations)  # a NaN residual stops at once
 
     def body(state):
@@ -177,8 +177,15 @@ def newton_solve(
     k, states, fs, _, _ = jax.lax.while_loop(
         cond, body, (jnp.int32(0), states, *point(states))
     )
-    residual = jnp.max(jnp.abs(fs - states))
+    residual = max_error(fs, states)
     return states, NewtonInfo(k, residual, residual <= tol)
+
+
+def max_error(fs: jax.Array, states: jax.Array) -> jax.Array:
+    """max |f(s(t-1)) - s(t)|, NaN when any entry is NaN: XLA's CPU max reduction can skip
+    NaNs, which would make a diverged iteration look converged (and skip the fall-back)."""
+    error = jnp.abs(fs - states)
+    return jnp.where(jnp.any(jnp.isnan(error)), jnp.nan, jnp.max(error))
 
 
 def solve_or_fall_back(f, s0, inputs, options) -> tuple[jax.Array, NewtonInfo]:

@@ -75,6 +75,7 @@ def parallel_unroll(
       `(ys, final_carry)` as `unroll`: ys `[batch, time, hidden]`, zeros at padded steps.
     """
     sequence.check_inputs(cell, params, xs)
+    xs = sequence.cast_inputs(params, xs)
     form = linear_form(cell)
     if log_space is None:
         log_space = form.log_coefficients is not None
