@@ -40,16 +40,18 @@ _LRU_DEFAULTS = {"lru_r_min": 0.0, "lru_r_max": 1.0, "lru_max_phase": 2 * math.p
 
 
 def check(config) -> None:
-    """One-line errors for options out of range or given to a cell without them."""
+    """One-line errors for options out of range or given to a cell without them (every cell
+    of `--grid=cell=...` when the grid names cells)."""
     template.check(config.transition_range in TRANSITION_RANGES, "transition_range",
                    f"one of {list(TRANSITION_RANGES)}", config.transition_range)
-    template.check(config.transition_range == "unit" or config.cell in SIGNED_CELLS,
-                   "transition_range", f"'unit' for --cell={config.cell} (only "
-                   f"{', '.join(SIGNED_CELLS)} have a signed range)", config.transition_range)
     lru = {name: getattr(config, name) for name in _LRU_DEFAULTS}
-    template.check(config.cell == "lru" or lru == _LRU_DEFAULTS, "lru_r_min",
-                   f"the defaults for --cell={config.cell} (the --lru_* flags are the LRU's)",
-                   lru)
+    for cell in template.grid_of(config).get("cell", [config.cell]):
+        template.check(config.transition_range == "unit" or cell in SIGNED_CELLS,
+                       "transition_range", f"'unit' for --cell={cell} (only "
+                       f"{', '.join(SIGNED_CELLS)} have a signed range)",
+                       config.transition_range)
+        template.check(cell == "lru" or lru == _LRU_DEFAULTS, "lru_r_min",
+                       f"the defaults for --cell={cell} (the --lru_* flags are the LRU's)", lru)
     template.check(0.0 <= config.lru_r_min <= config.lru_r_max <= 1.0, "lru_r_min",
                    "0 <= --lru_r_min <= --lru_r_max <= 1 (eigenvalue moduli in [0, 1))",
                    f"lru_r_min={config.lru_r_min}, lru_r_max={config.lru_r_max}")

@@ -89,3 +89,20 @@ def test_unknown_transition_range_is_named(name):
 def test_unit_range_is_the_default_and_unchanged():
     assert get_cell("mingru").step is mingru.step
     assert get_cell("minlstm", transition_range="unit").step is minlstm.step
+
+
+def test_experiment_flags_check_every_cell_of_the_grid():
+    from experiments import parity, populations, template
+
+    config = populations.parse(parity, ["--quick", "--grid=cell=mingru,minlstm",
+                                        "--transition_range=signed"])
+    assert [c.cell for c, _ in template.expand(config)] == ["mingru", "minlstm"]
+    for argv, flag in [(["--grid=cell=gru,mingru", "--transition_range=signed"],
+                        "transition_range"),
+                       (["--cell=lstm", "--transition_range=signed"], "transition_range"),
+                       (["--cell=gru", "--lru_max_phase=1.0"], "lru_r_min"),
+                       (["--cell=lru", "--lru_r_min=0.9", "--lru_r_max=0.5"], "lru_r_min"),
+                       (["--cell=lru", "--lru_max_phase=7"], "lru_max_phase"),
+                       (["--cell=mingru", "--transition_range=negative"], "transition_range")]:
+        with pytest.raises(template.FlagError, match=f"^--{flag}: expected"):
+            populations.parse(parity, ["--quick", *argv])
