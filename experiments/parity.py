@@ -125,17 +125,21 @@ def report(run, config: Config, done: list) -> dict:
     A member has solved the task when an evaluation at the training length reached
     `--success_accuracy` (its steps to success: the first such step)."""
     rows, by_cell = [], {}
+    varied = [f for f in Config.MEMBER_FIELDS if f in template.grid_of(config)]
     for pop_config, members, pop_run in done:
-        outcomes = reporting.finals(pop_run)
         reached = reporting.steps_to_reach(pop_run, "eval_accuracy", config.success_accuracy)
-        row = {"cell": cell_flags.describe(pop_config), "seq_len": pop_config.seq_len,
-               "members": len(outcomes),
-               **reporting.reached_row([reached.get(o["member"]) for o in outcomes], outcomes),
-               **reporting.metric_row(outcomes, "eval_accuracy"),
-               **reporting.metric_row(outcomes, "test_accuracy")}
-        rows.append(row)
-        by_cell.setdefault(row["cell"], []).append((pop_config.seq_len, row["_summary"]))
-    columns = ["cell", "seq_len", "solved", "success_rate", "wilson95",
+        for values, outcomes in reporting.by_member_values(
+                members, reporting.finals(pop_run), varied).items():
+            row = {"cell": cell_flags.describe(pop_config), "seq_len": pop_config.seq_len,
+                   **dict(zip(varied, values)), "members": len(outcomes),
+                   **reporting.reached_row([reached.get(o["member"]) for o in outcomes],
+                                           outcomes),
+                   **reporting.metric_row(outcomes, "eval_accuracy"),
+                   **reporting.metric_row(outcomes, "test_accuracy")}
+            rows.append(row)
+            label = " ".join([row["cell"], *(f"{f}={v:g}" for f, v in zip(varied, values))])
+            by_cell.setdefault(label, []).append((pop_config.seq_len, row["_summary"]))
+    columns = ["cell", "seq_len", *varied, "solved", "success_rate", "wilson95",
                "median_steps_to_success", "eval_accuracy_mean", "eval_accuracy_ci95",
                "test_accuracy_mean", "test_accuracy_ci95"]
     table = reporting.write_table(run, "table", rows, columns)

@@ -39,6 +39,18 @@ def steps_to_reach(run: results.Run, metric: str, value: float) -> dict[int, int
     return first
 
 
+def by_member_values(members: list[dict], outcomes: list[dict],
+                     fields: Sequence[str]) -> dict[tuple, list[dict]]:
+    """The outcomes grouped by the members' values of `fields` (e.g. a `--grid=lr=...` that
+    trains several rates as members of one population), in the order the outcomes first show
+    each value; one group of all outcomes when `fields` is empty."""
+    groups = {}
+    for outcome in outcomes:
+        values = tuple(members[outcome["member"]][f] for f in fields) if fields else ()
+        groups.setdefault(values, []).append(outcome)
+    return groups
+
+
 def diverged(outcome: dict, metrics: Sequence[str] = ()) -> bool:
     """Whether a member diverged: training stopped on a non-finite loss, or one of `metrics` in
     its last record is missing or not finite."""

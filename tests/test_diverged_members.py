@@ -88,3 +88,13 @@ def test_long_memory_judges_the_last_evaluations_not_one_dip(tmp_path):
             run.log({"step": 50 * (i + 1), "member": member, "eval_loss": value})
     beaten = long_memory.judged(run, "eval_loss", lambda v: v <= 0.95 * baseline)
     assert beaten == {0: None, 1: 150, 2: None}
+
+
+def test_outcomes_split_by_a_member_grid_keep_every_member_once():
+    members = [{"seed": s, "lr": lr} for lr in (1e-3, 1e-2) for s in (0, 1)]
+    outcomes = [{"member": i, "final": {}} for i in (3, 0, 2, 1)]
+    groups = reporting.by_member_values(members, outcomes, ["lr"])
+    assert list(groups) == [(1e-2,), (1e-3,)]  # in the order the outcomes come
+    assert sorted(o["member"] for o in groups[(1e-3,)]) == [0, 1]
+    assert sorted(o["member"] for o in groups[(1e-2,)]) == [2, 3]
+    assert reporting.by_member_values(members, outcomes, []) == {(): outcomes}
