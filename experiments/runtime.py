@@ -34,7 +34,8 @@ import os
 import platform
 
 import jax
-from jax._src import xla_bridge  # backends_are_initialized: no public equivalent
+
+from rnn_jax import jax_internals
 
 # mallopt(3) parameter numbers (glibc malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -73,7 +74,7 @@ def keep_host_memory(threshold_bytes: int = HEAP_THRESHOLD_BYTES) -> bool:
     it starts its CPU backend, so a later call raises `RuntimeError`.
     """
     _check_threshold(threshold_bytes)
-    if xla_bridge.backends_are_initialized():
+    if jax_internals.backends_are_initialized():
         raise RuntimeError(
             "keep_host_memory() must be called before the first JAX computation, but JAX's "
             "backends are already initialized; call it at the start of the program"

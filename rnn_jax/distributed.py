@@ -24,8 +24,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from jax._src import xla_bridge  # backends_are_initialized: no public equivalent
-from jax._src.distributed import global_state as distributed_state  # the barrier's client
+from rnn_jax import jax_internals
+
 
 DATA_AXIS = "data"
 _BARRIERS = itertools.count()
@@ -61,7 +61,7 @@ def set_cpu_device_count(number: int) -> None:
     """
     if number < 1:
         raise ValueError(f"expected a positive number of CPU devices, received {number}")
-    if xla_bridge.backends_are_initialized():
+    if jax_internals.backends_are_initialized():
         if len(jax.devices("cpu")) == number:
             return
         raise RuntimeError(
@@ -133,7 +133,7 @@ def barrier(name: str, timeout_s: float = 600) -> None:
     """
     if jax.process_count() > 1:  # ids must be unique: number them in call order (the same
         # in every process, which all run the same program)
-        distributed_state.client.wait_at_barrier(f"{name} #{next(_BARRIERS)}",
+        jax_internals.coordination_client().wait_at_barrier(f"{name} #{next(_BARRIERS)}",
                                                  int(1000 * timeout_s))
 
 

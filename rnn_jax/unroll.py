@@ -25,17 +25,13 @@ from typing import Any, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
+from rnn_jax import jax_internals
 from rnn_jax import remat as remat_option
 from rnn_jax import sequence
 from rnn_jax.bptt import engine
 from rnn_jax.bptt.kernels import kernel_for
 from rnn_jax.cells.base import Cell
 from rnn_jax.sequence import reverse_padded, select_valid, sequence_mask
-
-try:  # the tracer type of jax.jvp; reverse mode (jax.grad, jax.vjp) traces with another type
-    from jax._src.interpreters.ad import JVPTracer as _JVPTracer
-except ImportError:  # pragma: no cover - a JAX without it: forward mode needs "autodiff"
-    _JVPTracer = ()
 
 BACKWARDS = ("handwritten", "autodiff")
 
@@ -168,7 +164,7 @@ def backward_path(cell: Cell, params: Any, remat: Any, backward: str, operands: 
     forward mode, so autodiff runs instead. "chunked" (`rnn_jax.remat.autodiff_chunked`): any
     other cell, or autodiff, with `remat` an int k >= 2 or "sqrt". "scan" otherwise.
     """
-    forward_mode = any(isinstance(leaf, _JVPTracer) for leaf in jax.tree.leaves(operands))
+    forward_mode = jax_internals.is_forward_mode(operands)
     if backward == "handwritten" and not forward_mode and kernel_for(cell, params) is not None:
         return "handwritten"
     return "chunked" if remat_option.is_chunked(remat) else "scan"
