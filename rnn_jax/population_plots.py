@@ -121,6 +121,9 @@ def plot_population_curves(path: str | Path, curves: dict[str, dict], metric: st
     return plot_population_panels(path, {"": curves}, metric, title)
 
 
+PANELS_PER_ROW = 3  # more panels wrap onto further rows, so a figure stays readable
+
+
 def plot_population_panels(path: str | Path, panels: dict[str, dict[str, dict]], metric: str,
                            title: str, hlines: dict[str, float] | None = None,
                            colors: str | None = None) -> Path:
@@ -141,11 +144,15 @@ def plot_population_panels(path: str | Path, panels: dict[str, dict[str, dict]],
     width = max(len(c) for c in panels.values())
     if colors is not None or width > 6:
         colors = list(plt.get_cmap(colors or "viridis")(np.linspace(0, 0.9, width)))
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 4.2),
+    columns = min(len(panels), PANELS_PER_ROW)
+    rows = -(-len(panels) // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(4.6 * columns, 4.6 * rows),
                              sharey=True, squeeze=False)
+    for ax in axes.flat[len(panels):]:
+        ax.set_visible(False)
     log = all(_log_axis(metric, c) for c in panels.values())
     try:
-        for ax, (name, curves) in zip(axes[0], panels.items()):
+        for ax, (name, curves) in zip(axes.flat, panels.items()):
             draw_curves(ax, curves, colors)
             if hlines and name in hlines:
                 ax.axhline(hlines[name], color="k", linestyle="--", linewidth=1,
@@ -155,7 +162,8 @@ def plot_population_panels(path: str | Path, panels: dict[str, dict[str, dict]],
     except BaseException:
         plt.close(fig)
         raise
-    axes[0][0].set_ylabel(f"{metric} (median, IQR)")
+    for row in axes:
+        row[0].set_ylabel(f"{metric} (median, IQR)")
     if log:
         axes[0][0].set_yscale("log")
     top = _robust_top({f"{p}/{k}": c for p, cs in panels.items() for k, c in cs.items()}, log)
