@@ -23,6 +23,7 @@ trials, so the expected draws to a solution is 1/p with p = solutions / draws ov
 """
 
 import dataclasses
+import functools
 import json
 import sys
 
@@ -105,15 +106,21 @@ def accuracy(params: VanillaParams, xs: jax.Array, odd: jax.Array) -> jax.Array:
     return jnp.mean((hs[:, -1, 0] > 0) == (odd > 0.5))
 
 
+@functools.partial(jax.jit, static_argnames="config")
+def batch_accuracy(keys: jax.Array, xs: jax.Array, odd: jax.Array, config: Config) -> jax.Array:
+    """`accuracy` of the nets drawn from `keys` `[draws]`: one compile per config, shared by
+    every repeat (the training set is an argument, not a constant)."""
+    return jax.vmap(lambda k: accuracy(draw(k, config), xs, odd))(keys)
+
+
 def search(config: Config, seed: int) -> dict:
     """One repeat: draws until one classifies the training set; its draws and test accuracies."""
     keys = populations.member_keys(seed)
     xs, odd = sequences(keys["data"], config.train_sequences, config.seq_len)
-    batch = jax.jit(jax.vmap(lambda k: accuracy(draw(k, config), xs, odd)))
     for start in range(0, config.max_draws, config.draws_per_batch):
         draw_keys = jax.random.split(jax.random.fold_in(keys["init"], start),
                                      config.draws_per_batch)
-        solved = np.flatnonzero(np.asarray(batch(draw_keys)) == 1.0)
+        solved = np.flatnonzero(np.asarray(batch_accuracy(draw_keys, xs, odd, config)) == 1.0)
         if solved.size:
             params = draw(draw_keys[solved[0]], config)
             tests = {f"test_accuracy_T{n}": float(accuracy(params, *sequences(

@@ -112,8 +112,7 @@ def _with_counts(row: dict) -> dict:
             metric, count = key[:-2], f"({row[key]} of {row['members']})"
             for column in (f"{metric}_mean", f"{metric}_ci95", f"{metric}_median"):
                 if column in out:
-                    out[column] = f"{results.markdown_table([out], [column]).splitlines()[2][2:-2]}" \
-                                  f" {count}"
+                    out[column] = f"{results.table_cell(out[column])} {count}"
     return out
 
 
