@@ -3,7 +3,7 @@
     python -m benchmarks.deer [--cell=gru] [--hidden=16,64] [--lengths=256,1024,4096]
         [--batch=8] [--rounds=3] [--steps=3] [--full_max=2e8] [--tol=1e-5]
 
-A command line over `experiments.parallel_timing` (its docstring says what is measured): for
+A command line over `experiments.parallel_in_time.timing` (its docstring says what is measured): for
 each hidden size and length T, the sequential `rnn_jax.unroll`, DEER and quasi-DEER, forward
 and forward + backward, timed in interleaved rounds, with Newton's iterations and final
 residual. DEER is skipped where its Jacobians would hold more than `--full_max` numbers
@@ -13,7 +13,8 @@ linear cells and a run directory: `python -m experiments.parallel_in_time --mode
 
 import argparse
 
-from experiments import parallel_timing, runtime
+from experiments.harness import runtime
+from experiments.parallel_in_time import timing as parallel_timing
 
 
 def main(argv: list[str] | None = None) -> None:

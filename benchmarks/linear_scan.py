@@ -5,7 +5,7 @@
         [--rounds=3] [--steps=3] [--memory_time=65536] [--memory_batch=1]
 
 The same minGRU params and inputs `[batch, time, inputs]` (float32) go through three paths
-(`experiments.parallel_timing`'s methods): `unroll` (one `lax.scan` step per time step,
+(`experiments.parallel_in_time.timing`'s methods): `unroll` (one `lax.scan` step per time step,
 autodiff: the minGRU has no hand-written kernel), and `parallel_unroll` with the paper's
 log-space scan and with the plain one. Forward is the jitted `ys`; forward+backward is the
 jitted gradient of `sum(ys^2)` with respect to params and inputs. Paths are timed in
@@ -19,7 +19,8 @@ import argparse
 import subprocess
 import sys
 
-from experiments import parallel_timing, runtime
+from experiments.harness import runtime
+from experiments.parallel_in_time import timing as parallel_timing
 from rnn_jax import get_cell
 
 CELL = get_cell("mingru")

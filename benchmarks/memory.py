@@ -20,7 +20,7 @@ import tempfile
 import jax
 
 from benchmarks import implementations, model, timing
-from experiments import runtime
+from experiments.harness import runtime
 
 
 def parse_remat(text: str):

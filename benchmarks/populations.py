@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import timing
-from experiments import runtime
+from experiments.harness import runtime
 from rnn_jax import losses, optimizers, population, sequence_model, train
 from rnn_jax.cells import get_cell
 from rnn_jax.data import copying, parity

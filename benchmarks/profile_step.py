@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from benchmarks import implementations, jax_models, model
-from experiments import runtime
+from experiments.harness import runtime
 
 
 def profile(key, cell, batch, hidden, time_steps, vocab, steps, top):
@@ -67,7 +67,7 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--top", type=int, default=25)
     parser.add_argument("--keep_host_memory", action="store_true",
-                        help="call experiments.runtime.keep_host_memory() first")
+                        help="call experiments.harness.runtime.keep_host_memory() first")
     args = parser.parse_args(argv)
     if args.keep_host_memory:
         runtime.keep_host_memory()  # process-wide: before any JAX computation

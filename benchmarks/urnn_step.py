@@ -10,7 +10,7 @@ copying task's 10 symbols), float32. Cases run in `--rounds` interleaved rounds 
 steps (`benchmarks.timing`). Columns: ms/step, the median over rounds of each round's median
 step; vs LSTM, the median (and range) over rounds of this case's step time over the LSTM's at
 the same T, within the round (below 3: the uRNN's step costs less than 3 LSTM steps).
-`--keep_host_memory` applies `experiments.runtime.keep_host_memory()` first, as the
+`--keep_host_memory` applies `experiments.harness.runtime.keep_host_memory()` first, as the
 experiments' command lines do by default: the uRNN's `[T, batch, hidden]` complex buffers are
 large, and without it each step page-faults them in afresh.
 """

@@ -12,7 +12,7 @@ goes straight into `json.dumps`. A statistic that is undefined (the spread of on
 A diverged member is a result, not missing data. Non-finite values (NaN, inf, or None as read
 back from JSON) cannot enter a mean, so every summary says how many members it covers: `n`
 (finite) + `n_nonfinite` = `n_members`. The tables print the count beside any statistic it
-changes (experiments/reporting.py), success counts treat a diverged member as a failure, and
+changes (experiments/harness/reporting.py), success counts treat a diverged member as a failure, and
 the figures mark where each member diverged (`curve_quantiles`'s `diverged_at`).
 """
 

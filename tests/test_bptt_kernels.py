@@ -1,5 +1,5 @@
-"""The hand-written BPTT (rnn_jax.bptt kernels and engine, rnn_jax.tokens) equals jax.grad of the
-plain scan, in float64."""
+"""The hand-written BPTT (the cells' kernels, rnn_jax.bptt.engine, rnn_jax.tokens) equals
+jax.grad of the plain scan, in float64."""
 
 import jax
 import jax.numpy as jnp
@@ -7,7 +7,6 @@ import pytest
 from jax.test_util import check_grads
 
 import rnn_jax
-from rnn_jax import bptt
 from rnn_jax.tokens import unroll_tokens
 
 OPTIONS = {
@@ -74,7 +73,7 @@ def test_handwritten_gradients_equal_autodiff(key, x64, name, option_name):
 @pytest.mark.parametrize("name", ["lstm", "gru", "vanilla", "irnn"])
 def test_handwritten_path_is_the_default(key, x64, name):
     cell, params, xs, carry = _setup(key, name, {})
-    assert bptt.kernel_for(cell, params) is not None
+    assert cell.bptt_kernel is not None
     fast_loss = _loss(cell, rnn_jax.unroll)
     plain_loss = _loss(cell, rnn_jax.unroll, backward="autodiff")
     assert "custom_vjp" in str(jax.make_jaxpr(fast_loss)(params, xs, carry))
@@ -165,7 +164,7 @@ def test_unroll_tokens_equals_unroll_of_embeddings(key, x64, name, options):
 @pytest.mark.parametrize("remat", [False, 3])
 def test_cell_without_kernel_falls_back_to_autodiff(key, x64, remat):
     cell, params, xs, carry = _setup(key, "output_feedback", {})
-    assert bptt.kernel_for(cell, params) is None
+    assert cell.bptt_kernel is None
     default_loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, remat=remat)
     plain_loss = _loss(cell, rnn_jax.unroll, lengths=LENGTHS, backward="autodiff")
     _assert_close(

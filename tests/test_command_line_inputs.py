@@ -20,8 +20,13 @@ from pathlib import Path
 import jax
 import pytest
 
-from experiments import char_lm, char_lm_data, long_memory, parity, populations, summation
-from experiments import template, vanishing_gradients
+from experiments.char_lm import data as char_lm_data
+from experiments.char_lm import experiment as char_lm
+from experiments.harness import driver, template
+from experiments.long_memory import experiment as long_memory
+from experiments.parity import experiment as parity
+from experiments.summation import experiment as summation
+from experiments.vanishing_gradients import experiment as vanishing_gradients
 from rnn_jax import train
 from rnn_jax.checkpoint import Checkpointer
 from rnn_jax.data import text
@@ -45,9 +50,9 @@ def fake_population(path: Path, config_json: dict, checkpoint: bool) -> None:
     (path / "prime.txt").write_text("a")
     if checkpoint:
         model = char_lm_data.build_model(config, 3)
-        task = populations.Task(init=lambda key, values: model.init(key), loss_fn=None,
+        task = driver.Task(init=lambda key, values: model.init(key), loss_fn=None,
                                 sample=None, stream=lambda p: model.initial_stream(p, 2))
-        state = jax.jit(lambda: populations.init_population(task, config, members)[0])()
+        state = jax.jit(lambda: driver.init_population(task, config, members)[0])()
         checkpointer = Checkpointer(path / "checkpoints")
         checkpointer.save(state, step=1)
         checkpointer.close()
@@ -207,7 +212,7 @@ def test_bad_input_is_one_line_before_any_training(experiment, argv, flag, patte
     monkeypatch.setattr(vanishing_gradients.norms, "measure", training_started)
     out = tmp_path / "out"
     with pytest.raises(template.FlagError) as caught:
-        populations.call(MODULES[experiment], ["--quick", f"--out_dir={out}",
+        driver.call(MODULES[experiment], ["--quick", f"--out_dir={out}",
                                                *fill(argv, request)])
     message = str(caught.value)
     assert re.fullmatch(rf"--{flag}: expected [^\n]+, received [^\n]+", message), message
@@ -247,7 +252,7 @@ def test_no_network_names_data_path(tmp_path, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(template.FlagError, match=r"^--data: could not download .*--data_path="):
-        populations.call(char_lm, ["--quick", "--data=tinyshakespeare",
+        driver.call(char_lm, ["--quick", "--data=tinyshakespeare",
                                    f"--cache_dir={tmp_path / 'cache'}",
                                    f"--out_dir={tmp_path / 'out'}"])
     assert not (tmp_path / "out").exists()
@@ -258,7 +263,7 @@ def test_a_character_only_in_the_validation_text_is_known(tmp_path):
     last 10 % is accepted, and the train / validation split of the tokens is unchanged."""
     path = tmp_path / "tail.txt"
     path.write_text(TAIL_TEXT)
-    populations.call(char_lm, [
+    driver.call(char_lm, [
         f"--data_path={path}", "--prime=z!", f"--out_dir={tmp_path / 'out'}", "--steps=2",
         "--batch=4", "--seq_len=8", "--hidden=8", "--embed=8", "--sample_len=5",
         "--log_every=1", "--eval_every=0", "--checkpoint_every=2"])
@@ -267,5 +272,5 @@ def test_a_character_only_in_the_validation_text_is_known(tmp_path):
     assert (pop_dir / "sample.txt").read_text().startswith("z!")
     cut = round(len(TAIL_TEXT) * 0.9)
     assert "z" not in TAIL_TEXT[:cut]  # the case this test is about
-    split = char_lm_data.load_split(populations.parse(char_lm, [f"--data_path={path}"]))
+    split = char_lm_data.load_split(driver.parse(char_lm, [f"--data_path={path}"]))
     assert (len(split.train_ids), len(split.valid_ids)) == (cut, len(TAIL_TEXT) - cut)

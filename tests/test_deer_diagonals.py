@@ -1,4 +1,4 @@
-"""The closed-form Jacobian diagonals of quasi-DEER (rnn_jax.parallel.diagonals) against
+"""The closed-form Jacobian diagonals of quasi-DEER (each cell's `jacobian_diagonal`) against
 `jax.jacfwd` of the cells' own steps in float64, and quasi-DEER with them against quasi-DEER
 reading the diagonal off the full Jacobian (a replaced step has no closed form)."""
 
@@ -10,7 +10,6 @@ import pytest
 from rnn_jax import get_cell
 from rnn_jax.cells import ACTIVATIONS
 from rnn_jax.parallel.deer import deer_unroll, flattener
-from rnn_jax.parallel.diagonals import diagonal_for
 
 CELLS = [("vanilla", {"activation": a}) for a in sorted(ACTIVATIONS)] + [("gru", {}),
                                                                          ("lstm", {})]
@@ -35,7 +34,7 @@ def random_case(name, options, key, batch=3, hidden=5, inputs=2):
 def test_closed_form_equals_the_jacobians_diagonal(name, options, key, x64):
     cell, params, carry, x_proj = random_case(name, options, key)
     flat, unflat = flattener(carry)
-    closed_form = diagonal_for(cell)
+    closed_form = cell.jacobian_diagonal
     assert closed_form is not None
     received = flat(closed_form(params, carry, x_proj))  # [batch, D]
 
@@ -49,8 +48,9 @@ def test_closed_form_equals_the_jacobians_diagonal(name, options, key, x64):
 
 def test_a_replaced_step_has_no_closed_form():
     gru = get_cell("gru")
-    assert diagonal_for(gru._replace(step=lambda p, h, x: gru.step(p, h, x))) is None
-    assert diagonal_for(get_cell("mingru")) is None
+    assert gru.jacobian_diagonal is not None
+    assert gru._replace(step=lambda p, h, x: gru.step(p, h, x)).jacobian_diagonal is None
+    assert get_cell("mingru").jacobian_diagonal is None
 
 
 @pytest.mark.parametrize("name", ["gru", "lstm"])

@@ -1,5 +1,5 @@
 """No member left out: a population whose members go NaN at different steps, through the
-statistics, the table, the success counts and the figure (experiments/reporting.py,
+statistics, the table, the success counts and the figure (experiments/harness/reporting.py,
 rnn_jax/stats.py, rnn_jax/population_plots.py).
 
 The population is written by hand (a Run with metrics.jsonl and summary.json as the loop
@@ -11,7 +11,9 @@ import math
 import matplotlib.image
 import numpy as np
 
-from experiments import long_memory, parity, reporting
+from experiments.harness import reporting
+from experiments.long_memory import experiment as long_memory
+from experiments.parity import experiment as parity
 from rnn_jax import population_plots, results, stats
 
 NAN = float("nan")

@@ -7,7 +7,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import captioning, populations, template
+from experiments.captioning import experiment as captioning
+from experiments.harness import driver, template
 from rnn_jax import train
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.seq2seq import decoder as decoder_lib
@@ -16,7 +17,7 @@ pytest.importorskip("sklearn")
 
 
 def quick(tmp_path, *argv):
-    return populations.call(captioning, ["--quick", f"--out_dir={tmp_path}", *argv])
+    return driver.call(captioning, ["--quick", f"--out_dir={tmp_path}", *argv])
 
 
 def test_captions_spell_the_names_then_eos_then_padding():

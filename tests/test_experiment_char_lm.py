@@ -1,4 +1,4 @@
-"""experiments/char_lm.py on the template: a population's --quick run end to end, config.json,
+"""experiments/char_lm/experiment.py on the template: a population's --quick run end to end, config.json,
 sampling a chosen member from its checkpoint (also in a new process), the "hello" toy, word
 level, the window model, the batches against rnn_jax.data.streams, bad input before anything
 is written."""
@@ -16,7 +16,9 @@ import jax
 import numpy as np
 import pytest
 
-from experiments import char_lm, char_lm_data, populations, template
+from experiments.char_lm import data as char_lm_data
+from experiments.char_lm import experiment as char_lm
+from experiments.harness import driver, template
 from rnn_jax import train
 from rnn_jax.data import streams
 
@@ -27,7 +29,7 @@ QUICK_POPULATION = ["--quick", "--seeds=2", "--checkpoint_every=15", "--sample_l
 
 
 def call(out, *argv):
-    return populations.call(char_lm, [f"--out_dir={out}", *argv])
+    return driver.call(char_lm, [f"--out_dir={out}", *argv])
 
 
 def records(pop_dir: Path) -> list[dict]:
@@ -86,11 +88,11 @@ def test_config_json_holds_every_field_that_affects_the_result(quick_run):
 
 
 def test_quick_and_flags_come_from_the_dataclass():
-    default = populations.parse(char_lm, [])
+    default = driver.parse(char_lm, [])
     assert (default.hidden, default.seq_len, default.batch, default.lr) == (512, 64, 64, 2e-3)
-    quick = populations.parse(char_lm, ["--quick"])
+    quick = driver.parse(char_lm, ["--quick"])
     assert {k: getattr(quick, k) for k in char_lm.QUICK} == char_lm.QUICK
-    assert populations.parse(char_lm, ["--quick", "--hidden=20"]).hidden == 20
+    assert driver.parse(char_lm, ["--quick", "--hidden=20"]).hidden == 20
 
 
 def test_a_chosen_member_samples_the_same_text_in_a_new_process(quick_run, tmp_path):
@@ -177,7 +179,7 @@ def test_each_text_gets_its_own_run_name(tmp_path):
         (tmp_path / f"{name}.txt").write_text(body)
     (tmp_path / "copy").mkdir()
     (tmp_path / "copy" / "a.txt").write_text(texts["a"])
-    name = lambda path: char_lm.run_name(populations.parse(  # noqa: E731
+    name = lambda path: char_lm.run_name(driver.parse(  # noqa: E731
         char_lm, ["--quick", f"--data_path={path}"]))
     digest = hashlib.sha256(texts["a"].encode()).hexdigest()[:8]
     assert name(tmp_path / "a.txt") == f"quick_dataa-{digest}_lstm_layers1_hidden32_seq_len16_seed0"

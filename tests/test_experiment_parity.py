@@ -6,12 +6,13 @@ import json
 
 import pytest
 
-from experiments import parity, populations, template
+from experiments.harness import driver, template
+from experiments.parity import experiment as parity
 from rnn_jax import results, train
 
 
 def quick(tmp_path, *argv):
-    return populations.call(parity, ["--quick", f"--out_dir={tmp_path}", *argv])
+    return driver.call(parity, ["--quick", f"--out_dir={tmp_path}", *argv])
 
 
 def test_quick_writes_the_invocation_and_its_population(tmp_path, capsys):

@@ -10,14 +10,15 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from experiments import populations, sequence_classification as sc, template
+from experiments.harness import driver, template
+from experiments.sequence_classification import experiment as sc
 from rnn_jax import sequence_model, train
 from rnn_jax.cells import get_cell
 from rnn_jax.data import digits
 
 
 def quick(tmp_path, *argv):
-    return populations.call(sc, ["--quick", f"--out_dir={tmp_path}", *argv])
+    return driver.call(sc, ["--quick", f"--out_dir={tmp_path}", *argv])
 
 
 def test_quick_run_on_the_digits_reports_test_accuracy(tmp_path):
@@ -45,7 +46,7 @@ def test_learning_rate_grid_reports_each_rate_and_each_cell_at_its_best(tmp_path
     rows = summary["table"]
     assert [(r["cell"], r["lr"], r["members"]) for r in rows] == [
         ("vanilla", 1e-3, 2), ("vanilla", 3e-2, 2), ("gru", 1e-3, 2), ("gru", 3e-2, 2)]
-    config = populations.parse(sc, ["--quick", "--seeds=2", "--grid=cell=vanilla,gru",
+    config = driver.parse(sc, ["--quick", "--seeds=2", "--grid=cell=vanilla,gru",
                                     "--grid=lr=1e-3,3e-2"])
     for pop_config, members in template.expand(config):
         run_dir = next((tmp_path / "sequence_classification").iterdir())

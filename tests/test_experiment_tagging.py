@@ -7,14 +7,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from experiments import populations, tagging, template
+from experiments.harness import driver, template
+from experiments.tagging import experiment as tagging
 from rnn_jax import readout, sequence_model, train
 from rnn_jax.cells import get_cell
 from rnn_jax.unroll import unroll
 
 
 def quick(tmp_path, *argv):
-    return populations.call(tagging, ["--quick", f"--out_dir={tmp_path}", *argv])
+    return driver.call(tagging, ["--quick", f"--out_dir={tmp_path}", *argv])
 
 
 def test_quick_trains_and_reports_the_bidirectional_model(tmp_path):

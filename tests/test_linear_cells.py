@@ -10,10 +10,9 @@ import numpy as np
 import pytest
 
 from rnn_jax import get_cell, unroll
-from rnn_jax.bptt.kernels import kernel_for
+from rnn_jax.bptt import engine
 from rnn_jax.cells import lru, mingru, minlstm
 from rnn_jax.parallel.linear_cells import parallel_unroll
-from rnn_jax.unroll import backward_path
 
 LINEAR = ["mingru", "minlstm", "lru"]
 BATCH, TIME, IN, HIDDEN = 3, 6, 2, 4
@@ -167,8 +166,10 @@ def test_the_default_unroll_keeps_them_on_autodiff(key):
         cell = get_cell(name)
         params = jax.eval_shape(functools.partial(cell.init, input_size=IN, hidden_size=HIDDEN),
                                 key)  # shapes suffice: the path is chosen at trace time
-        assert kernel_for(cell, params) is None
-        assert backward_path(cell, params, False, "handwritten", (params,)) == "scan"
+        assert cell.bptt_kernel is None and engine.usable_kernel(cell, (params,)) is None
+        xs = jax.ShapeDtypeStruct((2, 3, IN), jnp.float32)
+        assert "custom_vjp" not in str(jax.make_jaxpr(
+            lambda p, x: unroll(cell, p, x)[0])(params, xs))
 
 
 def test_bad_input_raises(key):

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import pytest
 
 import rnn_jax
-from rnn_jax import bptt, diagnostics, language_model
+from rnn_jax import diagnostics, language_model
 from rnn_jax.cells import gru, lstm
 from rnn_jax.tokens import unroll_tokens
 
@@ -76,7 +76,7 @@ def _close(a, b, rtol=1e-5, atol=1e-6):
 @pytest.mark.parametrize("name", sorted(MODIFIED))
 def test_no_hand_written_kernel_for_a_modified_cell(name, key):
     cell, params, xs = _setup(name, key)
-    assert bptt.kernel_for(cell, params) is None
+    assert cell.bptt_kernel is None
     jaxpr = str(jax.make_jaxpr(lambda p: rnn_jax.unroll(cell, p, xs)[0])(params))
     assert "custom_vjp" not in jaxpr
 
@@ -85,8 +85,44 @@ def test_no_hand_written_kernel_for_a_modified_cell(name, key):
 def test_stock_functions_under_another_name_keep_the_kernel(name, key):
     cell = rnn_jax.get_cell(name)._replace(name="renamed")
     params = cell.init(key, IN, HIDDEN)
-    assert bptt.kernel_for(cell, params) is not None  # chosen by identity, not by name
-    assert bptt.kernel_for(rnn_jax.get_cell(name), params) is bptt.kernel_for(cell, params)
+    assert cell.bptt_kernel is not None  # carried by the cell, never chosen by name
+    assert rnn_jax.get_cell(name).bptt_kernel is cell.bptt_kernel
+    xs = jnp.zeros((BATCH, TIME, IN))
+    assert "custom_vjp" in str(jax.make_jaxpr(lambda p: rnn_jax.unroll(cell, p, xs)[0])(params))
+
+
+FAST_PATHS = ("prepare", "bptt_kernel", "jacobian_diagonal", "linear_form")
+
+
+@pytest.mark.parametrize("name", sorted(rnn_jax.CELLS))
+def test_replacing_step_drops_every_fast_path_written_for_it(name):
+    """`_replace(step=...)` drops `prepare` and the three fast paths; `project_inputs` drops
+    the kernel only; the same step, another name or a fast path given anew keeps them."""
+    cell = rnn_jax.get_cell(name)
+    modified = cell._replace(step=lambda p, c, x: cell.step(p, c, x))
+    assert all(getattr(modified, field) is None for field in FAST_PATHS)
+    assert isinstance(modified, rnn_jax.Cell) and modified.name == cell.name
+    projected = cell._replace(project_inputs=lambda p, xs: cell.project_inputs(p, xs))
+    assert projected.bptt_kernel is None
+    assert all(getattr(projected, f) is getattr(cell, f) for f in FAST_PATHS if f != "bptt_kernel")
+    for same in (cell._replace(step=cell.step), cell._replace(name="renamed")):
+        assert all(getattr(same, field) is getattr(cell, field) for field in FAST_PATHS)
+    given = cell._replace(step=lambda p, c, x: cell.step(p, c, x), bptt_kernel=cell.bptt_kernel)
+    assert given.bptt_kernel is cell.bptt_kernel and given.jacobian_diagonal is None
+
+
+def test_carried_fast_paths_by_cell():
+    """Which registered cells carry which fast path (a fast path lost by a refactor fails)."""
+    nonlinear, linear = {"bptt_kernel", "jacobian_diagonal"}, {"linear_form"}
+    expected = {
+        "vanilla": nonlinear, "irnn": nonlinear, "gru": nonlinear, "lstm": nonlinear,
+        "mingru": linear, "minlstm": linear, "lru": linear,
+        "urnn": {"prepare"}, "output_feedback": set(), "gru_torch": set(),
+    }
+    assert set(expected) == set(rnn_jax.CELLS)
+    for name, fields in expected.items():
+        cell = rnn_jax.get_cell(name)
+        assert {f for f in FAST_PATHS if getattr(cell, f) is not None} == fields, name
 
 
 @pytest.mark.parametrize("remat", REMATS)

@@ -11,7 +11,7 @@ import importlib
 import jax
 import pytest
 
-from experiments import populations, template
+from experiments.harness import driver, template
 
 EXPERIMENTS = ["parity", "long_memory", "summation", "tagging", "sequence_classification",
                "captioning", "seq2seq", "char_lm", "vanishing_gradients", "parallel_in_time"]
@@ -19,7 +19,7 @@ EXPERIMENTS = ["parity", "long_memory", "summation", "tagging", "sequence_classi
 
 def offered(name: str) -> list[str]:
     fields = {f.name: f for f in dataclasses.fields(importlib.import_module(
-        f"experiments.{name}").Config)}
+        f"experiments.{name}.experiment").Config)}
     return list(fields["cell"].metadata["choices"] or [])
 
 
@@ -28,16 +28,16 @@ CASES = [(name, cell) for name in EXPERIMENTS for cell in offered(name)]
 
 @pytest.mark.parametrize("name, cell", CASES)
 def test_an_offered_cell_traces_a_training_step_or_is_refused_by_its_flag(name, cell):
-    module = importlib.import_module(f"experiments.{name}")
+    module = importlib.import_module(f"experiments.{name}.experiment")
     try:
-        config = populations.parse(module, ["--quick", f"--cell={cell}"])
+        config = driver.parse(module, ["--quick", f"--cell={cell}"])
         plan = template.expand(config)
     except template.FlagError as error:  # refused before compiling, naming a flag
         assert str(error).startswith("--") and "\n" not in str(error)
         return
     for pop_config, members in plan:
         task = module.task(pop_config)
-        if isinstance(task, populations.Measurement):
+        if isinstance(task, driver.Measurement):
             continue
         key = jax.random.key(0)
         params = jax.eval_shape(task.init, key, members[0])

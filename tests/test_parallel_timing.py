@@ -1,11 +1,11 @@
-"""experiments.parallel_timing without timing anything: which methods apply to which cell,
+"""experiments.parallel_in_time.timing without timing anything: which methods apply to which cell,
 what each method computes, and bad input (the measured rows: test_experiment_parallel_in_time)."""
 
 import jax
 import numpy as np
 import pytest
 
-from experiments import parallel_timing
+from experiments.parallel_in_time import timing as parallel_timing
 from rnn_jax import get_cell, unroll
 
 CASE = parallel_timing.Case("lstm", hidden=3, time=5, batch=2, inputs=2)

@@ -1,4 +1,4 @@
-"""Random weight guessing on parity (experiments/parity_guessing.py): the reported draw really
+"""Random weight guessing on parity (experiments/parity/guessing.py): the reported draw really
 solves, no earlier draw did, the interval is Clopper-Pearson's, bad flags are named."""
 
 import jax
@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from experiments import parity_guessing as pg
-from experiments import populations, template
+from experiments.harness import driver, template
+from experiments.parity import guessing as pg
 
 
 def test_draws_are_uniform_in_range_and_self_connections_can_be_removed():
@@ -35,7 +35,7 @@ def test_search_reports_the_first_draw_that_classifies_the_training_set():
                        test_seq_len=9)
     out = pg.search(config, seed=0)
     assert out["solved"] and 1 <= out["draws"] <= config.max_draws
-    keys = populations.member_keys(0)
+    keys = driver.member_keys(0)
     xs, odd = pg.sequences(keys["data"], config.train_sequences, config.seq_len)
     start = (out["draws"] - 1) // config.draws_per_batch * config.draws_per_batch
     batch = jax.random.split(jax.random.fold_in(keys["init"], start), config.draws_per_batch)

@@ -1,4 +1,4 @@
-"""experiments.runtime.keep_host_memory: XLA:CPU's per-call buffers stop page-faulting."""
+"""experiments.harness.runtime.keep_host_memory: XLA:CPU's per-call buffers stop page-faulting."""
 
 import pathlib
 import platform
@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from experiments import runtime
+from experiments.harness import runtime
 
 # A jitted scan whose stacked outputs are a 64 MB float32 temporary (above glibc's largest
 # dynamic mmap threshold, 32 MB); prints the median minor page faults of a call after warm-up,
@@ -16,7 +16,7 @@ from experiments import runtime
 _CHILD = textwrap.dedent(
     """
     import resource, sys
-    from experiments import runtime
+    from experiments.harness import runtime
     if sys.argv[1] == "keep":
         assert runtime.keep_host_memory()
     import jax, jax.numpy as jnp
@@ -64,7 +64,7 @@ def test_malloc_settings_reject_bad_threshold(setter, threshold):
 _ORDER_CHILD = textwrap.dedent(
     """
     import jax, jax.numpy as jnp
-    from experiments import runtime
+    from experiments.harness import runtime
     runtime.keep_host_memory()
     print("async dispatch", jax.config.values["jax_cpu_enable_async_dispatch"])
     jnp.ones(3).block_until_ready()  # starts JAX's CPU backend
@@ -90,7 +90,7 @@ def test_keep_host_memory_runs_steps_inline_and_must_come_first():
 _COMPILE_CHILD = textwrap.dedent(
     """
     import sys
-    from experiments import runtime
+    from experiments.harness import runtime
     runtime.enable_compilation_cache(sys.argv[1])
     import jax, jax.numpy as jnp
     print(float(jax.jit(lambda x: jnp.sum(jnp.tanh(x) ** 2))(jnp.arange(5.0))))
@@ -129,7 +129,7 @@ def _run_parity_quick(tmp_path, cache_dir) -> subprocess.CompletedProcess:
 
 
 def test_experiment_command_line_fills_the_compilation_cache(tmp_path):
-    """`python -m experiments.parity` goes through `experiments.populations.main`, which applies
+    """`python -m experiments.parity` goes through `experiments.driver.main`, which applies
     `--compilation_cache_dir` (and `--keep_host_memory`) before the first computation."""
     cache = tmp_path / "cache"
     _run_parity_quick(tmp_path, cache)

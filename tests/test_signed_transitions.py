@@ -92,9 +92,10 @@ def test_unit_range_is_the_default_and_unchanged():
 
 
 def test_experiment_flags_check_every_cell_of_the_grid():
-    from experiments import parity, populations, template
+    from experiments.harness import driver, template
+    from experiments.parity import experiment as parity
 
-    config = populations.parse(parity, ["--quick", "--grid=cell=mingru,minlstm",
+    config = driver.parse(parity, ["--quick", "--grid=cell=mingru,minlstm",
                                         "--transition_range=signed"])
     assert [c.cell for c, _ in template.expand(config)] == ["mingru", "minlstm"]
     for argv, flag in [(["--grid=cell=gru,mingru", "--transition_range=signed"],
@@ -105,4 +106,4 @@ def test_experiment_flags_check_every_cell_of_the_grid():
                        (["--cell=lru", "--lru_max_phase=7"], "lru_max_phase"),
                        (["--cell=mingru", "--transition_range=negative"], "transition_range")]:
         with pytest.raises(template.FlagError, match=f"^--{flag}: expected"):
-            populations.parse(parity, ["--quick", *argv])
+            driver.parse(parity, ["--quick", *argv])

@@ -12,23 +12,24 @@ image vector), trained with teacher forcing on the name followed by EOS and sear
 (`pip install scikit-learn`), split once by --split_seed. The report gives exact-match and
 per-letter accuracy and the rate of outputs that spell one of the ten names, with 95 %
 intervals over seeds, and greedy samples of member 0 on the first test images (from its last
-checkpoint). Measured results and commands: experiments/captioning.md.
+checkpoint). Measured results and commands: experiments/captioning/README.md.
 """
 
 import dataclasses
-import sys
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import populations, reporting, template
+from experiments.harness import driver, reporting, template
 from rnn_jax import losses, population_plots, readout
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.checkpoint import Checkpointer
 from rnn_jax.data import digits
-from rnn_jax.seq2seq import decode, decoder as decoder_lib, model as seq2seq_model
+from rnn_jax.seq2seq import decode
+from rnn_jax.seq2seq import decoder as decoder_lib
+from rnn_jax.seq2seq import model as seq2seq_model
 
 NAME = "captioning"
 NAMES = ("zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine")
@@ -135,7 +136,7 @@ def data(config: Config):
         jnp.asarray(d.test_labels)
 
 
-def task(config: Config) -> populations.Task:
+def task(config: Config) -> driver.Task:
     """One member: linear image encoder -> decoder over letters, teacher forcing."""
     decoder = structure(config).decoder
     train_x, train_y, test_x, test_y = data(config)
@@ -165,20 +166,20 @@ def task(config: Config) -> populations.Task:
                 "test_letter_accuracy": scores["token_accuracy"],
                 "test_valid_name": jnp.mean(spelled)}
 
-    return populations.Task(init=lambda key, values: init(key, config, train_x.shape[1]),
+    return driver.Task(init=lambda key, values: init(key, config, train_x.shape[1]),
                             loss_fn=loss_fn, sample=sample, evaluate=evaluate)
 
 
 def run_name(config: Config) -> str:
     """E.g. 'gru_hidden32_seeds3' (`--run_name` wins)."""
-    return populations.run_name(config, ("cell", "hidden"))
+    return driver.run_name(config, ("cell", "hidden"))
 
 
 def samples(config: Config, members: list[dict], pop_dir) -> list[dict] | None:
     """Member 0's captions of the first test images, from the population's last checkpoint."""
     if config.checkpoint_every == 0:
         return None
-    like, _, _ = populations.init_population(task(config), config, members)
+    like, _, _ = driver.init_population(task(config), config, members)
     checkpointer = Checkpointer(pop_dir / "checkpoints")
     try:
         state = checkpointer.restore(like)
@@ -243,7 +244,3 @@ def report(run, config: Config, done: list) -> dict:
     print("\n".join(sample_lines))
     print(f"run dir {run.path}")
     return {"table": rows, "samples": sample_lines}
-
-
-if __name__ == "__main__":
-    populations.main(sys.modules[__name__])

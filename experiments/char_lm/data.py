@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import template
+from experiments.harness import template
 from rnn_jax import get_cell, language_model, ngram
 from rnn_jax.data import streams, text
 

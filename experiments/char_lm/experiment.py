@@ -1,6 +1,6 @@
 """Character-level (or word-level) language modelling with truncated BPTT, sampling, baselines.
 
-Headline (numbers, command and budget in experiments/char_lm.md):
+Headline (numbers, command and budget in experiments/char_lm/README.md):
 
     python -m experiments.char_lm --data=tinyshakespeare --data_path="$TINYSHAKESPEARE" \
         --seeds=3 --steps=1600 --eval_every=100 --baselines
@@ -19,12 +19,11 @@ Other modes:
 import dataclasses
 import json
 import math
-import sys
 from pathlib import Path
 
-from experiments import char_lm_data as lm_data
-from experiments import char_lm_sampling as lm_sampling
-from experiments import populations, reporting, template
+from experiments.char_lm import data as lm_data
+from experiments.char_lm import sampling as lm_sampling
+from experiments.harness import driver, reporting, template
 from rnn_jax import language_model, population_plots
 from rnn_jax.data import streams, text
 
@@ -127,7 +126,7 @@ def default_prime(config: Config, split: lm_data.Split) -> str:
         split.train_ids[0]])
 
 
-def task(config: Config) -> populations.Task:
+def task(config: Config) -> driver.Task:
     """One member: the language model on the training streams (the state carried from chunk
     to chunk, reset at every epoch start), evaluated over the whole validation stream
     (`val_nats`) and, the same way, over the last as many training tokens (`train_nats`:
@@ -148,7 +147,7 @@ def task(config: Config) -> populations.Task:
         return {k: v for prefix, chunks in held_out.items() for k, v in
                 language_model.make_eval_fn(model.apply, chunks, stream, prefix)(params).items()}
 
-    return populations.Task(
+    return driver.Task(
         init=lambda key, values: model.init(key),
         loss_fn=language_model.make_loss_fn(model.apply),
         sample=lm_data.chunk_sampler(data), evaluate=evaluate,
@@ -300,9 +299,5 @@ def run_name(config: Config) -> str:
     parts = ("data", "model", "window", "hidden", "seq_len") if config.model == "window" else \
         ("data", "cell", "layers", "hidden", "seq_len")
     named = dataclasses.replace(config, data=lm_data.data_id(config))  # --data_path's text
-    return populations.run_name(named, parts[:1] + (("level",) if config.level == "word"
+    return driver.run_name(named, parts[:1] + (("level",) if config.level == "word"
                                                     else ()) + parts[1:])
-
-
-if __name__ == "__main__":
-    populations.main(sys.modules[__name__])

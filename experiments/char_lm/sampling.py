@@ -15,8 +15,8 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 
-from experiments import populations, template
-from experiments.char_lm_data import Model, build_model, check_prime, flag_errors
+from experiments.char_lm.data import Model, build_model, check_prime, flag_errors
+from experiments.harness import driver, template
 from rnn_jax import results, sampling
 from rnn_jax.checkpoint import Checkpointer
 from rnn_jax.data import text
@@ -43,9 +43,9 @@ def has_checkpoint(pop_dir: Path) -> bool:
 
 def member_params(config, model: Model, members: list[dict], pop_dir: Path, member: int):
     """Member `member`'s parameters from the population's latest checkpoint."""
-    task = populations.Task(init=lambda key, values: model.init(key), loss_fn=None, sample=None,
+    task = driver.Task(init=lambda key, values: model.init(key), loss_fn=None, sample=None,
                             stream=lambda params: model.initial_stream(params, config.batch))
-    like, _, _ = populations.init_population(task, config, members)
+    like, _, _ = driver.init_population(task, config, members)
     checkpointer = Checkpointer(pop_dir / "checkpoints")
     try:
         with flag_errors("checkpoint"):
@@ -62,7 +62,7 @@ def sample_text(config, model: Model, params, vocab: text.Vocabulary, prime: str
     run = jax.jit(functools.partial(
         sampling.sample, functools.partial(model.step, params), length=config.sample_len,
         temperature=config.temperature, top_k=config.top_k, greedy=config.greedy))
-    key = jax.random.fold_in(populations.member_keys(seed)["eval"], 1)
+    key = jax.random.fold_in(driver.member_keys(seed)["eval"], 1)
     tokens = run(model.initial_stream(params, 1), jnp.asarray(text.encode(vocab, prime)), key)
     return prime + (" " if vocab.level == "word" else "") + text.decode(vocab, tokens)
 

@@ -15,7 +15,7 @@ compile), not silently ignored.
 import dataclasses
 import math
 
-from experiments import template
+from experiments.harness import template
 from rnn_jax.cells import Cell, get_cell
 from rnn_jax.cells.mingru import TRANSITION_RANGES
 

@@ -2,13 +2,13 @@
 
 An experiment module provides
 
-    NAME = "parity"; Config = ...; QUICK = {...}          (experiments.template)
+    NAME = "parity"; Config = ...; QUICK = {...}          (experiments.harness.template)
     def task(config) -> Task                              what one member trains on
                                                           (or a Measurement: no training)
     def report(run, config, populations) -> dict          tables and figures from the run dirs
     def command(config) -> dict | None                    optional: a mode that trains nothing
 
-and runs with `populations.main(module)` (the command line) or `populations.call(module, argv)`
+and runs with `driver.main(module)` (the command line) or `driver.call(module, argv)`
 (tests, notebooks). Layout, the same for every experiment:
 
     <out_dir>/<experiment>/<run_name>/config.json         the whole invocation
@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from experiments import runtime, template
+from experiments.harness import runtime, template
 from rnn_jax import distributed, optimizers, population, results, run_lock, train
 
 FLAGS = flags.FLAGS

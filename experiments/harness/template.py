@@ -18,7 +18,7 @@ Seeds and grids (Hydra/absl style): `--seeds=20` (seeds seed..seed+19) or `--see
 that keep shapes (`Config.MEMBER_FIELDS`: lr, clip, weight_decay, and an experiment's init
 values) become members of one population (one vmapped program, `rnn_jax.population`); the
 others (cell, hidden, sequence length, ...) become separate populations, run one after
-another (`experiments.populations`).
+another (`experiments.harness.driver`).
 
 Paths: a string field named `*_dir`, `*_path`, `*_file` or `*checkpoint` (`--out_dir`,
 `--figures_dir`, an experiment's `--data_path` or `--checkpoint`) has a leading `~` expanded to
@@ -100,7 +100,7 @@ class Base:
     report_only: bool = field(False, "Only redraw the tables and figures from the run "
                               "directories (no training).")
     figures_dir: str = field("", "Also copy the report's figures into this directory (the "
-                             "result pages use experiments/figures).")
+                             "result pages use experiments/<experiment>/figures).")
     devices: str = field("1", "Devices to train on: a count (the first N of jax.devices(), "
                          "every process's) or 'all'. On the command line, N > 1 on a CPU splits "
                          "it into N XLA devices. Results equal one device's to float rounding "

@@ -4,7 +4,7 @@ A shared machine's speed drifts over minutes, so implementations are timed in ro
 round times each implementation for a few steps, one after the other (the order rotating from
 round to round), and the comparison that counts is the ratio *within* a round, measured
 seconds apart, summarised by its median over rounds. Used by the benchmarks (through
-`benchmarks/timing.py`) and by `experiments/parallel_timing.py`.
+`benchmarks/timing.py`) and by `experiments/parallel_in_time/timing.py`.
 """
 
 import resource

@@ -1,6 +1,6 @@
 """One table and one figure over several finished `long_memory` runs (nothing is trained).
 
-    python -m experiments.long_memory_compare --out_dir=results --name=adding_T100 \
+    python -m experiments.long_memory.compare --out_dir=results --name=adding_T100 \
         --runs=adding_T100_lstm_10k,adding_T100_tanh_irnn_10k,adding_T100_urnn
 
 Cells trained by separate commands (the uRNN is never clipped, so it runs alone) are compared
@@ -17,7 +17,7 @@ from typing import NamedTuple
 
 from absl import app, flags
 
-from experiments import long_memory
+from experiments.long_memory import experiment as long_memory
 from rnn_jax import results
 
 FLAGS = flags.FLAGS

@@ -7,7 +7,7 @@
 `--seq_len` is the paper's T: copying, the delay (inputs are T + 20 long); adding, the length.
 Each cell is one population of seeds (`--grid=cell=...`); the report (table.md, curves.png:
 evaluation loss vs iteration per cell, median and interquartile band, baseline dashed) is
-drawn from the run directories. Measured results and commands: experiments/long_memory.md.
+drawn from the run directories. Measured results and commands: experiments/long_memory/README.md.
 
 Paper defaults: RMSProp (lr 1e-3, decay 0.9), batch 20; hidden sizes (`--paper_sizes`, on by
 default, overrides `--hidden`) copying tanh-RNN 80, IRNN 80, LSTM 40, uRNN 128; adding
@@ -19,13 +19,12 @@ of `--eval_batch` sequences, fixed per member (drawn from the member's evaluatio
 """
 
 import dataclasses
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import cell_flags, populations, reporting, template
+from experiments.harness import cell_flags, driver, reporting, template
 from rnn_jax import losses, population_plots, results, sequence_model
 from rnn_jax.data import adding, copying
 
@@ -121,7 +120,7 @@ def metrics(config: Config, outputs: jax.Array, targets: jax.Array) -> dict:
     return {"loss": jnp.mean((outputs - targets) ** 2)}  # outputs, targets [batch, 1]
 
 
-def task(config: Config) -> populations.Task:
+def task(config: Config) -> driver.Task:
     """One member: cell -> linear readout (at every step for copying, the last for adding)."""
     cell, data = cell_flags.cell_of(config), TASKS[config.task]
     sizes = (copying.NUM_TOKENS, copying.NUM_CLASSES) if config.task == "copying" else (2, 1)
@@ -139,7 +138,7 @@ def task(config: Config) -> populations.Task:
         loss, m = loss_fn(params, data.sample(key, config.eval_batch, config.seq_len), key, ())
         return {"eval_loss": loss, **{f"eval_{k}": v for k, v in m[0].items()}}
 
-    return populations.Task(
+    return driver.Task(
         init=lambda key, values: sequence_model.init(key, cell, sizes[0], hidden_of(config),
                                                      sizes[1]),
         loss_fn=loss_fn, sample=sample, evaluate=evaluate, clip_kind=config.clip_kind,
@@ -148,7 +147,7 @@ def task(config: Config) -> populations.Task:
 
 def run_name(config: Config) -> str:
     """E.g. 'copying_T100_grid-cell_seeds5' (`--run_name` wins)."""
-    name = populations.run_name(config, ("cell",))
+    name = driver.run_name(config, ("cell",))
     if config.run_name:
         return name
     quick = "quick_" if config.quick else ""
@@ -255,7 +254,3 @@ def plot_losses(run: results.Run, done: list):
     return population_plots.plot_population_panels(
         run.path / "curves.png", panels, "evaluation loss", "long memory; dashed: memoryless "
         "baseline", hlines=baselines)
-
-
-if __name__ == "__main__":
-    populations.main(sys.modules[__name__])

@@ -1,12 +1,12 @@
 """RNNs in parallel over time: Newton iterations as a GRU learns, and wall time against T.
 
-Headlines (numbers in experiments/parallel_in_time.md):
+Headlines (numbers in experiments/parallel_in_time/README.md):
 
     python -m experiments.parallel_in_time --seeds=3
     python -m experiments.parallel_in_time --mode=timing
 
 trains a GRU (16 units) on running parity (sequences of 20 bits, many-to-many targets; the
-same task as experiments/parity.py) with the ordinary sequential unroll, and every
+same task as experiments/parity/experiment.py) with the ordinary sequential unroll, and every
 `--eval_every` steps evaluates the network in parallel over time on `--newton_len` bits by
 DEER (`jacobian="full"`) and quasi-DEER (`jacobian="diagonal"`, `rnn_jax.parallel.deer`),
 recording the Newton iterations each needs to reach the tolerance, whether it converged, and
@@ -20,7 +20,7 @@ by the exponent's sign and plots them against it.
 `--hidden_sizes` and length of `--lengths`, the wall time of the sequential scan against the
 associative scans (minGRU, minLSTM, LRU) or DEER and quasi-DEER (the other cells), forward and
 forward + backward, with Newton's iterations and final residual
-(`experiments.parallel_timing`, which `benchmarks/deer.py` and `benchmarks/linear_scan.py`
+(`experiments.parallel_in_time.timing`, which `benchmarks/deer.py` and `benchmarks/linear_scan.py`
 also run). Each measured (cell, hidden, T) is added to `timing.json` in the population's
 directory as soon as it is measured, so a stopped run resumes at the next one; the report
 writes `table_timing.md` and `.csv` into the run directory.
@@ -30,13 +30,13 @@ import dataclasses
 import json
 import math
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import parallel_timing, populations, reporting, template
+from experiments.harness import driver, reporting, template
+from experiments.parallel_in_time import timing as parallel_timing
 from rnn_jax import losses, results, sequence_model, stats
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import parity
@@ -144,11 +144,11 @@ def nan_max(x: jax.Array) -> jax.Array:
     return jnp.where(jnp.any(jnp.isnan(x)), jnp.nan, jnp.max(x))
 
 
-def task(config: Config) -> populations.Task | populations.Measurement:
+def task(config: Config) -> driver.Task | driver.Measurement:
     """Training: one member, cell -> linear readout -> one parity logit per step; Newton at
     evaluation. Timing: a measurement (`measure_timing`)."""
     if config.mode == "timing":
-        return populations.Measurement(lambda members, run: measure_timing(config, members, run))
+        return driver.Measurement(lambda members, run: measure_timing(config, members, run))
     cell = get_cell(config.cell)
 
     def logits(params, xs):
@@ -179,7 +179,7 @@ def task(config: Config) -> populations.Task | populations.Measurement:
             out[f"{method}_residual"] = info.residual
         return out
 
-    return populations.Task(
+    return driver.Task(
         init=lambda key, values: sequence_model.init(key, cell, 1, config.hidden, 1),
         loss_fn=loss_fn, sample=sample, evaluate=evaluate)
 
@@ -195,10 +195,10 @@ def timing_report(run, done: list) -> dict:
 
 
 def run_name(config: Config) -> str:
-    """Training: `populations.run_name`'s; timing: e.g. 'timing_mingru-gru_hidden16-64_T256-
+    """Training: `driver.run_name`'s; timing: e.g. 'timing_mingru-gru_hidden16-64_T256-
     4096_batch4_seed0'."""
     if config.mode == "training" or config.run_name:
-        return populations.run_name(config)
+        return driver.run_name(config)
     lists = {"": config.timing_cells, "hidden": config.hidden_sizes, "T": config.lengths}
     name = "_".join(["timing", *(k + "-".join(map(str, v)) for k, v in lists.items()),
                      f"batch{config.timing_batch}", f"seed{template.seeds_of(config)[0]}"])
@@ -326,7 +326,3 @@ def report(run, config: Config, done: list) -> dict:
     reporting.copy_figures(figures, config.figures_dir, f"{NAME}_{run.path.name}")
     print(table)
     return {"table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]}
-
-
-if __name__ == "__main__":
-    populations.main(sys.modules[__name__])

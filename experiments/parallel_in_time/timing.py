@@ -1,6 +1,6 @@
 """Wall time of the sequential scan against the parallel-in-time paths, and what Newton did.
 
-The measuring code of `experiments/parallel_in_time.py --mode=timing`, `benchmarks/deer.py`
+The measuring code of `experiments/parallel_in_time/experiment.py --mode=timing`, `benchmarks/deer.py`
 and `benchmarks/linear_scan.py` (command lines over it). For one `Case` (cell, hidden size H,
 length T, batch B, input width I; float32, untrained params and Gaussian inputs, both from one
 key) every method is a jitted program, run forward (`ys`) and forward + backward (the gradient
@@ -13,7 +13,7 @@ of `sum(ys^2)` in the params and the inputs):
     deer             deer_unroll, jacobian="full"        (cells with a real carry)
     quasi_deer       deer_unroll, jacobian="diagonal"
 
-The programs are timed in interleaved rounds (`experiments.timing`); a speed-up is the
+The programs are timed in interleaved rounds (`experiments.harness.timing`); a speed-up is the
 sequential time over the method's within a round (above 1: faster), given as its median and
 range over rounds. Newton iterations, the final residual max_t |f(s(t-1), x(t)) - s(t)| and
 convergence come from the forward program's first call, with `on_failure="return"`: the
@@ -27,7 +27,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from experiments import timing
+from experiments.harness import timing
 from rnn_jax import results, unroll
 from rnn_jax.cells import Cell, get_cell
 from rnn_jax.parallel.deer import deer_unroll

@@ -1,6 +1,6 @@
 """Running parity: learned RNNs against the notes' hand-built threshold network.
 
-Headline (the README's main job; numbers in experiments/parity.md):
+Headline (the README's main job; numbers in experiments/parity/README.md):
 
     python -m experiments.parity --cell=lstm
 
@@ -14,12 +14,11 @@ training length (Bengio, Simard & Frasconi 1994: it falls with length) over cell
 """
 
 import dataclasses
-import sys
 
 import jax
 import jax.numpy as jnp
 
-from experiments import cell_flags, populations, reporting, template
+from experiments.harness import cell_flags, driver, reporting, template
 from rnn_jax import handbuilt, losses, population_plots, sequence_model
 from rnn_jax.data import parity
 from rnn_jax.unroll import unroll
@@ -63,7 +62,7 @@ def metrics(logits, ys) -> dict:
             "accuracy": jnp.mean((logits > 0) == (ys > 0.5))}
 
 
-def task(config: Config) -> populations.Task:
+def task(config: Config) -> driver.Task:
     """One member: cell -> linear readout -> one logit per step (or at the end)."""
     cell = cell_flags.cell_of(config)
     many_to_one = config.target == "many_to_one"
@@ -88,7 +87,7 @@ def task(config: Config) -> populations.Task:
             out.update({f"{name}_{k}": v for k, v in metrics(logits(params, xs), ys).items()})
         return out
 
-    return populations.Task(
+    return driver.Task(
         init=lambda key, values: sequence_model.init(key, cell, 1, config.hidden, 1),
         loss_fn=loss_fn, sample=sample, evaluate=evaluate,
         target=("eval_accuracy", config.success_accuracy) if config.stop_at_success else None)
@@ -156,7 +155,3 @@ def report(run, config: Config, done: list) -> dict:
           f"run dir {run.path}")
     return {"table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
             "handbuilt_test_accuracy": hand}
-
-
-if __name__ == "__main__":
-    populations.main(sys.modules[__name__])

@@ -1,6 +1,6 @@
 """Random weight guessing on the notes' parity, the baseline gradient descent was measured against.
 
-    python -m experiments.parity_guessing --seeds=20 --grid=seq_len=25,50,100,500
+    python -m experiments.parity.guessing --seeds=20 --grid=seq_len=25,50,100,500
 
 Hochreiter & Schmidhuber ("LSTM can solve hard long time lag problems", NIPS 1996; "Bridging
 long time lags by weight guessing and LSTM", 1996) showed that Bengio, Simard & Frasconi's
@@ -32,12 +32,12 @@ import jax.numpy as jnp
 import numpy as np
 import scipy.stats
 
-from experiments import populations, reporting, template
+from experiments.harness import driver, reporting, template
 from rnn_jax import results, stats
 from rnn_jax.cells import get_cell
 from rnn_jax.cells.vanilla import VanillaParams
-from rnn_jax.unroll import unroll
 from rnn_jax.data import parity
+from rnn_jax.unroll import unroll
 
 NAME = "parity_guessing"
 MEASUREMENT = "guessing.json"
@@ -115,7 +115,7 @@ def batch_accuracy(keys: jax.Array, xs: jax.Array, odd: jax.Array, config: Confi
 
 def search(config: Config, seed: int) -> dict:
     """One repeat: draws until one classifies the training set; its draws and test accuracies."""
-    keys = populations.member_keys(seed)
+    keys = driver.member_keys(seed)
     xs, odd = sequences(keys["data"], config.train_sequences, config.seq_len)
     for start in range(0, config.max_draws, config.draws_per_batch):
         draw_keys = jax.random.split(jax.random.fold_in(keys["init"], start),
@@ -135,8 +135,8 @@ def measure(config: Config, members: list[dict], run: results.Run) -> None:
     (run.path / MEASUREMENT).write_text(json.dumps(out, indent=1) + "\n")
 
 
-def task(config: Config) -> populations.Measurement:
-    return populations.Measurement(lambda members, run: measure(config, members, run))
+def task(config: Config) -> driver.Measurement:
+    return driver.Measurement(lambda members, run: measure(config, members, run))
 
 
 def expected_draws(repeats: list[dict]) -> dict:
@@ -177,9 +177,9 @@ def report(run, config: Config, done: list) -> dict:
 
 def run_name(config: Config) -> str:
     """E.g. 'hidden2_grid-seq_len_seeds20', 'noself_hidden2_...' without self-connections."""
-    name = populations.run_name(config, ("hidden", "seq_len"))
+    name = driver.run_name(config, ("hidden", "seq_len"))
     return name if config.run_name or config.self_connections else f"noself_{name}"
 
 
 if __name__ == "__main__":
-    populations.main(sys.modules[__name__])
+    driver.main(sys.modules[__name__])

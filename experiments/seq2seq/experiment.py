@@ -6,19 +6,18 @@ Tasks with exact answers (`rnn_jax/data/translation.py`): reversal, sorting, dec
 [--min_len, --seq_len]; the evaluation decodes greedily at each of --test_lengths and counts
 exact matches and correct tokens. Without attention the whole source must pass through the
 bridge's fixed-size vector, so accuracy should fall with length; with attention it should hold.
-The page's job (numbers in experiments/seq2seq.md):
+The page's job (numbers in experiments/seq2seq/README.md):
 
     python -m experiments.seq2seq --task=reversal --seeds=3 --grid=attention=none,additive \
-        --out_dir=results --figures_dir=experiments/figures
+        --out_dir=results --figures_dir=experiments/seq2seq/figures
 """
 
 import dataclasses
-import sys
 
 import jax
 import numpy as np
 
-from experiments import populations, reporting, template
+from experiments.harness import driver, reporting, template
 from rnn_jax import population_plots, results, stats
 from rnn_jax.cells import get_cell
 from rnn_jax.checkpoint import Checkpointer
@@ -77,7 +76,7 @@ def suffix(length: int | None) -> str:
 def run_name(config: Config) -> str:
     """The template's run name with the task first, e.g. 'reversal_gru_hidden32_seq_len16_...'
     (tasks share the other fields, so runs of two tasks must not share a directory)."""
-    name = populations.run_name(config)
+    name = driver.run_name(config)
     if config.run_name or "task" in template.grid_of(config):
         return name
     prefix = "quick_" if config.quick else ""
@@ -101,7 +100,7 @@ def translate(config: Config, params, batch: translation.Batch) -> decode.Decode
     return decode.greedy(net.decoder, params.decoder, carry, memory, batch.target.shape[1])
 
 
-def task(config: Config) -> populations.Task:
+def task(config: Config) -> driver.Task:
     """One member: encoder-decoder, teacher-forced cross-entropy, greedy evaluation."""
     net = build(config)
 
@@ -127,7 +126,7 @@ def task(config: Config) -> populations.Task:
             out[f"token_{suffix(length)}"] = accuracy["token_accuracy"]
         return out
 
-    return populations.Task(init=init, loss_fn=loss_fn, sample=sample, evaluate=evaluate)
+    return driver.Task(init=init, loss_fn=loss_fn, sample=sample, evaluate=evaluate)
 
 
 def report(run, config: Config, done: list) -> dict:
@@ -189,7 +188,7 @@ def plot_accuracy(run: results.Run, curves: dict, config: Config):
 
 def member_params(pop_config: Config, members: list[dict], pop_run: results.Run, member: int):
     """Member `member`'s parameters from the population's latest checkpoint (None: none)."""
-    like, _, _ = populations.init_population(task(pop_config), pop_config, members)
+    like, _, _ = driver.init_population(task(pop_config), pop_config, members)
     if not pop_run.checkpoint_dir.exists():
         return None
     checkpointer = Checkpointer(pop_run.checkpoint_dir)
@@ -243,7 +242,3 @@ def attention_example(config: Config, params, length: int | None):
     n_out = int(decoded.lengths[0])
     output = [translation.VOCAB[t] for t in np.asarray(decoded.tokens[0, :n_out])]
     return source, output, np.asarray(decoded.weights[0, :n_out, :len(source)])
-
-
-if __name__ == "__main__":
-    populations.main(sys.modules[__name__])

@@ -16,19 +16,18 @@ once into train and test by --split_seed; `--dataset=mnist` reads the usual `mni
 output at the last step (`readout.last_valid`) gives the ten class scores (softmax
 cross-entropy). The report gives test accuracy per (order, cell) with 95 % intervals over
 seeds and the accuracy curves. Measured results and commands:
-experiments/sequence_classification.md.
+experiments/sequence_classification/README.md.
 """
 
 import dataclasses
 import functools
 import os
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import populations, reporting, template
+from experiments.harness import driver, reporting, template
 from rnn_jax import losses, population_plots, sequence_model, stats
 from rnn_jax.cells import get_cell
 from rnn_jax.data import digits
@@ -104,7 +103,7 @@ def metrics(logits: jax.Array, labels: jax.Array) -> dict:
             "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
 
 
-def task(config: Config) -> populations.Task:
+def task(config: Config) -> driver.Task:
     """One member: cell over the image's steps -> linear readout at the last step -> 10 scores."""
     cell = get_cell(config.cell)
     train_xs, train_ys, test_xs, test_ys = map(jnp.asarray, sequences(config))
@@ -127,7 +126,7 @@ def task(config: Config) -> populations.Task:
                              batch_size=min(EVAL_CHUNK, test_xs.shape[0]))
         return {f"test_{k}": v for k, v in metrics(scores, test_ys).items()}
 
-    return populations.Task(
+    return driver.Task(
         init=lambda key, values: sequence_model.init(key, cell, train_xs.shape[-1],
                                                      config.hidden, digits.NUM_CLASSES),
         loss_fn=loss_fn, sample=sample, evaluate=evaluate)
@@ -135,7 +134,7 @@ def task(config: Config) -> populations.Task:
 
 def run_name(config: Config) -> str:
     """E.g. 'digits_pixel_hidden32_grid-cell_seeds3' (`--run_name` wins)."""
-    name = populations.run_name(config, ("cell", "hidden"))
+    name = driver.run_name(config, ("cell", "hidden"))
     if config.run_name:
         return name
     quick = "quick_" if config.quick else ""
@@ -237,7 +236,3 @@ def report(run, config: Config, done: list) -> dict:
     print("\n\n".join(tables))
     print(f"run dir {run.path}")
     return {"table": rows, "best": best_rows(rows) if len(tables) > 1 else None}
-
-
-if __name__ == "__main__":
-    populations.main(sys.modules[__name__])

@@ -12,16 +12,15 @@
    logistic readout (cross-entropy).
 Both are tested at --test_seq_len, longer than training; a member counts as solved when its
 test max |error| is <= --success_error (sum) or its test accuracy >= --success_accuracy
-(compare). Results and commands: experiments/summation.md.
+(compare). Results and commands: experiments/summation/README.md.
 """
 
 import dataclasses
-import sys
 
 import jax
 import jax.numpy as jnp
 
-from experiments import populations, reporting, template
+from experiments.harness import driver, reporting, template
 from rnn_jax import handbuilt, losses, sequence_model
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import summation
@@ -97,7 +96,7 @@ def eval_sets(config: Config, key: jax.Array, sample) -> dict:
                                                 ("test", config.test_seq_len)])}
 
 
-def task(config: Config) -> populations.Task:
+def task(config: Config) -> driver.Task:
     """One member: the cell and a linear readout, o(t) = c + V s(t), on `x / scale`."""
     cell, inputs, hidden, scale, sample, metrics = network(config)
 
@@ -115,7 +114,7 @@ def task(config: Config) -> populations.Task:
             out.update({name: f(params.cell, params.readout) for name, f in WEIGHTS.items()})
         return out
 
-    return populations.Task(
+    return driver.Task(
         init=lambda key, values: sequence_model.init(key, cell, inputs, hidden, 1),
         loss_fn=loss_fn, evaluate=evaluate,
         sample=lambda key, step: sample(jax.random.fold_in(key, step), config.batch,
@@ -197,8 +196,4 @@ def _number(value):
 
 
 def run_name(config: Config) -> str:
-    return populations.run_name(config, ("task", "cell", "hidden", "seq_len"))
-
-
-if __name__ == "__main__":
-    populations.main(sys.modules[__name__])
+    return driver.run_name(config, ("task", "cell", "hidden", "seq_len"))

@@ -9,17 +9,16 @@ depend on the whole input sequence") can. With `--match_params` (default) the un
 model gets the hidden size whose parameter count is closest to the bidirectional model's, so
 the comparison is at (about) equal parameters. The report gives accuracy over valid steps per
 direction with 95 % intervals over seeds and the best accuracy any causal predictor can reach
-(`tagging.causal_bound`). Measured results and commands: experiments/tagging.md.
+(`tagging.causal_bound`). Measured results and commands: experiments/tagging/README.md.
 """
 
 import dataclasses
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import populations, reporting, template
+from experiments.harness import driver, reporting, template
 from rnn_jax import losses, sequence_model
 from rnn_jax.cells import get_cell
 from rnn_jax.data import tagging
@@ -92,7 +91,7 @@ def metrics(logits: jax.Array, ys: jax.Array, lengths: jax.Array) -> dict:
             "accuracy": jnp.sum(correct * mask) / jnp.maximum(jnp.sum(mask), 1)}
 
 
-def task(config: Config) -> populations.Task:
+def task(config: Config) -> driver.Task:
     """One member: (bidirectional) cell -> linear readout -> one logit per step."""
     cell, bidirectional = get_cell(config.cell), config.direction == "bi"
     options = dict(num_symbols=config.num_symbols, window=config.window,
@@ -115,7 +114,7 @@ def task(config: Config) -> populations.Task:
         batch = tagging.sample(key, config.eval_batch, config.seq_len, **options)
         return {f"eval_{k}": v for k, v in member_metrics(params, batch).items()}
 
-    return populations.Task(
+    return driver.Task(
         init=lambda key, values: sequence_model.init(
             key, cell, config.num_symbols, hidden_of(config), 1, bidirectional=bidirectional),
         loss_fn=loss_fn, sample=sample, evaluate=evaluate)
@@ -123,7 +122,7 @@ def task(config: Config) -> populations.Task:
 
 def run_name(config: Config) -> str:
     """E.g. 'lstm_hidden16_seq_len20_grid-direction_seeds5' or 'directionbi_lstm_hidden16_...'."""
-    return populations.run_name(config, ("direction", "cell", "hidden", "seq_len"))
+    return driver.run_name(config, ("direction", "cell", "hidden", "seq_len"))
 
 
 def report(run, config: Config, done: list) -> dict:
@@ -156,7 +155,3 @@ def report(run, config: Config, done: list) -> dict:
     print(table)
     print(f"run dir {run.path}")
     return {"table": rows}
-
-
-if __name__ == "__main__":
-    populations.main(sys.modules[__name__])

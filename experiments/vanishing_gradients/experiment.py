@@ -6,9 +6,9 @@
     python -m experiments.vanishing_gradients --part=clipping --seeds=10 --optimizer=sgd \
         --lr=0.1 --spectral_radius=1.5 --delay=29 --grid=clip=0,1 --log_every=1
 
-Three parts (--part; commands and results in experiments/vanishing_gradients.md):
+Three parts (--part; commands and results in experiments/vanishing_gradients/README.md):
 
-1. gradients (no training, experiments/vanishing_gradients_norms.py): at init, for every
+1. gradients (no training, experiments/vanishing_gradients/norms.py): at init, for every
    registered cell (vanilla tanh per spectral radius in --radii, the LSTM at forget-gate bias
    0 and 1), ||dL(T)/dh(t)|| and ||dh(T)/dh(t)|| against T - t, with the vanilla cells'
    bound (lambda_W lambda_phi)^(T-t) (Pascanu, Mikolov & Bengio 2013); per-step decay rates
@@ -24,14 +24,13 @@ Three parts (--part; commands and results in experiments/vanishing_gradients.md)
 import dataclasses
 import functools
 import math
-import sys
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from experiments import populations, reporting, template
-from experiments import vanishing_gradients_norms as norms
+from experiments.harness import driver, reporting, template
+from experiments.vanishing_gradients import norms
 from rnn_jax import losses, population_plots, sequence_model, stats
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import recall
@@ -103,11 +102,11 @@ def variant(config: Config) -> str:
     return f"lstm_fb{config.forget_bias:g}" if config.cell == "lstm" else config.cell
 
 
-def task(config: Config) -> populations.Task | populations.Measurement:
+def task(config: Config) -> driver.Task | driver.Measurement:
     """gradients: a measurement; clipping, recall: one member trained on delayed recall
     (cell -> linear readout of the last output -> softmax over the symbols)."""
     if config.part == "gradients":
-        return populations.Measurement(functools.partial(norms.measure, config))
+        return driver.Measurement(functools.partial(norms.measure, config))
     cell, symbols = get_cell(config.cell), config.num_symbols
 
     def metrics(params, xs, labels):
@@ -124,7 +123,7 @@ def task(config: Config) -> populations.Task | populations.Measurement:
                                                         symbols))
         return {"eval_loss": loss, "eval_accuracy": accuracy}
 
-    return populations.Task(
+    return driver.Task(
         init=lambda key, values: sequence_model.init(key, cell, symbols, config.hidden,
                                                      symbols, **init_options(config)),
         loss_fn=loss_fn, evaluate=evaluate,
@@ -275,9 +274,5 @@ def report(run, config: Config, done: list) -> dict:
 def run_name(config: Config) -> str:
     parts = {"gradients": ("part", "hidden", "seq_len"),
              "clipping": ("part", "cell", "spectral_radius", "delay")}
-    return populations.run_name(config, parts.get(config.part, ("part", "cell", "hidden",
+    return driver.run_name(config, parts.get(config.part, ("part", "cell", "hidden",
                                                                 "delay")))
-
-
-if __name__ == "__main__":
-    populations.main(sys.modules[__name__])

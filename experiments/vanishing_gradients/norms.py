@@ -1,4 +1,4 @@
-"""Part `gradients` of experiments/vanishing_gradients.py: gradient norms at init, no training.
+"""Part `gradients` of experiments/vanishing_gradients/experiment.py: gradient norms at init, no training.
 
 For every cell variant (`variants`) and every seed: a random init and random one-hot inputs of
 length T (--seq_len), L(T) = cross-entropy of a random readout of the last output against a
@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments import populations, reporting
+from experiments.harness import driver, reporting
 from rnn_jax import diagnostics, readout, results, sequence_model, stats
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import recall
@@ -65,7 +65,7 @@ def measure_one(cell, model, xs, labels) -> tuple[jax.Array, jax.Array]:
 
 def member_inputs(seed: int, config) -> tuple[jax.Array, jax.Array]:
     """A seed's inputs `[batch, T, symbols]` and labels `[batch]` (from its data key)."""
-    key_xs, key_labels = jax.random.split(populations.member_keys(seed)["data"])
+    key_xs, key_labels = jax.random.split(driver.member_keys(seed)["data"])
     xs, _ = recall.sample(key_xs, config.batch, config.seq_len - 1, config.num_symbols)
     return xs, jax.random.randint(key_labels, (config.batch,), 0, config.num_symbols)
 
@@ -80,7 +80,7 @@ def measure(config, members: list[dict], run: results.Run) -> None:
     out = {}
     for i, (label, name, options) in enumerate(variants(config.radii)):
         cell = get_cell(name)
-        keys = jnp.stack([jax.random.fold_in(populations.member_keys(s)["init"], i)
+        keys = jnp.stack([jax.random.fold_in(driver.member_keys(s)["init"], i)
                           for s in seeds])
         models = jax.vmap(lambda k: sequence_model.init(
             k, cell, config.num_symbols, config.hidden, config.num_symbols, **options))(keys)

@@ -1,0 +1,1 @@
+"""What every experiment shares: the config template, the driver, reporting, runtime."""
