@@ -16,7 +16,8 @@ from typing import Sequence
 import numpy as np
 
 
-def _pyplot():
+def pyplot():
+    """matplotlib.pyplot with the Agg backend (chosen when a figure is drawn, not at import)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -56,11 +57,13 @@ def plot_rate_vs(ax, xs, rates, lows, highs, label: str):
     ax.set_ylim(-0.05, 1.05)
 
 
-def _save(fig, path: str | Path) -> Path:
+def save(fig, path: str | Path) -> Path:
+    """Writes `fig` as a PNG at `path` (legends outside the axes included), closes it; returns
+    the path."""
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100, bbox_inches="tight")  # legends outside the axes included
-    _pyplot().close(fig)
+    pyplot().close(fig)
     return path
 
 
@@ -140,7 +143,7 @@ def plot_population_panels(path: str | Path, panels: dict[str, dict[str, dict]],
     _check_groups("plot_population_panels", panels)
     for name, curves in panels.items():
         _check_groups(f"plot_population_panels (panel {name!r})", curves)
-    plt = _pyplot()
+    plt = pyplot()
     width = max(len(c) for c in panels.values())
     if colors is not None or width > 6:
         colors = list(plt.get_cmap(colors or "viridis")(np.linspace(0, 0.9, width)))
@@ -172,7 +175,7 @@ def plot_population_panels(path: str | Path, panels: dict[str, dict[str, dict]],
     fig.suptitle(title + ("; x on the top edge: a member diverged" if any(
         s is not None for cs in panels.values() for c in cs.values()
         for s in c.get("diverged_at", [])) else ""), fontsize=10)
-    return _save(fig, path)
+    return save(fig, path)
 
 
 def plot_success_vs_length(path: str | Path, data: dict[str, list[tuple[int, dict]]],
@@ -184,7 +187,7 @@ def plot_success_vs_length(path: str | Path, data: dict[str, list[tuple[int, dic
         successful member's steps-to-success as a point and their median as a line.
     """
     _check_groups("plot_success_vs_length", data)
-    plt = _pyplot()
+    plt = pyplot()
     fig, (rate_ax, steps_ax) = plt.subplots(1, 2, figsize=(10, 4))
     try:
         for cell, points in data.items():
@@ -212,4 +215,4 @@ def plot_success_vs_length(path: str | Path, data: dict[str, list[tuple[int, dic
     if steps_ax.lines:
         steps_ax.legend()
     fig.suptitle(title)
-    return _save(fig, path)
+    return save(fig, path)

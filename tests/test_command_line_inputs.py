@@ -23,6 +23,8 @@ import pytest
 from experiments.char_lm import data as char_lm_data
 from experiments.char_lm import experiment as char_lm
 from experiments.harness import driver, template
+from experiments.harness.population_state import init_population
+from experiments.harness.records import Task
 from experiments.long_memory import experiment as long_memory
 from experiments.parity import experiment as parity
 from experiments.summation import experiment as summation
@@ -50,9 +52,9 @@ def fake_population(path: Path, config_json: dict, checkpoint: bool) -> None:
     (path / "prime.txt").write_text("a")
     if checkpoint:
         model = char_lm_data.build_model(config, 3)
-        task = driver.Task(init=lambda key, values: model.init(key), loss_fn=None,
+        task = Task(init=model.init, loss_fn=None,
                                 sample=None, stream=lambda p: model.initial_stream(p, 2))
-        state = jax.jit(lambda: driver.init_population(task, config, members)[0])()
+        state = jax.jit(lambda: init_population(task, config, members)[0])()
         checkpointer = Checkpointer(path / "checkpoints")
         checkpointer.save(state, step=1)
         checkpointer.close()
@@ -212,7 +214,7 @@ def test_bad_input_is_one_line_before_any_training(experiment, argv, flag, patte
     monkeypatch.setattr(vanishing_gradients.norms, "measure", training_started)
     out = tmp_path / "out"
     with pytest.raises(template.FlagError) as caught:
-        driver.call(MODULES[experiment], ["--quick", f"--out_dir={out}",
+        driver.call(MODULES[experiment].EXPERIMENT, ["--quick", f"--out_dir={out}",
                                                *fill(argv, request)])
     message = str(caught.value)
     assert re.fullmatch(rf"--{flag}: expected [^\n]+, received [^\n]+", message), message
@@ -252,7 +254,7 @@ def test_no_network_names_data_path(tmp_path, monkeypatch):
 
     monkeypatch.setattr(urllib.request, "urlopen", offline)
     with pytest.raises(template.FlagError, match=r"^--data: could not download .*--data_path="):
-        driver.call(char_lm, ["--quick", "--data=tinyshakespeare",
+        driver.call(char_lm.EXPERIMENT, ["--quick", "--data=tinyshakespeare",
                                    f"--cache_dir={tmp_path / 'cache'}",
                                    f"--out_dir={tmp_path / 'out'}"])
     assert not (tmp_path / "out").exists()
@@ -263,7 +265,7 @@ def test_a_character_only_in_the_validation_text_is_known(tmp_path):
     last 10 % is accepted, and the train / validation split of the tokens is unchanged."""
     path = tmp_path / "tail.txt"
     path.write_text(TAIL_TEXT)
-    driver.call(char_lm, [
+    driver.call(char_lm.EXPERIMENT, [
         f"--data_path={path}", "--prime=z!", f"--out_dir={tmp_path / 'out'}", "--steps=2",
         "--batch=4", "--seq_len=8", "--hidden=8", "--embed=8", "--sample_len=5",
         "--log_every=1", "--eval_every=0", "--checkpoint_every=2"])
@@ -272,5 +274,5 @@ def test_a_character_only_in_the_validation_text_is_known(tmp_path):
     assert (pop_dir / "sample.txt").read_text().startswith("z!")
     cut = round(len(TAIL_TEXT) * 0.9)
     assert "z" not in TAIL_TEXT[:cut]  # the case this test is about
-    split = char_lm_data.load_split(driver.parse(char_lm, [f"--data_path={path}"]))
+    split = char_lm_data.load_split(driver.parse(char_lm.EXPERIMENT, [f"--data_path={path}"]))
     assert (len(split.train_ids), len(split.valid_ids)) == (cut, len(TAIL_TEXT) - cut)

@@ -96,8 +96,8 @@ with jax.enable_x64(True):
 out["pop_one"], out["pop_batch"] = members(1, False), members(4, False)
 out["pop_members"] = members(4, True)
 out["indivisible"] = error(lambda: STEPS[4](state_of(0), batch_of(0, size=18)))
-out["flag_batch"] = error(lambda: driver.parse(parity, ["--quick", "--devices=3"]))
-out["flag_members"] = error(lambda: driver.call(parity, [
+out["flag_batch"] = error(lambda: driver.parse(parity.EXPERIMENT, ["--quick", "--devices=3"]))
+out["flag_members"] = error(lambda: driver.call(parity.EXPERIMENT, [
     "--quick", "--devices=4", "--shard=members", "--seeds=3", f"--out_dir={out_dir}/m"]))
 
 def interrupted(step):  # after the step-3 checkpoint
@@ -112,7 +112,7 @@ except KeyboardInterrupt:
 out["resumed"] = single(1, run=run)  # on one device
 out["resumed"]["from"] = run.summary()["resumed_from_step"]
 # the experiment on 2 devices in one process: the reference of the two-process run
-driver.call(parity, [*sys.argv[2:], "--devices=2", f"--out_dir={out_dir}/one_process"])
+driver.call(parity.EXPERIMENT, [*sys.argv[2:], "--devices=2", f"--out_dir={out_dir}/one_process"])
 print(json.dumps(out))
 """
 
@@ -123,14 +123,14 @@ from rnn_jax import distributed
 distributed.initialize(f"127.0.0.1:{sys.argv[2]}", 2, int(sys.argv[1]), timeout_s=120)
 from experiments.harness import driver
 from experiments.parity import experiment as parity
-print(driver.call(parity, [*sys.argv[4:], "--devices=all", f"--out_dir={sys.argv[3]}"]))
+print(driver.call(parity.EXPERIMENT, [*sys.argv[4:], "--devices=all", f"--out_dir={sys.argv[3]}"]))
 """
 # The experiment argv[2:] in one process on one device, into out_dir argv[1].
 ONE_PROCESS = """
 import sys
 from experiments.harness import driver
 from experiments.parity import experiment as parity
-print(driver.call(parity, [*sys.argv[2:], "--devices=1", f"--out_dir={sys.argv[1]}"]))
+print(driver.call(parity.EXPERIMENT, [*sys.argv[2:], "--devices=1", f"--out_dir={sys.argv[1]}"]))
 """
 TINY_PARITY = ["--quick", "--hidden=4", "--seq_len=4", "--test_seq_len=4", "--batch=8",
                "--steps=4", "--log_every=2", "--eval_every=4", "--checkpoint_every=2"]
@@ -302,10 +302,10 @@ def test_device_counts_are_checked(devices, message):
 
 def test_devices_flag_beyond_those_present():
     with pytest.raises(template.FlagError, match=r"--devices: expected at most the 1 device"):
-        driver.parse(parity, ["--quick", "--devices=2"])
+        driver.parse(parity.EXPERIMENT, ["--quick", "--devices=2"])
     with pytest.raises(template.FlagError, match=r"received '-1'"):
-        driver.parse(parity, ["--quick", "--devices=-1"])
-    assert template.num_devices(driver.parse(parity, ["--quick", "--devices=all"])) == 1
+        driver.parse(parity.EXPERIMENT, ["--quick", "--devices=-1"])
+    assert template.num_devices(driver.parse(parity.EXPERIMENT, ["--quick", "--devices=all"])) == 1
 
 
 @pytest.mark.parametrize("kwargs, message", [

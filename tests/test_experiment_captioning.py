@@ -17,7 +17,7 @@ pytest.importorskip("sklearn")
 
 
 def quick(tmp_path, *argv):
-    return driver.call(captioning, ["--quick", f"--out_dir={tmp_path}", *argv])
+    return driver.call(captioning.EXPERIMENT, ["--quick", f"--out_dir={tmp_path}", *argv])
 
 
 def test_captions_spell_the_names_then_eos_then_padding():

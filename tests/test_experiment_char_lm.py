@@ -1,4 +1,4 @@
-"""experiments/char_lm/experiment.py on the template: a population's --quick run end to end, config.json,
+"""experiments/char_lm on the template: a population's --quick run end to end, config.json,
 sampling a chosen member from its checkpoint (also in a new process), the "hello" toy, word
 level, the window model, the batches against rnn_jax.data.streams, bad input before anything
 is written."""
@@ -29,7 +29,7 @@ QUICK_POPULATION = ["--quick", "--seeds=2", "--checkpoint_every=15", "--sample_l
 
 
 def call(out, *argv):
-    return driver.call(char_lm, [f"--out_dir={out}", *argv])
+    return driver.call(char_lm.EXPERIMENT, [f"--out_dir={out}", *argv])
 
 
 def records(pop_dir: Path) -> list[dict]:
@@ -88,11 +88,11 @@ def test_config_json_holds_every_field_that_affects_the_result(quick_run):
 
 
 def test_quick_and_flags_come_from_the_dataclass():
-    default = driver.parse(char_lm, [])
+    default = driver.parse(char_lm.EXPERIMENT, [])
     assert (default.hidden, default.seq_len, default.batch, default.lr) == (512, 64, 64, 2e-3)
-    quick = driver.parse(char_lm, ["--quick"])
+    quick = driver.parse(char_lm.EXPERIMENT, ["--quick"])
     assert {k: getattr(quick, k) for k in char_lm.QUICK} == char_lm.QUICK
-    assert driver.parse(char_lm, ["--quick", "--hidden=20"]).hidden == 20
+    assert driver.parse(char_lm.EXPERIMENT, ["--quick", "--hidden=20"]).hidden == 20
 
 
 def test_a_chosen_member_samples_the_same_text_in_a_new_process(quick_run, tmp_path):

@@ -14,6 +14,7 @@ import pytest
 from absl import flags
 
 from experiments.harness import driver, template
+from experiments.harness.population_state import init_population
 from experiments.long_memory import experiment as long_memory
 from rnn_jax import sequence_model, train
 from rnn_jax.cells import get_cell
@@ -24,7 +25,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(long_memory.Config)}
 
 
 def quick(tmp_path, *argv):
-    return driver.call(long_memory, ["--quick", f"--out_dir={tmp_path}", *argv])
+    return driver.call(long_memory.EXPERIMENT, ["--quick", f"--out_dir={tmp_path}", *argv])
 
 
 def test_flags_come_from_the_config_with_its_defaults_and_quick_values():
@@ -33,10 +34,10 @@ def test_flags_come_from_the_config_with_its_defaults_and_quick_values():
     for name, field in FIELDS.items():
         expected = list(field.default) if isinstance(field.default, tuple) else field.default
         assert flag_values[name].default == expected, name
-    config = driver.parse(long_memory, [])
+    config = driver.parse(long_memory.EXPERIMENT, [])
     assert (config.optimizer, config.lr, config.batch, config.clip_kind) == \
         ("rmsprop", 1e-3, 20, "elementwise")
-    config = driver.parse(long_memory, ["--quick", "--seq_len=6"])
+    config = driver.parse(long_memory.EXPERIMENT, ["--quick", "--seq_len=6"])
     assert config.seq_len == 6 and all(getattr(config, k) == v for k, v in
                                        long_memory.QUICK.items() if k != "seq_len")
 
@@ -48,10 +49,10 @@ def test_flags_come_from_the_config_with_its_defaults_and_quick_values():
     ("adding", "irnn", 2 * 128 + 128 * 128 + 128 + 128 + 1),
 ])
 def test_paper_sizes_set_the_hidden_units_of_each_task_and_cell(task, cell, params):
-    config = driver.parse(long_memory, [f"--task={task}", f"--cell={cell}"])
+    config = driver.parse(long_memory.EXPERIMENT, [f"--task={task}", f"--cell={cell}"])
     assert long_memory.hidden_of(config) == long_memory.HIDDEN[task][cell]
     assert long_memory.num_params(config) == params
-    config = driver.parse(long_memory, [f"--task={task}", f"--cell={cell}",
+    config = driver.parse(long_memory.EXPERIMENT, [f"--task={task}", f"--cell={cell}",
                                              "--nopaper_sizes", "--hidden=7"])
     assert long_memory.hidden_of(config) == 7
 
@@ -75,9 +76,9 @@ def numpy_loss(task, params, xs, targets):
 
 @pytest.mark.parametrize("task", ["copying", "adding"])
 def test_the_members_loss_equals_a_numpy_loop(task, key):
-    config = driver.parse(long_memory, ["--quick", f"--task={task}", "--cell=vanilla"])
+    config = driver.parse(long_memory.EXPERIMENT, ["--quick", f"--task={task}", "--cell=vanilla"])
     member = long_memory.task(config)
-    params = member.init(key, {})
+    params = member.init(key)
     batch = member.sample(jax.random.key(1), 3)
     loss, (m, _) = member.loss_fn(params, batch, key, ())
     expected, recall = numpy_loss(task, params, *batch)
@@ -88,7 +89,7 @@ def test_the_members_loss_equals_a_numpy_loop(task, key):
 
 def test_the_memoryless_strategies_score_the_baselines(key):
     T, batch = 30, 4000
-    config = driver.parse(long_memory, ["--quick", f"--seq_len={T}"])
+    config = driver.parse(long_memory.EXPERIMENT, ["--quick", f"--seq_len={T}"])
     xs, labels = copying.sample(key, 8, T)
     blank = jnp.zeros(copying.NUM_CLASSES).at[0].set(1e4)  # certain blank, then uniform symbols
     uniform = jnp.full(copying.NUM_CLASSES, 0.0).at[0].set(-1e4)
@@ -103,11 +104,11 @@ def test_the_memoryless_strategies_score_the_baselines(key):
 
 
 def test_elementwise_clipping_and_rmsprop_decay_reach_the_member_optimizer(key):
-    config = driver.parse(long_memory, ["--quick", "--cell=vanilla", "--clip=0.01",
+    config = driver.parse(long_memory.EXPERIMENT, ["--quick", "--cell=vanilla", "--clip=0.01",
                                              "--lr=0.1"])
     member = long_memory.task(config)
     assert member.clip_kind == "elementwise" and member.optimizer_options == {"decay": 0.9}
-    state, optimizer, _ = driver.init_population(member, config, [{"seed": 0,
+    state, optimizer, _ = init_population(member, config, [{"seed": 0,
                                                                         "lr": 0.1,
                                                                         "clip": 0.01,
                                                                         "weight_decay": 0.0}])

@@ -17,7 +17,7 @@ from rnn_jax import results
 
 
 def test_quick_population_counts_newton_iterations(tmp_path):
-    summary = driver.call(parallel_in_time, [
+    summary = driver.call(parallel_in_time.EXPERIMENT, [
         "--quick", "--seeds=2", f"--out_dir={tmp_path}", f"--figures_dir={tmp_path / 'fig'}"])
     (run_dir,) = (tmp_path / "parallel_in_time").iterdir()
     (pop_dir,) = [p for p in run_dir.iterdir() if p.is_dir()]
@@ -84,14 +84,14 @@ def test_by_sign_counts_every_evaluation_and_a_non_finite_exponent():
 ])
 def test_bad_flags_raise_before_training(flag, match, tmp_path):
     with pytest.raises(template.FlagError, match=match):
-        driver.call(parallel_in_time, ["--quick", flag, f"--out_dir={tmp_path}"])
+        driver.call(parallel_in_time.EXPERIMENT, ["--quick", flag, f"--out_dir={tmp_path}"])
 
 
 def test_timing_mode_writes_its_table_and_keeps_measured_rows(tmp_path):
     """One nonlinear cell at one tiny size (the linear cells' methods: test_parallel_timing)."""
     argv = ["--quick", "--mode=timing", "--timing_cells=vanilla", "--lengths=8",
             f"--out_dir={tmp_path}"]
-    summary = driver.call(parallel_in_time, argv)
+    summary = driver.call(parallel_in_time.EXPERIMENT, argv)
     run_dir = tmp_path / "parallel_in_time" / "quick_timing_vanilla_hidden4_T8_batch2_seed0"
     timing = run_dir / "population" / "timing.json"
     rows = json.loads(timing.read_text())
@@ -110,11 +110,11 @@ def test_timing_mode_writes_its_table_and_keeps_measured_rows(tmp_path):
     table = (run_dir / "table_timing.md").read_text().splitlines()
     assert [line.split("|")[5].strip() for line in table[2:]] == [r["method"] for r in rows]
     # a finished run is kept as it is; a stopped one keeps what it measured
-    assert isinstance(driver.call(parallel_in_time, argv), results.RunFinished)
+    assert isinstance(driver.call(parallel_in_time.EXPERIMENT, argv), results.RunFinished)
     for stale in (run_dir / "summary.json", run_dir / "population" / "summary.json"):
         stale.unlink()
     (run_dir / "table_timing.md").unlink()
-    assert driver.call(parallel_in_time, argv)["timing"] == rows  # not measured again
+    assert driver.call(parallel_in_time.EXPERIMENT, argv)["timing"] == rows  # not measured again
     assert (run_dir / "table_timing.md").read_text().splitlines() == table
 
 
@@ -128,7 +128,7 @@ def test_timing_mode_writes_its_table_and_keeps_measured_rows(tmp_path):
 ])
 def test_bad_timing_flags_raise_before_measuring(flag, match, tmp_path):
     with pytest.raises(template.FlagError, match=match):
-        driver.call(parallel_in_time, ["--quick", "--mode=timing", flag,
+        driver.call(parallel_in_time.EXPERIMENT, ["--quick", "--mode=timing", flag,
                                             f"--out_dir={tmp_path}"])
     assert not (tmp_path / "parallel_in_time").exists()
 

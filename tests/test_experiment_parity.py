@@ -12,7 +12,7 @@ from rnn_jax import results, train
 
 
 def quick(tmp_path, *argv):
-    return driver.call(parity, ["--quick", f"--out_dir={tmp_path}", *argv])
+    return driver.call(parity.EXPERIMENT, ["--quick", f"--out_dir={tmp_path}", *argv])
 
 
 def test_quick_writes_the_invocation_and_its_population(tmp_path, capsys):

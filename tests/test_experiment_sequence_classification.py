@@ -18,7 +18,7 @@ from rnn_jax.data import digits
 
 
 def quick(tmp_path, *argv):
-    return driver.call(sc, ["--quick", f"--out_dir={tmp_path}", *argv])
+    return driver.call(sc.EXPERIMENT, ["--quick", f"--out_dir={tmp_path}", *argv])
 
 
 def test_quick_run_on_the_digits_reports_test_accuracy(tmp_path):
@@ -46,7 +46,7 @@ def test_learning_rate_grid_reports_each_rate_and_each_cell_at_its_best(tmp_path
     rows = summary["table"]
     assert [(r["cell"], r["lr"], r["members"]) for r in rows] == [
         ("vanilla", 1e-3, 2), ("vanilla", 3e-2, 2), ("gru", 1e-3, 2), ("gru", 3e-2, 2)]
-    config = driver.parse(sc, ["--quick", "--seeds=2", "--grid=cell=vanilla,gru",
+    config = driver.parse(sc.EXPERIMENT, ["--quick", "--seeds=2", "--grid=cell=vanilla,gru",
                                     "--grid=lr=1e-3,3e-2"])
     for pop_config, members in template.expand(config):
         run_dir = next((tmp_path / "sequence_classification").iterdir())
@@ -89,7 +89,7 @@ def test_chunked_evaluation_equals_the_whole_test_set_at_once(monkeypatch, key, 
     config = template.validate(sc.Config(order="row", hidden=6, eval_size=40,
                                          out_dir=str(tmp_path)))
     task = sc.task(config)
-    params = task.init(key, {})
+    params = task.init(key)
     _, _, test_xs, test_ys = sc.sequences(config)
     logits = sequence_model.apply(get_cell("lstm"), params, jnp.asarray(test_xs),
                                   many_to_one=True)

@@ -19,7 +19,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(summation.Config)}
 
 
 def quick(tmp_path, *argv):
-    return driver.call(summation, ["--quick", f"--out_dir={tmp_path}", *argv])
+    return driver.call(summation.EXPERIMENT, ["--quick", f"--out_dir={tmp_path}", *argv])
 
 
 def test_flags_come_from_the_config_with_its_defaults_and_quick_values():
@@ -28,12 +28,12 @@ def test_flags_come_from_the_config_with_its_defaults_and_quick_values():
     for name, field in FIELDS.items():
         expected = list(field.default) if isinstance(field.default, tuple) else field.default
         assert flag_values[name].default == expected, name
-    config = driver.parse(summation, [])
+    config = driver.parse(summation.EXPERIMENT, [])
     assert (config.task, config.cell, config.hidden, config.seq_len, config.test_seq_len,
             config.steps) == ("sum", "vanilla", 8, 10, 100, 1000)
-    assert driver.parse(summation, ["--quick"]).test_seq_len == summation.QUICK[
+    assert driver.parse(summation.EXPERIMENT, ["--quick"]).test_seq_len == summation.QUICK[
         "test_seq_len"]
-    assert driver.parse(summation, ["--quick", "--test_seq_len=7"]).test_seq_len == 7
+    assert driver.parse(summation.EXPERIMENT, ["--quick", "--test_seq_len=7"]).test_seq_len == 7
 
 
 def test_sum_and_compare_train_as_two_populations_of_seeds(tmp_path):
@@ -87,9 +87,9 @@ def numpy_linear_rnn(W, U, b, V, c, xs):
 
 
 def test_the_sum_network_equals_a_numpy_loop_and_reports_its_weights(key):
-    config = driver.parse(summation, ["--quick"])
+    config = driver.parse(summation.EXPERIMENT, ["--quick"])
     task = summation.task(config)
-    params = task.init(jax.random.key(3), {})
+    params = task.init(jax.random.key(3))
     _, _, _, _, sample, _ = summation.network(config)
     xs, ys = summation.eval_sets(config, key, sample)["test"]
     p, o = (jax.tree.map(lambda a: np.asarray(a, np.float64), part) for part in params)
@@ -102,12 +102,13 @@ def test_the_sum_network_equals_a_numpy_loop_and_reports_its_weights(key):
 
 
 def test_hand_set_weights_are_exact_through_the_experiments_evaluation(key):
-    config = driver.parse(summation, ["--quick", "--test_seq_len=500"])
+    config = driver.parse(summation.EXPERIMENT, ["--quick", "--test_seq_len=500"])
     params = sequence_model.ModelParams(*handbuilt.summation_params())
     out = summation.task(config).evaluate(params, key)
     assert float(out["test_max_abs_error"]) < 1e-4  # float32 rounding of a different order
     assert (float(out["W"]), float(out["U*V"]), float(out["b*V+c"])) == (1.0, 1.0, 0.0)
-    compare = driver.parse(summation, ["--quick", "--task=compare", "--test_seq_len=500"])
+    compare = driver.parse(summation.EXPERIMENT,
+                           ["--quick", "--task=compare", "--test_seq_len=500"])
     assert summation.handbuilt_test(compare)["accuracy"] == 1.0
     assert summation.handbuilt_test(config)["max_abs_error"] < 1e-4
 

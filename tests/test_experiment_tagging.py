@@ -15,7 +15,7 @@ from rnn_jax.unroll import unroll
 
 
 def quick(tmp_path, *argv):
-    return driver.call(tagging, ["--quick", f"--out_dir={tmp_path}", *argv])
+    return driver.call(tagging.EXPERIMENT, ["--quick", f"--out_dir={tmp_path}", *argv])
 
 
 def test_quick_trains_and_reports_the_bidirectional_model(tmp_path):

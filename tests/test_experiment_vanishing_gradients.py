@@ -13,9 +13,10 @@ import pytest
 from absl import flags
 
 from experiments.harness import driver, template
+from experiments.harness.population_state import member_keys
 from experiments.vanishing_gradients import experiment as vanishing_gradients
 from experiments.vanishing_gradients import norms
-from rnn_jax import sequence_model, train
+from rnn_jax import population_plots, sequence_model, train
 from rnn_jax.cells import CELLS, get_cell, lstm
 from rnn_jax.data import recall
 
@@ -23,7 +24,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(vanishing_gradients.Config)}
 
 
 def quick(tmp_path, *argv):
-    return driver.call(vanishing_gradients, ["--quick", f"--out_dir={tmp_path}", *argv])
+    return driver.call(vanishing_gradients.EXPERIMENT, ["--quick", f"--out_dir={tmp_path}", *argv])
 
 
 def only_dir(path):
@@ -41,11 +42,11 @@ def test_flags_come_from_the_config_with_its_defaults():
         elif isinstance(expected, tuple):  # a list flag: its items as written on the line
             expected = [str(v) for v in expected]
         assert flag_values[name].default == expected, name
-    config = driver.parse(vanishing_gradients, [])
+    config = driver.parse(vanishing_gradients.EXPERIMENT, [])
     assert (config.part, config.steps, config.hidden, config.seq_len, config.radii) == (
         "gradients", 600, 32, 100, (0.5, 0.9, 1.0, 1.1, 1.5))
-    assert driver.parse(vanishing_gradients, ["--quick"]).radii == (1.5,)
-    assert driver.parse(vanishing_gradients, ["--quick", "--radii=0.5,2"]).radii == (0.5,
+    assert driver.parse(vanishing_gradients.EXPERIMENT, ["--quick"]).radii == (1.5,)
+    assert driver.parse(vanishing_gradients.EXPERIMENT, ["--quick", "--radii=0.5,2"]).radii == (0.5,
                                                                                           2.0)
 
 
@@ -88,9 +89,9 @@ def test_gradients_part_measures_every_cell_for_every_seed_against_a_loop(tmp_pa
     index = labels.index("vanilla_tanh_rho1.5")
     rates = []
     for seed in (0, 1):  # the member's float32 init and data, as the experiment draws them
-        key = jax.random.fold_in(driver.member_keys(seed)["init"], index)
+        key = jax.random.fold_in(member_keys(seed)["init"], index)
         model = sequence_model.init(key, get_cell("vanilla"), 4, 6, 4, spectral_radius=1.5)
-        xs, y = norms.member_inputs(seed, driver.parse(vanishing_gradients, ["--quick"]))
+        xs, y = norms.member_inputs(seed, driver.parse(vanishing_gradients.EXPERIMENT, ["--quick"]))
         with jax.enable_x64(True):
             p, o = (jax.tree.map(lambda a: jnp.asarray(a, jnp.float64), m) for m in model)
             expected = loop_gradient_norms(p.W, p.U, p.b, o.V, o.c, jnp.asarray(xs, jnp.float64),
@@ -168,7 +169,7 @@ def test_recall_figure_log_delays_distinct_series_legend_outside(tmp_path):
     for ax in (accuracy_ax, rate_ax):
         assert not box.overlaps(ax.get_window_extent())
     assert sorted(t.get_text() for t in legend.get_texts()) == ["a", "b", "c", "chance"]
-    vanishing_gradients.norms.pyplot().close(fig)
+    population_plots.pyplot().close(fig)
     path = vanishing_gradients.plot_recall(tmp_path / "recall.png", recall_points(values), config)
     image = matplotlib.image.imread(path)
     assert image.ndim == 3 and image.shape[1] > 1.5 * image.shape[0]  # two panels and legend
@@ -176,14 +177,14 @@ def test_recall_figure_log_delays_distinct_series_legend_outside(tmp_path):
 
 
 def test_recall_init_options_reach_the_cell():
-    config = driver.parse(vanishing_gradients, ["--quick", "--part=recall", "--cell=lstm",
-                                                     "--forget_bias=0.3"])
-    params = vanishing_gradients.task(config).init(jax.random.key(0), {})
+    config = driver.parse(vanishing_gradients.EXPERIMENT, ["--quick", "--part=recall",
+                                                           "--cell=lstm", "--forget_bias=0.3"])
+    params = vanishing_gradients.task(config).init(jax.random.key(0))
     forget = params.cell.b.reshape(4, -1)[lstm.GATE_ORDER.index("f")]
     np.testing.assert_array_equal(forget, np.full(6, 0.3, np.float32))
-    config = driver.parse(vanishing_gradients, ["--quick", "--part=recall",
+    config = driver.parse(vanishing_gradients.EXPERIMENT, ["--quick", "--part=recall",
                                                      "--spectral_radius=0.7"])
-    W = vanishing_gradients.task(config).init(jax.random.key(0), {}).cell.W
+    W = vanishing_gradients.task(config).init(jax.random.key(0)).cell.W
     np.testing.assert_allclose(np.abs(np.linalg.eigvals(np.asarray(W, np.float64))), 0.7,
                                rtol=1e-5)
 

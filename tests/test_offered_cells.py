@@ -12,6 +12,7 @@ import jax
 import pytest
 
 from experiments.harness import driver, template
+from experiments.harness.records import Measurement
 
 EXPERIMENTS = ["parity", "long_memory", "summation", "tagging", "sequence_classification",
                "captioning", "seq2seq", "char_lm", "vanishing_gradients", "parallel_in_time"]
@@ -30,17 +31,17 @@ CASES = [(name, cell) for name in EXPERIMENTS for cell in offered(name)]
 def test_an_offered_cell_traces_a_training_step_or_is_refused_by_its_flag(name, cell):
     module = importlib.import_module(f"experiments.{name}.experiment")
     try:
-        config = driver.parse(module, ["--quick", f"--cell={cell}"])
+        config = driver.parse(module.EXPERIMENT, ["--quick", f"--cell={cell}"])
         plan = template.expand(config)
     except template.FlagError as error:  # refused before compiling, naming a flag
         assert str(error).startswith("--") and "\n" not in str(error)
         return
     for pop_config, members in plan:
         task = module.task(pop_config)
-        if isinstance(task, driver.Measurement):
+        if isinstance(task, Measurement):
             continue
         key = jax.random.key(0)
-        params = jax.eval_shape(task.init, key, members[0])
+        params = jax.eval_shape(task.init, key)
         batch = jax.eval_shape(task.sample, key, 0)
         stream = jax.eval_shape(task.stream, params) if task.stream else ()
         loss = jax.eval_shape(lambda p, b, s: jax.grad(

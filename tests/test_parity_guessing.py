@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import scipy.stats
 
-from experiments.harness import driver, template
+from experiments.harness import template
+from experiments.harness.population_state import member_keys
 from experiments.parity import guessing as pg
 
 
@@ -35,7 +36,7 @@ def test_search_reports_the_first_draw_that_classifies_the_training_set():
                        test_seq_len=9)
     out = pg.search(config, seed=0)
     assert out["solved"] and 1 <= out["draws"] <= config.max_draws
-    keys = driver.member_keys(0)
+    keys = member_keys(0)
     xs, odd = pg.sequences(keys["data"], config.train_sequences, config.seq_len)
     start = (out["draws"] - 1) // config.draws_per_batch * config.draws_per_batch
     batch = jax.random.split(jax.random.fold_in(keys["init"], start), config.draws_per_batch)

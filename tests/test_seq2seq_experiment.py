@@ -11,7 +11,7 @@ from experiments.seq2seq import experiment as seq2seq
 
 
 def test_quick_run_writes_table_and_figures(tmp_path):
-    summary = driver.call(seq2seq, ["--quick", "--seeds=2", f"--out_dir={tmp_path}",
+    summary = driver.call(seq2seq.EXPERIMENT, ["--quick", "--seeds=2", f"--out_dir={tmp_path}",
                                          f"--figures_dir={tmp_path / 'figures'}"])
     (run_dir,) = (tmp_path / "seq2seq").iterdir()
     records = [json.loads(line) for line in
@@ -39,5 +39,5 @@ def test_quick_run_writes_table_and_figures(tmp_path):
 ])
 def test_bad_flags_are_one_line_errors(tmp_path, argv, message):
     with pytest.raises(template.FlagError, match=message):
-        driver.call(seq2seq, ["--quick", f"--out_dir={tmp_path}", *argv])
+        driver.call(seq2seq.EXPERIMENT, ["--quick", f"--out_dir={tmp_path}", *argv])
     assert not (tmp_path / "seq2seq").exists()

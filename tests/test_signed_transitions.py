@@ -95,7 +95,7 @@ def test_experiment_flags_check_every_cell_of_the_grid():
     from experiments.harness import driver, template
     from experiments.parity import experiment as parity
 
-    config = driver.parse(parity, ["--quick", "--grid=cell=mingru,minlstm",
+    config = driver.parse(parity.EXPERIMENT, ["--quick", "--grid=cell=mingru,minlstm",
                                         "--transition_range=signed"])
     assert [c.cell for c, _ in template.expand(config)] == ["mingru", "minlstm"]
     for argv, flag in [(["--grid=cell=gru,mingru", "--transition_range=signed"],
@@ -106,4 +106,4 @@ def test_experiment_flags_check_every_cell_of_the_grid():
                        (["--cell=lru", "--lru_max_phase=7"], "lru_max_phase"),
                        (["--cell=mingru", "--transition_range=negative"], "transition_range")]:
         with pytest.raises(template.FlagError, match=f"^--{flag}: expected"):
-            driver.parse(parity, ["--quick", *argv])
+            driver.parse(parity.EXPERIMENT, ["--quick", *argv])

@@ -124,7 +124,7 @@ def log(self, record):
     real_log(self, record)
 results.Run.log = log
 sys.argv = ["experiments.parity", *sys.argv[1:]]
-driver.main(parity)
+driver.main(parity.EXPERIMENT)
 """
 
 
@@ -158,7 +158,7 @@ def _stopped_grid(tmp_path, monkeypatch) -> list[str]:
 
     monkeypatch.setattr(driver, "train_population", stop_in_second)
     with pytest.raises(KeyboardInterrupt):
-        driver.call(parity, argv)
+        driver.call(parity.EXPERIMENT, argv)
     monkeypatch.setattr(driver, "train_population", real)
     return argv
 
@@ -169,9 +169,9 @@ def test_report_only_on_a_stopped_run_says_it_is_unfinished_and_how_to_finish(
     with pytest.raises(template.FlagError, match=r"--report_only: expected a finished run, "
                        r"received .* with 1 of 2 populations unfinished \(seq_len4\).*run the "
                        r"same command without --report_only"):
-        driver.call(parity, [*argv, "--report_only"])
-    driver.call(parity, argv)  # finishing it: then the report is drawn
-    assert driver.call(parity, [*argv, "--report_only"])
+        driver.call(parity.EXPERIMENT, [*argv, "--report_only"])
+    driver.call(parity.EXPERIMENT, argv)  # finishing it: then the report is drawn
+    assert driver.call(parity.EXPERIMENT, [*argv, "--report_only"])
 
 
 def test_a_moved_run_directory_resumes_and_is_recognised_as_finished(tmp_path, monkeypatch):
@@ -180,26 +180,26 @@ def test_a_moved_run_directory_resumes_and_is_recognised_as_finished(tmp_path, m
     moved = [a if not a.startswith("--out_dir") else f"--out_dir={tmp_path / 'second'}"
              for a in argv]
     first = results.Run(tmp_path / "second" / "parity" / "g" / "seq_len3").summary()
-    summary = driver.call(parity, moved)  # resumes: the finished population is kept
+    summary = driver.call(parity.EXPERIMENT, moved)  # resumes: the finished population is kept
     assert summary["finished"] and summary["populations"] == 2
     assert results.Run(tmp_path / "second" / "parity" / "g" / "seq_len3").summary() == first
-    finished = driver.call(parity, moved)
+    finished = driver.call(parity.EXPERIMENT, moved)
     assert isinstance(finished, results.RunFinished)
     assert not (tmp_path / "first" / "parity").exists()
 
 
 def test_a_flag_added_at_its_default_keeps_old_runs_and_a_change_is_refused_kindly(tmp_path):
     argv = [*QUICK, "--run_name=r", f"--out_dir={tmp_path}"]
-    driver.call(parity, argv)
+    driver.call(parity.EXPERIMENT, argv)
     for path in (tmp_path / "parity" / "r").rglob(results.CONFIG):  # as written before the
         config = json.loads(path.read_text())                       # flag existed
         del config["success_accuracy"]
         for member in config.get("members", []):
             del member["lr"]
         path.write_text(json.dumps(config))
-    assert isinstance(driver.call(parity, argv), results.RunFinished)
+    assert isinstance(driver.call(parity.EXPERIMENT, argv), results.RunFinished)
     with pytest.raises(ValueError) as refused:
-        driver.call(parity, [*argv, "--success_accuracy=0.9"])
+        driver.call(parity.EXPERIMENT, [*argv, "--success_accuracy=0.9"])
     message = str(refused.value)
     assert "success_accuracy: '(absent)' -> 0.9" in message
     assert message.index("choose another --run_name") < message.index("--overwrite would "
@@ -220,10 +220,10 @@ def test_an_empty_or_corrupt_config_json_names_the_file(tmp_path, text):
 def test_a_tilde_in_path_flags_is_the_home_directory(tmp_path, monkeypatch):
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
-    config = driver.parse(parity, [*QUICK, "--out_dir=~/runs", "--figures_dir=~/figs"])
+    config = driver.parse(parity.EXPERIMENT, [*QUICK, "--out_dir=~/runs", "--figures_dir=~/figs"])
     assert (config.out_dir, config.figures_dir) == (str(tmp_path / "home" / "runs"),
                                                     str(tmp_path / "home" / "figs"))
-    driver.call(parity, [*QUICK, "--out_dir=~/runs", "--run_name=r"])
+    driver.call(parity.EXPERIMENT, [*QUICK, "--out_dir=~/runs", "--run_name=r"])
     assert (tmp_path / "home" / "runs" / "parity" / "r" / results.SUMMARY).exists()
     assert not (tmp_path / "~").exists()
 
@@ -232,7 +232,7 @@ def test_validating_many_seeds_builds_the_seed_list_a_bounded_number_of_times(mo
     calls = []
     real = template.seeds_of
     monkeypatch.setattr(template, "seeds_of", lambda config: calls.append(1) or real(config))
-    config = driver.parse(parity, ["--quick", "--seeds=5000", "--grid=lr=0.01,0.02"])
+    config = driver.parse(parity.EXPERIMENT, ["--quick", "--seeds=5000", "--grid=lr=0.01,0.02"])
     calls.clear()
     plan = template.expand(config)
     assert sum(len(members) for _, members in plan) == 10_000
@@ -242,7 +242,7 @@ def test_validating_many_seeds_builds_the_seed_list_a_bounded_number_of_times(mo
 def test_a_run_name_over_the_file_system_limit_is_one_clear_error(tmp_path):
     with pytest.raises(template.FlagError, match=r"--run_name: expected at most 255 bytes .*, "
                        r"received '300 bytes"):
-        driver.parse(parity, ["--quick", "--run_name=" + "a" * 300])
+        driver.parse(parity.EXPERIMENT, ["--quick", "--run_name=" + "a" * 300])
     with pytest.raises(ValueError, match=r"expected the run name to be at most 255 bytes"):
         results.Run.create(tmp_path, "x", "é" * 128, {})  # 256 bytes in UTF-8
     assert results.Run.create(tmp_path, "x", "a" * 255, {}).path.is_dir()

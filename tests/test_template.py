@@ -26,14 +26,14 @@ def test_every_field_is_a_flag_with_its_real_default_and_help():
 
 
 def test_a_given_flag_beats_quick_which_beats_the_default():
-    assert driver.parse(parity, []).hidden == 16
-    assert driver.parse(parity, ["--quick"]).hidden == parity.QUICK["hidden"]
-    assert driver.parse(parity, ["--quick", "--hidden=5"]).hidden == 5
-    assert driver.parse(parity, ["--hidden=5"]).steps == 1000
+    assert driver.parse(parity.EXPERIMENT, []).hidden == 16
+    assert driver.parse(parity.EXPERIMENT, ["--quick"]).hidden == parity.QUICK["hidden"]
+    assert driver.parse(parity.EXPERIMENT, ["--quick", "--hidden=5"]).hidden == 5
+    assert driver.parse(parity.EXPERIMENT, ["--hidden=5"]).steps == 1000
 
 
 def test_config_json_holds_every_value_that_affects_the_result(tmp_path):
-    driver.call(parity, ["--quick", f"--out_dir={tmp_path}", "--seeds=2",
+    driver.call(parity.EXPERIMENT, ["--quick", f"--out_dir={tmp_path}", "--seeds=2",
                               "--grid=lr=0.01,0.02"])
     (run_dir,) = (tmp_path / "parity").iterdir()
     config = json.loads((run_dir / "config.json").read_text())
@@ -94,5 +94,5 @@ def test_the_grid_splits_member_values_from_shape_changing_ones():
 def test_bad_seeds_grids_and_populations_are_one_line_errors_before_anything_is_written(
         argv, match, tmp_path):
     with pytest.raises(template.FlagError, match=match):
-        driver.call(parity, ["--quick", f"--out_dir={tmp_path}", *argv])
+        driver.call(parity.EXPERIMENT, ["--quick", f"--out_dir={tmp_path}", *argv])
     assert not (tmp_path / "parity").exists()

@@ -1,6 +1,6 @@
-"""`python -m experiments.captioning`: the command line of experiment.py (flags: `--helpfull`)."""
+"""`python -m experiments.captioning`: runs experiment.py's EXPERIMENT (`--helpfull`)."""
 
 from experiments.captioning import experiment
 from experiments.harness import driver
 
-driver.main(experiment)
+driver.main(experiment.EXPERIMENT)

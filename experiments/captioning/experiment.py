@@ -23,9 +23,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.harness import driver, reporting, template
+from experiments.harness.population_state import load_member
+from experiments.harness.records import Experiment, Report, Task
 from rnn_jax import losses, population_plots, readout
 from rnn_jax.cells import CELLS, get_cell
-from rnn_jax.checkpoint import Checkpointer
 from rnn_jax.data import digits
 from rnn_jax.seq2seq import decode
 from rnn_jax.seq2seq import decoder as decoder_lib
@@ -136,7 +137,7 @@ def data(config: Config):
         jnp.asarray(d.test_labels)
 
 
-def task(config: Config) -> driver.Task:
+def task(config: Config) -> Task:
     """One member: linear image encoder -> decoder over letters, teacher forcing."""
     decoder = structure(config).decoder
     train_x, train_y, test_x, test_y = data(config)
@@ -166,7 +167,7 @@ def task(config: Config) -> driver.Task:
                 "test_letter_accuracy": scores["token_accuracy"],
                 "test_valid_name": jnp.mean(spelled)}
 
-    return driver.Task(init=lambda key, values: init(key, config, train_x.shape[1]),
+    return Task(init=lambda key: init(key, config, train_x.shape[1]),
                             loss_fn=loss_fn, sample=sample, evaluate=evaluate)
 
 
@@ -179,13 +180,9 @@ def samples(config: Config, members: list[dict], pop_dir) -> list[dict] | None:
     """Member 0's captions of the first test images, from the population's last checkpoint."""
     if config.checkpoint_every == 0:
         return None
-    like, _, _ = driver.init_population(task(config), config, members)
-    checkpointer = Checkpointer(pop_dir / "checkpoints")
-    try:
-        state = checkpointer.restore(like)
-    finally:
-        checkpointer.close()
-    params = jax.tree.map(lambda leaf: leaf[0], state.members.params)
+    params = load_member(task(config), config, members, pop_dir, 0)
+    if params is None:
+        return None
     _, _, test_x, test_y = data(config)
     decoded = jax.jit(lambda p, x: search(config, p, x))(params, test_x[:SAMPLES])
     return [{"digit": int(y), "name": NAMES[int(y)], "caption": text(tokens),
@@ -194,7 +191,7 @@ def samples(config: Config, members: list[dict], pop_dir) -> list[dict] | None:
 
 
 def plot_samples(path, rows: list[dict], title: str):
-    plt = population_plots._pyplot()
+    plt = population_plots.pyplot()
     columns = (len(rows) + 1) // 2
     fig, axes = plt.subplots(2, columns, figsize=(1.3 * columns, 3.6))
     for ax, row in zip(axes.flat, rows):
@@ -209,10 +206,10 @@ def plot_samples(path, rows: list[dict], title: str):
     return path
 
 
-def report(run, config: Config, done: list) -> dict:
+def report(run, config: Config, done: list) -> Report:
     """Per (cell, beam width): exact match, letter accuracy and valid-name rate over members
     (95 % t-intervals); the exact-match curves; member 0's samples per population."""
-    rows, sample_lines = [], []
+    rows, sample_lines, figures = [], [], []
     for pop_config, members, pop_run in done:
         outcomes = reporting.finals(pop_run)
         rows.append({"cell": pop_config.cell, "hidden": pop_config.hidden,
@@ -228,8 +225,7 @@ def report(run, config: Config, done: list) -> dict:
                 f"{r['name']}->{r['caption'] or '(empty)'}" for r in shown))
             figure = plot_samples(pop_run.path / "samples.png", shown,
                                   f"captioning ({label}); red: wrong")
-            reporting.copy_figures([figure], config.figures_dir,
-                                   f"{NAME}_{run.path.name}_{pop_run.path.name}")
+            figures.append(figure)  # copied as <experiment>_<run>_<population>_samples.png
     columns = ["cell", "hidden", "beam_width", "steps", "members", "test_exact_match_mean",
                "test_exact_match_ci95", "test_letter_accuracy_mean",
                "test_letter_accuracy_ci95", "test_valid_name_mean", "test_valid_name_ci95"]
@@ -239,8 +235,8 @@ def report(run, config: Config, done: list) -> dict:
               template.grid_of(config)] or ["cell"]
     curves = reporting.plot_curves(run, "curves.png", done, "test_exact_match", fields,
                                    "captioning: exact match on held-out digits")
-    reporting.copy_figures([curves], config.figures_dir, f"{NAME}_{run.path.name}")
-    print(table)
-    print("\n".join(sample_lines))
-    print(f"run dir {run.path}")
-    return {"table": rows, "samples": sample_lines}
+    return Report({"table": rows, "samples": sample_lines}, {"table": table},
+                  (*figures, curves), tuple(sample_lines))
+
+
+EXPERIMENT = Experiment(NAME, Config, QUICK, task, report, run_name=run_name)

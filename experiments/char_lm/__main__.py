@@ -1,6 +1,6 @@
-"""`python -m experiments.char_lm`: the command line of experiment.py (flags: `--helpfull`)."""
+"""`python -m experiments.char_lm`: runs experiment.py's EXPERIMENT (`--helpfull`)."""
 
 from experiments.char_lm import experiment
 from experiments.harness import driver
 
-driver.main(experiment)
+driver.main(experiment.EXPERIMENT)

@@ -45,25 +45,20 @@ def load_split(config) -> Split:
     validation part (or a prime drawn from it) is known. Words: the `vocab_cap` most frequent
     words of the training part (others are <unk>), so the validation text chooses nothing.
     Problems of the text itself raise FlagError naming --data_path (or --data)."""
-    return _split(config.data, config.data_path, config.cache_dir, config.text_chars,
-                  config.level, config.vocab_cap, config.valid_fraction)
-
-
-@functools.lru_cache(maxsize=4)  # task() is called more than once per population
-def _split(data, data_path, cache_dir, text_chars, level, vocab_cap, valid_fraction) -> Split:
+    data, data_path, level = config.data, config.data_path, config.level
     if data == "hello" and not data_path:
         vocab = text.Vocabulary(tuple("helo"))  # the notes' order [h, e, l, o]
         ids = text.encode(vocab, "hello")
         return Split(vocab, ids, ids)  # the toy is its own validation set
     with flag_errors("data_path" if data_path else "data"):
-        corpus = text.load_corpus(data, data_path, cache_dir=cache_dir or None)
-        corpus = corpus[:text_chars] if text_chars else corpus
+        corpus = text.load_corpus(data, data_path, cache_dir=config.cache_dir or None)
+        corpus = corpus[:config.text_chars] if config.text_chars else corpus
         if level == "char":
             vocab = text.build_vocabulary(corpus, "char")
             return Split(vocab, *text.split_train_validation(text.encode(vocab, corpus),
-                                                             valid_fraction))
-        train_text, valid_text = text.split_train_validation(corpus, valid_fraction)
-        vocab = text.build_vocabulary(train_text, level, vocab_cap)
+                                                             config.valid_fraction))
+        train_text, valid_text = text.split_train_validation(corpus, config.valid_fraction)
+        vocab = text.build_vocabulary(train_text, level, config.vocab_cap)
         return Split(vocab, text.encode(vocab, train_text), text.encode(vocab, valid_text))
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from experiments.char_lm import data as lm_data
 from experiments.char_lm import sampling as lm_sampling
 from experiments.harness import driver, reporting, template
+from experiments.harness.records import Experiment, Report, Task
 from rnn_jax import language_model, population_plots
 from rnn_jax.data import streams, text
 
@@ -126,7 +127,7 @@ def default_prime(config: Config, split: lm_data.Split) -> str:
         split.train_ids[0]])
 
 
-def task(config: Config) -> driver.Task:
+def task(config: Config) -> Task:
     """One member: the language model on the training streams (the state carried from chunk
     to chunk, reset at every epoch start), evaluated over the whole validation stream
     (`val_nats`) and, the same way, over the last as many training tokens (`train_nats`:
@@ -147,8 +148,8 @@ def task(config: Config) -> driver.Task:
         return {k: v for prefix, chunks in held_out.items() for k, v in
                 language_model.make_eval_fn(model.apply, chunks, stream, prefix)(params).items()}
 
-    return driver.Task(
-        init=lambda key, values: model.init(key),
+    return Task(
+        init=lambda key: model.init(key),
         loss_fn=language_model.make_loss_fn(model.apply),
         sample=lm_data.chunk_sampler(data), evaluate=evaluate,
         stream=lambda params: model.initial_stream(params, config.batch))
@@ -242,7 +243,7 @@ def population_files(config: Config, members: list, pop_run) -> dict:
     return out
 
 
-def report(run, config: Config, done: list) -> dict:
+def report(run, config: Config, done: list) -> Report:
     """table.md (a row per population), curve.md (validation at each evaluation), ngram.md
     (--baselines), sample.txt and the validation curve figure."""
     rows, curves, ngrams, samples = [], [], [], {}
@@ -269,14 +270,12 @@ def report(run, config: Config, done: list) -> dict:
         tables["ngram"] = reporting.write_table(run, "ngram", shown(ngrams), list(ngrams[0]))
     if samples:
         (run.path / "sample.txt").write_text("\n\n".join(samples.values()), "utf-8")
-    reporting.copy_figures([plot_train_and_validation(run, config, done)], config.figures_dir,
-                           f"{NAME}_{run.path.name}")
-    for name, table in tables.items():
-        print(f"{name}:\n{table}")
-    for name, sample in samples.items():
-        print(f"sample ({name}, member {config.sample_member}):\n{sample}")
-    return {"table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
-            "ngram": ngrams, "samples": samples}
+    return Report(
+        {"table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+         "ngram": ngrams, "samples": samples}, tables,
+        (plot_train_and_validation(run, config, done),),
+        tuple(f"sample ({name}, member {config.sample_member}):\n{sample}"
+              for name, sample in samples.items()))
 
 
 def plot_train_and_validation(run, config: Config, done: list):
@@ -301,3 +300,6 @@ def run_name(config: Config) -> str:
     named = dataclasses.replace(config, data=lm_data.data_id(config))  # --data_path's text
     return driver.run_name(named, parts[:1] + (("level",) if config.level == "word"
                                                     else ()) + parts[1:])
+
+
+EXPERIMENT = Experiment(NAME, Config, QUICK, task, report, command=command, run_name=run_name)

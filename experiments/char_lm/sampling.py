@@ -16,7 +16,9 @@ import jax
 import jax.numpy as jnp
 
 from experiments.char_lm.data import Model, build_model, check_prime, flag_errors
-from experiments.harness import driver, template
+from experiments.harness import template
+from experiments.harness.population_state import load_member, member_keys
+from experiments.harness.records import Task
 from rnn_jax import results, sampling
 from rnn_jax.checkpoint import Checkpointer
 from rnn_jax.data import text
@@ -41,20 +43,6 @@ def has_checkpoint(pop_dir: Path) -> bool:
         checkpointer.close()
 
 
-def member_params(config, model: Model, members: list[dict], pop_dir: Path, member: int):
-    """Member `member`'s parameters from the population's latest checkpoint."""
-    task = driver.Task(init=lambda key, values: model.init(key), loss_fn=None, sample=None,
-                            stream=lambda params: model.initial_stream(params, config.batch))
-    like, _, _ = driver.init_population(task, config, members)
-    checkpointer = Checkpointer(pop_dir / "checkpoints")
-    try:
-        with flag_errors("checkpoint"):
-            state = checkpointer.restore(like)
-    finally:
-        checkpointer.close()
-    return jax.tree.map(lambda leaf: leaf[member], state.members.params)
-
-
 def sample_text(config, model: Model, params, vocab: text.Vocabulary, prime: str,
                 seed: int) -> str:
     """`prime` and `--sample_len` tokens sampled after it (one lax.scan), from the member's
@@ -62,7 +50,7 @@ def sample_text(config, model: Model, params, vocab: text.Vocabulary, prime: str
     run = jax.jit(functools.partial(
         sampling.sample, functools.partial(model.step, params), length=config.sample_len,
         temperature=config.temperature, top_k=config.top_k, greedy=config.greedy))
-    key = jax.random.fold_in(driver.member_keys(seed)["eval"], 1)
+    key = jax.random.fold_in(member_keys(seed)["eval"], 1)
     tokens = run(model.initial_stream(params, 1), jnp.asarray(text.encode(vocab, prime)), key)
     return prime + (" " if vocab.level == "word" else "") + text.decode(vocab, tokens)
 
@@ -71,7 +59,10 @@ def sample_population(config, pop_dir: Path, members: list[dict], vocab: text.Vo
                       prime: str) -> str:
     """The sample of member `config.sample_member` (sampling flags of `config`)."""
     model = build_model(config, vocab.size)
-    params = member_params(config, model, members, pop_dir, config.sample_member)
+    task = Task(init=model.init, loss_fn=None, sample=None,
+                stream=lambda params: model.initial_stream(params, config.batch))
+    with flag_errors("checkpoint"):
+        params = load_member(task, config, members, pop_dir, config.sample_member)
     return sample_text(config, model, params, vocab, prime,
                        members[config.sample_member]["seed"])
 
@@ -89,7 +80,8 @@ def _population_dir(path: Path) -> Path:
     if not (path / "checkpoints").exists():
         inner = [p for p in path.iterdir() if p.is_dir() and (p / "config.json").is_file()]
         if len(inner) > 1:
-            raise fail(f" with {len(inner)} populations ({', '.join(sorted(p.name for p in inner))})"
+            names = ", ".join(sorted(p.name for p in inner))
+            raise fail(f" with {len(inner)} populations ({names})"
                        "; name one")
         path = inner[0] if inner else path
     missing = [name for name in FILES if not (path / name).is_file()]

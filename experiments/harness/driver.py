@@ -1,15 +1,15 @@
 """The driver every experiment shares: flags -> populations -> `train.fit` -> report.
 
-An experiment module provides
+An experiment declares itself with a typed record (`experiments.harness.records`):
 
-    NAME = "parity"; Config = ...; QUICK = {...}          (experiments.harness.template)
-    def task(config) -> Task                              what one member trains on
-                                                          (or a Measurement: no training)
-    def report(run, config, populations) -> dict          tables and figures from the run dirs
-    def command(config) -> dict | None                    optional: a mode that trains nothing
+    EXPERIMENT = Experiment(NAME, Config, QUICK, task, report)
 
-and runs with `driver.main(module)` (the command line) or `driver.call(module, argv)`
-(tests, notebooks). Layout, the same for every experiment:
+and runs with `driver.main(EXPERIMENT)` (its folder's `__main__.py`: the command line) or
+`driver.call(EXPERIMENT, argv)` (tests, notebooks). The driver expands the config into
+populations (`template.expand`), calls `task` once per population, checks memory and devices
+for all of them before anything is written, trains each (or measures it), then calls
+`report` and finishes it (`finish_report`: figures to --figures_dir, tables, run dir).
+Layout, the same for every experiment:
 
     <out_dir>/<experiment>/<run_name>/config.json         the whole invocation
     <out_dir>/<experiment>/<run_name>/<population>/       one `train.fit` run dir per population:
@@ -20,65 +20,27 @@ resumes: finished populations are kept, the interrupted one resumes from its che
 Ctrl-C, a full disk and the other faults of a run end the command line with one line, no
 traceback: what happened, where the run stopped, and the command that resumes it.
 """
-
-import dataclasses
 import errno
 import logging as std_logging
 import os
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Callable, NamedTuple, Sequence
+from typing import Any, Callable, Sequence
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import app, flags, logging
 
-from experiments.harness import runtime, template
-from rnn_jax import distributed, optimizers, population, results, run_lock, train
+from experiments.harness import reporting, runtime, template
+from experiments.harness.population_state import init_population
+from experiments.harness.records import Experiment, Measurement, Report, Task
+from rnn_jax import distributed, population, results, run_lock, train
 
 FLAGS = flags.FLAGS
 # Bytes per float kept per (sequence, step, hidden unit) in a training step: the forward
 # states and gates saved for BPTT and their deltas, with room for XLA's temporaries.
 _BYTES_PER_ACTIVATION = 4 * 32
-
-
-class Task(NamedTuple):
-    """What one member trains on; every function is one member's and is vmapped by the driver.
-
-    init: `(key, values) -> params`; `values` holds the member's fields (`MEMBER_FIELDS`).
-    loss_fn: the train loop's `loss_fn(params, batch, key, stream)`.
-    sample: `(key, step) -> batch`: training batch number `step` of the member's data stream.
-    evaluate: `(params, key) -> dict of scalars`, or None.
-    target: `train.fit`'s target (a member stops when its record reaches it), or None.
-    stream: `params -> the stream carried across batches` (truncated BPTT), or None for ().
-    clip_kind: 'global' (clip by global norm) or 'elementwise' (optimizers.CLIP_KINDS).
-    optimizer_options: passed to the optax constructor (e.g. `decay=0.9` for rmsprop).
-    """
-
-    init: Callable
-    loss_fn: Callable
-    sample: Callable
-    evaluate: Callable | None = None
-    target: tuple | None = None
-    stream: Callable | None = None
-    clip_kind: str = "global"
-    optimizer_options: dict | None = None
-
-
-class Measurement(NamedTuple):
-    """What a population measures instead of training (e.g. gradient norms at init), when
-    `task(config)` returns one: `measure(members, run)` writes its results into the
-    population's run dir once; the report reads them from there (also with --report_only)."""
-
-    measure: Callable
-
-
-def member_keys(seed: int) -> dict[str, jax.Array]:
-    """A member's independent keys, all from its seed."""
-    init, data, evaluation, training = jax.random.split(jax.random.key(seed), 4)
-    return {"init": init, "data": data, "eval": evaluation, "train": training}
 
 
 def population_name(config: template.Base, base: template.Base) -> str:
@@ -104,7 +66,7 @@ def run_name(config: template.Base, parts: Sequence[str] = ("cell", "hidden", "s
 def check_memory(task: Task, config: template.Base, size: int) -> None:
     """Raises FlagError, before compiling, when the population's estimated training memory
     exceeds this machine's."""
-    shapes = jax.eval_shape(task.init, jax.random.key(0), _values([config], [{}])[0])
+    shapes = jax.eval_shape(task.init, jax.random.key(0))
     params = sum(int(np.prod(s.shape)) * s.dtype.itemsize for s in jax.tree.leaves(shapes))
     steps = config.batch * config.seq_len * config.hidden * _BYTES_PER_ACTIVATION
     estimate = size * (4 * params + steps)  # params, gradients, two optimiser moments
@@ -112,36 +74,6 @@ def check_memory(task: Task, config: template.Base, size: int) -> None:
     template.check(estimate < 0.8 * available, "seeds", f"a population that fits in memory "
                    f"({available / 2**30:.1f} GiB here)", f"{size} members, estimated "
                    f"{estimate / 2**30:.1f} GiB; use fewer --seeds or grid values")
-
-
-def _values(configs: list[template.Base], members: list[dict]) -> list[dict]:
-    names = type(configs[0]).MEMBER_FIELDS
-    return [{n: jnp.asarray(m.get(n, getattr(configs[0], n)), jnp.float32) for n in names}
-            for m in (members or [{}])]
-
-
-def init_population(task: Task, config: template.Base, members: list[dict]
-                    ) -> tuple[population.Population, Any, dict]:
-    """Step 0 of the members: `(population state, member optimiser, stacked member keys)`; the
-    state is also the template a saved checkpoint of the population restores into."""
-    keys = [member_keys(m["seed"]) for m in members]
-    stacked = {k: jnp.stack([key[k] for key in keys]) for k in keys[0]}
-    values = jax.tree.map(lambda *v: jnp.stack(v), *_values([config], members))
-    optimizer = optimizers.make_member_optimizer(
-        config.optimizer, config.lr_schedule, num_steps=config.steps,
-        warmup_steps=config.warmup_steps, clip_kind=task.clip_kind,
-        **(task.optimizer_options or {}))
-
-    def init_member(init_key, train_key, value):
-        params = task.init(init_key, value)
-        opt_state = optimizers.init_member_state(
-            optimizer, params, lr=value["lr"], clip=value["clip"],
-            weight_decay=value["weight_decay"])
-        stream = task.stream(params) if task.stream is not None else ()
-        return train.TrainState(params, opt_state, jnp.zeros((), jnp.int32), train_key, stream)
-
-    state = population.create(jax.vmap(init_member)(stacked["init"], stacked["train"], values))
-    return state, optimizer, stacked
 
 
 def train_population(task: Task, config: template.Base, members: list[dict],
@@ -194,39 +126,40 @@ def check_devices(config: template.Base, size: int) -> int:
     return number
 
 
-def run_experiment(module: Any, config: template.Base) -> dict:
-    """Trains every population of `config` (skipping finished ones) and writes the report.
+def run_experiment(experiment: Experiment, config: template.Base) -> dict:
+    """Trains every population of `config` (skipping finished ones), writes the report and
+    returns the invocation's summary.
 
-    A module may define `command(config)`: a mode that trains nothing (e.g. char_lm's
-    --sample_only); it runs first and returns its result, or None to go on as usual."""
-    command = getattr(module, "command", None)
-    if command is not None and (result := command(config)) is not None:
+    `experiment.command` (a mode that trains nothing, e.g. char_lm's --sample_only) runs
+    first and returns its result, or None to go on as usual."""
+    if experiment.command is not None and (result := experiment.command(config)) is not None:
         return result
     plan = template.expand(config)
-    name = getattr(module, "run_name", run_name)(config)
-    path = Path(config.out_dir) / module.NAME / name
+    name = (experiment.run_name or run_name)(config)
+    path = Path(config.out_dir) / experiment.name / name
     if config.report_only:
         template.check((path / results.CONFIG).exists(), "report_only",
                        "an existing run directory", str(path))
-        return module.report(results.Run(path), config, _finished(path, config, plan))
-    for pop_config, members in plan:
-        task = module.task(pop_config)
+        run = results.Run(path)
+        return finish_report(experiment, run, config, experiment.report(
+            run, config, _finished(path, config, plan)))
+    tasks = [experiment.task(pop_config) for pop_config, _ in plan]  # once per population
+    for task, (pop_config, members) in zip(tasks, plan):
         if not isinstance(task, Measurement):
             check_memory(task, pop_config, len(members))
             check_devices(pop_config, len(members))
     if not distributed.is_writer():
-        return _follow(module, config, plan, path)
-    invocation = results.Run.create(config.out_dir, module.NAME, name,
+        return _follow(tasks, config, plan, path)
+    invocation = results.Run.create(config.out_dir, experiment.name, name,
                                     template.config_json(config), overwrite=config.overwrite,
                                     **template.reuse_options(config))
     done = []
-    for pop_config, members in plan:
+    for task, (pop_config, members) in zip(tasks, plan):
         pop_name = population_name(pop_config, config)
         try:
             run = results.Run.create(invocation.path.parent, invocation.path.name, pop_name,
                                      {**template.config_json(pop_config), "members": members},
                                      **template.reuse_options(pop_config))
-            task = module.task(pop_config)
             if isinstance(task, Measurement):
                 task.measure(members, run)
                 run.write_summary({"finished": True, "measurement": True})
@@ -236,21 +169,36 @@ def run_experiment(module: Any, config: template.Base) -> dict:
         except results.RunFinished:
             logging.info("population %s is finished; kept", pop_name)
         done.append((pop_config, members, results.Run(invocation.path / pop_name)))
-    summary = module.report(invocation, config, done)
+    summary = finish_report(experiment, invocation, config,
+                            experiment.report(invocation, config, done))
     invocation.write_summary({**summary, "populations": len(done), "finished": True})
     return invocation.summary()
 
 
-def _follow(module: Any, config: template.Base, plan: list, path: Path) -> dict:
+def finish_report(experiment: Experiment, run: results.Run, config: template.Base,
+                  report: Report) -> dict:
+    """The end every report shares: copies its figures to `--figures_dir`, prints its tables
+    (each under its name when there are several), its lines and the run directory; returns
+    its summary."""
+    prefix = report.figure_prefix or f"{experiment.name}_{run.path.name}"
+    reporting.copy_figures(report.figures, config.figures_dir, prefix, run.path)
+    for table_name, table in report.tables.items():
+        print(f"{table_name}:\n{table}" if len(report.tables) > 1 else table)
+    for line in report.lines:
+        print(line)
+    print(f"run dir {run.path}")
+    return report.summary
+
+
+def _follow(tasks: list, config: template.Base, plan: list, path: Path) -> dict:
     """A process other than 0: trains its part of every population that process 0 trains
     (the same ones: those not finished in `path`, read from the shared directory) and writes
     nothing; process 0 logs, writes the run directories and the report."""
     if not config.overwrite and results.Run(path).finished:
         return {"finished": True, "process": jax.process_index(), "trained": 0}
     trained = 0
-    for pop_config, members in plan:
+    for task, (pop_config, members) in zip(tasks, plan):
         pop_run = results.Run(path / population_name(pop_config, config))
-        task = module.task(pop_config)
         if isinstance(task, Measurement) or (not config.overwrite and pop_run.finished):
             continue
         train_population(task, pop_config, members, None, pop_run.checkpoint_dir)
@@ -281,21 +229,21 @@ def _say_stopped(run: results.Run, members: list[dict]) -> None:
                   f" at step {outcome['steps']}")
 
 
-def _handle(module: Any, config_source: Callable[[], template.Base]) -> Any:
+def _handle(experiment: Experiment, config_source: Callable[[], template.Base]) -> Any:
     try:
-        return run_experiment(module, config_source())
+        return run_experiment(experiment, config_source())
     except results.RunFinished as finished:  # nothing to do: say so, exit status 0
         print(finished)
         return finished
 
 
-def main(module: Any) -> None:
-    """The command line: defines the module's flags, applies the runtime settings, runs."""
-    template.define_flags(module.Config, FLAGS)
+def main(experiment: Experiment) -> None:
+    """The command line: defines the experiment's flags, applies the runtime settings, runs."""
+    template.define_flags(experiment.config, FLAGS)
     flags.DEFINE_bool("keep_host_memory", True, "Keep freed host memory mapped between "
                       "training steps and run each step on the calling thread (experiments."
-                      "runtime): faster steps on XLA:CPU; resident memory stays at its peak. "
-                      "Results are unchanged.")
+                      "harness.runtime): faster steps on XLA:CPU; resident memory stays at its "
+                      "peak. Results are unchanged.")
     flags.DEFINE_string("compilation_cache_dir", "~/.cache/rnn_jax/xla", "Keep compiled XLA "
                         "programs here, so later runs with the same shapes start without "
                         "compiling (JAX's persistent cache); empty: off.")
@@ -318,7 +266,8 @@ def main(module: Any) -> None:
                 logging.warning("compilation cache off (--compilation_cache_dir): %s", error)
         try:
             template.check(len(argv) <= 1, "argv", "only --flags", list(argv[1:]))
-            _handle(module, lambda: template.from_flags(module.Config, module.QUICK, FLAGS))
+            _handle(experiment, lambda: template.from_flags(experiment.config, experiment.quick,
+                                                            FLAGS))
         except template.FlagError as error:  # one line naming the flag, no traceback
             print(error, file=sys.stderr)
             sys.exit(error.exitcode)
@@ -401,16 +350,16 @@ def _start_devices() -> None:
         distributed.set_cpu_device_count(int(devices) // processes)
 
 
-def parse(module: Any, argv: Sequence[str]) -> template.Base:
-    """`argv` (flags only, no program name) as the module's validated config."""
+def parse(experiment: Experiment, argv: Sequence[str]) -> template.Base:
+    """`argv` (flags only, no program name) as the experiment's validated config."""
     flag_values = flags.FlagValues()
-    template.define_flags(module.Config, flag_values)
+    template.define_flags(experiment.config, flag_values)
     remaining = template.parse_flags(flag_values, ["experiment", *argv])
     template.check(len(remaining) <= 1, "argv", "only --flags", list(remaining[1:]))
-    return template.from_flags(module.Config, module.QUICK, flag_values)
+    return template.from_flags(experiment.config, experiment.quick, flag_values)
 
 
-def call(module: Any, argv: Sequence[str]) -> Any:
+def call(experiment: Experiment, argv: Sequence[str]) -> Any:
     """Runs the experiment in-process with `argv`: for tests and notebooks. Returns the
     invocation's summary, or the `results.RunFinished` of a finished run (its line printed)."""
-    return _handle(module, lambda: parse(module, argv))
+    return _handle(experiment, lambda: parse(experiment, argv))

@@ -13,6 +13,7 @@ or interval over fewer members than the table's shows the count in its cell ("0.
 """
 
 import math
+import shutil
 from pathlib import Path
 from typing import Sequence
 
@@ -149,14 +150,19 @@ def plot_curves(run: results.Run, name: str, done: list, metric: str,
         if data else None
 
 
-def copy_figures(figures: list, figures_dir: str, prefix: str) -> None:
+def copy_figures(figures: Sequence[Path | None], figures_dir: str, prefix: str,
+                 run_dir: Path | None = None) -> None:
     """Copies the written figures to `figures_dir` as `<prefix>_<name>` (no-op when empty);
-    the prefix names the experiment and the run, e.g. 'parity_lstm_hidden16_seq_len20_seeds20'."""
-    import shutil
-
+    the prefix names the experiment and the run, e.g. 'parity_lstm_hidden16_seq_len20_seeds20'.
+    A figure inside a population's directory of `run_dir` keeps that directory in its name
+    (`<prefix>_<population>_<name>`), so each population's copy has its own."""
     if not figures_dir:
         return
     Path(figures_dir).mkdir(parents=True, exist_ok=True)
     for figure in figures:
-        if figure is not None:
-            shutil.copyfile(figure, Path(figures_dir) / f"{prefix}_{Path(figure).name}")
+        if figure is None:
+            continue
+        figure = Path(figure)
+        inside = run_dir is not None and figure.is_relative_to(run_dir)
+        name = "_".join(figure.relative_to(run_dir).parts) if inside else figure.name
+        shutil.copyfile(figure, Path(figures_dir) / f"{prefix}_{name}")

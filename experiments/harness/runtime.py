@@ -46,7 +46,8 @@ HEAP_THRESHOLD_BYTES = 1 << 29  # blocks up to this many bytes stay in the heap
 
 def _check_threshold(threshold_bytes: int) -> None:
     if not 0 < threshold_bytes < 2**31:
-        raise ValueError(f"expected 0 < threshold_bytes < 2**31 (a C int), received {threshold_bytes}")
+        raise ValueError("expected 0 < threshold_bytes < 2**31 (a C int), received "
+                         f"{threshold_bytes}")
 
 
 def set_malloc_thresholds(threshold_bytes: int = HEAP_THRESHOLD_BYTES) -> bool:
@@ -62,7 +63,8 @@ def set_malloc_thresholds(threshold_bytes: int = HEAP_THRESHOLD_BYTES) -> bool:
         (_M_MMAP_THRESHOLD, threshold_bytes),
         (_M_TRIM_THRESHOLD, min(2 * threshold_bytes, 2**31 - 1)),
     )
-    return all(libc.mallopt(ctypes.c_int(param), ctypes.c_int(value)) == 1 for param, value in settings)
+    return all(libc.mallopt(ctypes.c_int(param), ctypes.c_int(value)) == 1
+               for param, value in settings)
 
 
 def keep_host_memory(threshold_bytes: int = HEAP_THRESHOLD_BYTES) -> bool:

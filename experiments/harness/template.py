@@ -132,8 +132,10 @@ def parse_flags(flag_values: flags.FlagValues, argv: Sequence[str]) -> list[str]
             raise FlagError(str(error)) from None
         parser = flag_values[bad["name"]].parser
         values = getattr(parser, "enum_values", None)
-        expected = f"one of {', '.join(values)}" if values else f"a value of type {parser.flag_type()}"
-        raise FlagError(f"--{bad['name']}: expected {expected}, received {bad['value']!r}") from None
+        expected = (f"one of {', '.join(values)}" if values
+                    else f"a value of type {parser.flag_type()}")
+        raise FlagError(f"--{bad['name']}: expected {expected}, received {bad['value']!r}") \
+            from None
 
 
 def define_flags(config_cls: type, flag_values: flags.FlagValues) -> None:
@@ -159,7 +161,7 @@ def _convert(f: dataclasses.Field, value: Any) -> Any:
         return tuple(_parse(item, v, f.name) for v in value)
     if f.name == "grid":
         return tuple(value)
-    return _parse(f.type, value, f.name) if isinstance(value, str) and f.type != str else value
+    return _parse(f.type, value, f.name) if isinstance(value, str) and f.type is not str else value
 
 
 def _parse(kind: type, text: Any, flag: str) -> Any:
@@ -188,7 +190,7 @@ def from_flags(config_cls: type, quick: dict, flag_values: flags.FlagValues):
 def is_path(f: dataclasses.Field) -> bool:
     """Whether a field is a file or directory path (`~` expanded): a string named *_dir,
     *_path, *_file or *checkpoint (e.g. char_lm's --checkpoint)."""
-    return f.type == str and f.name.endswith(("_dir", "_path", "_file", "checkpoint"))
+    return f.type is str and f.name.endswith(("_dir", "_path", "_file", "checkpoint"))
 
 
 def seeds_of(config: Base) -> list[int]:

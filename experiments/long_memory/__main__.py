@@ -1,6 +1,6 @@
-"""`python -m experiments.long_memory`: the command line of experiment.py (flags: `--helpfull`)."""
+"""`python -m experiments.long_memory`: runs experiment.py's EXPERIMENT (`--helpfull`)."""
 
 from experiments.harness import driver
 from experiments.long_memory import experiment
 
-driver.main(experiment)
+driver.main(experiment.EXPERIMENT)

@@ -25,6 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.harness import cell_flags, driver, reporting, template
+from experiments.harness.records import Experiment, Report, Task
 from rnn_jax import losses, population_plots, results, sequence_model
 from rnn_jax.data import adding, copying
 
@@ -120,7 +121,7 @@ def metrics(config: Config, outputs: jax.Array, targets: jax.Array) -> dict:
     return {"loss": jnp.mean((outputs - targets) ** 2)}  # outputs, targets [batch, 1]
 
 
-def task(config: Config) -> driver.Task:
+def task(config: Config) -> Task:
     """One member: cell -> linear readout (at every step for copying, the last for adding)."""
     cell, data = cell_flags.cell_of(config), TASKS[config.task]
     sizes = (copying.NUM_TOKENS, copying.NUM_CLASSES) if config.task == "copying" else (2, 1)
@@ -138,8 +139,8 @@ def task(config: Config) -> driver.Task:
         loss, m = loss_fn(params, data.sample(key, config.eval_batch, config.seq_len), key, ())
         return {"eval_loss": loss, **{f"eval_{k}": v for k, v in m[0].items()}}
 
-    return driver.Task(
-        init=lambda key, values: sequence_model.init(key, cell, sizes[0], hidden_of(config),
+    return Task(
+        init=lambda key: sequence_model.init(key, cell, sizes[0], hidden_of(config),
                                                      sizes[1]),
         loss_fn=loss_fn, sample=sample, evaluate=evaluate, clip_kind=config.clip_kind,
         optimizer_options={"decay": 0.9} if config.optimizer == "rmsprop" else None)
@@ -196,7 +197,7 @@ def num_params(config: Config) -> int:
     return sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
 
 
-def report(run, config: Config, done: list) -> dict:
+def report(run, config: Config, done: list) -> Report:
     """Per (task, T, cell): members beating the baseline and solving the task (Wilson), judged
     on the median of each member's last FINAL_EVALS evaluations (a diverged member does
     neither); final evaluation loss (and copying recall accuracy) over members; the curves."""
@@ -226,10 +227,7 @@ def report(run, config: Config, done: list) -> dict:
     table = reporting.write_table(run, "table", [{k: _number(v) for k, v in r.items()}
                                                  for r in rows], columns)
     figure = plot_losses(run, done)
-    reporting.copy_figures([figure], config.figures_dir, f"{NAME}_{run.path.name}")
-    print(table)
-    print(f"run dir {run.path}")
-    return {"table": rows}
+    return Report({"table": rows}, {"table": table}, (figure,))
 
 
 def _number(value):
@@ -254,3 +252,6 @@ def plot_losses(run: results.Run, done: list):
     return population_plots.plot_population_panels(
         run.path / "curves.png", panels, "evaluation loss", "long memory; dashed: memoryless "
         "baseline", hlines=baselines)
+
+
+EXPERIMENT = Experiment(NAME, Config, QUICK, task, report, run_name=run_name)

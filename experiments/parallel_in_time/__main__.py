@@ -1,6 +1,6 @@
-"""`python -m experiments.parallel_in_time`: the command line of experiment.py (flags: `--helpfull`)."""
+"""`python -m experiments.parallel_in_time`: runs experiment.py's EXPERIMENT (`--helpfull`)."""
 
 from experiments.harness import driver
 from experiments.parallel_in_time import experiment
 
-driver.main(experiment)
+driver.main(experiment.EXPERIMENT)

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.harness import driver, reporting, template
+from experiments.harness.records import Experiment, Measurement, Report, Task
 from experiments.parallel_in_time import timing as parallel_timing
 from rnn_jax import losses, results, sequence_model, stats
 from rnn_jax.cells import CELLS, get_cell
@@ -144,11 +145,11 @@ def nan_max(x: jax.Array) -> jax.Array:
     return jnp.where(jnp.any(jnp.isnan(x)), jnp.nan, jnp.max(x))
 
 
-def task(config: Config) -> driver.Task | driver.Measurement:
+def task(config: Config) -> Task | Measurement:
     """Training: one member, cell -> linear readout -> one parity logit per step; Newton at
     evaluation. Timing: a measurement (`measure_timing`)."""
     if config.mode == "timing":
-        return driver.Measurement(lambda members, run: measure_timing(config, members, run))
+        return Measurement(lambda members, run: measure_timing(config, members, run))
     cell = get_cell(config.cell)
 
     def logits(params, xs):
@@ -179,19 +180,18 @@ def task(config: Config) -> driver.Task | driver.Measurement:
             out[f"{method}_residual"] = info.residual
         return out
 
-    return driver.Task(
-        init=lambda key, values: sequence_model.init(key, cell, 1, config.hidden, 1),
+    return Task(
+        init=lambda key: sequence_model.init(key, cell, 1, config.hidden, 1),
         loss_fn=loss_fn, sample=sample, evaluate=evaluate)
 
 
-def timing_report(run, done: list) -> dict:
+def timing_report(run, done: list) -> Report:
     """table_timing.md and .csv from the populations' timing.json."""
     rows = [row for _, _, pop_run in done for row in json.loads(
         (pop_run.path / TIMING).read_text())]
     table = reporting.write_table(run, "table_timing", [parallel_timing.shown(r) for r in rows],
                                   parallel_timing.COLUMNS)
-    print(table)
-    return {"timing": rows}
+    return Report({"timing": rows}, {"table_timing": table})
 
 
 def run_name(config: Config) -> str:
@@ -294,7 +294,7 @@ def plot_iterations_vs_exponent(path, points: list[dict], newton_len: int):
     return path
 
 
-def report(run, config: Config, done: list) -> dict:
+def report(run, config: Config, done: list) -> Report:
     """Timing: `timing_report`. Training: per evaluation step, Newton iterations (mean, 95 %
     t-interval over seeds) of DEER and quasi-DEER, the fraction converged, the largest
     Lyapunov exponent and accuracy; the iterations by the exponent's sign; the iteration
@@ -308,10 +308,11 @@ def report(run, config: Config, done: list) -> dict:
     for method in METHODS:
         names += [f"{method}_iterations_mean", f"{method}_iterations_ci95",
                   f"{method}_converged_mean"]
-    table = reporting.write_table(run, "table", rows, names)
+    tables = {"table": reporting.write_table(run, "table", rows, names)}
     if points:
         sign_rows = by_sign(points)
-        print(reporting.write_table(run, "table_by_sign", sign_rows, list(sign_rows[0])))
+        tables["table_by_sign"] = reporting.write_table(run, "table_by_sign", sign_rows,
+                                                        list(sign_rows[0]))
     figures = [
         reporting.plot_curves(run, f"{method}_iterations.png", done, f"{method}_iterations",
                               ["cell"], f"{'DEER' if method == 'full' else 'quasi-DEER'} "
@@ -323,6 +324,8 @@ def report(run, config: Config, done: list) -> dict:
     if points:
         figures.append(plot_iterations_vs_exponent(run.path / "iterations_vs_lyapunov.png",
                                                    points, config.newton_len))
-    reporting.copy_figures(figures, config.figures_dir, f"{NAME}_{run.path.name}")
-    print(table)
-    return {"table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]}
+    return Report({"table": [{k: v for k, v in r.items() if not k.startswith("_")}
+                             for r in rows]}, tables, tuple(figures))
+
+
+EXPERIMENT = Experiment(NAME, Config, QUICK, task, report, run_name=run_name)

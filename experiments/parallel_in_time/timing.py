@@ -1,10 +1,10 @@
 """Wall time of the sequential scan against the parallel-in-time paths, and what Newton did.
 
-The measuring code of `experiments/parallel_in_time/experiment.py --mode=timing`, `benchmarks/deer.py`
-and `benchmarks/linear_scan.py` (command lines over it). For one `Case` (cell, hidden size H,
-length T, batch B, input width I; float32, untrained params and Gaussian inputs, both from one
-key) every method is a jitted program, run forward (`ys`) and forward + backward (the gradient
-of `sum(ys^2)` in the params and the inputs):
+The measuring code of `python -m experiments.parallel_in_time --mode=timing`,
+`benchmarks/deer.py` and `benchmarks/linear_scan.py` (command lines over it). For one `Case`
+(cell, hidden size H, length T, batch B, input width I; float32, untrained params and Gaussian
+inputs, both from one key) every method is a jitted program, run forward (`ys`) and forward +
+backward (the gradient of `sum(ys^2)` in the params and the inputs):
 
     sequential       rnn_jax.unroll: lax.scan (its default backward, hand-written BPTT where
                      the cell has a kernel, autodiff otherwise)
@@ -31,7 +31,7 @@ from experiments.harness import timing
 from rnn_jax import results, unroll
 from rnn_jax.cells import Cell, get_cell
 from rnn_jax.parallel.deer import deer_unroll
-from rnn_jax.parallel.linear_cells import FORMS, parallel_unroll
+from rnn_jax.parallel.linear_cells import parallel_unroll
 
 SEQUENTIAL = "sequential"
 LINEAR = {"associative": False, "associative_log": True}  # method: log_space
@@ -61,7 +61,7 @@ def state_size(cell: Cell, params: Any) -> int:
 def timeable(cell: Cell) -> bool:
     """Whether `measure` has a parallel method for `cell`: a linear cell, or a real carry
     (DEER's Jacobians are real); decided on shapes, nothing computed."""
-    if cell.step in FORMS:
+    if cell.linear_form is not None:
         return True
     carry = jax.eval_shape(lambda: cell.initial_carry(cell.init(jax.random.key(0), 1, 2)))
     return all(jnp.issubdtype(leaf.dtype, jnp.floating) for leaf in jax.tree.leaves(carry))
@@ -71,7 +71,7 @@ def methods_for(cell: Cell, params: Any, case: Case, full_max: float = math.inf)
     """The methods that apply to `cell`: the sequential scan, then the associative scans of a
     linear cell (log space where it has that form) or DEER and quasi-DEER of any other; DEER
     is left out where its Jacobians would hold more than `full_max` numbers (T B D^2)."""
-    form = FORMS.get(cell.step)
+    form = cell.linear_form
     if form is not None:
         log = ["associative_log"] if form.log_coefficients is not None else []
         return [SEQUENTIAL, "associative", *log]

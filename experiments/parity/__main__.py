@@ -1,6 +1,6 @@
-"""`python -m experiments.parity`: the command line of experiment.py (flags: `--helpfull`)."""
+"""`python -m experiments.parity`: runs experiment.py's EXPERIMENT (`--helpfull`)."""
 
 from experiments.harness import driver
 from experiments.parity import experiment
 
-driver.main(experiment)
+driver.main(experiment.EXPERIMENT)

@@ -18,7 +18,8 @@ import dataclasses
 import jax
 import jax.numpy as jnp
 
-from experiments.harness import cell_flags, driver, reporting, template
+from experiments.harness import cell_flags, reporting, template
+from experiments.harness.records import Experiment, Report, Task
 from rnn_jax import handbuilt, losses, population_plots, sequence_model
 from rnn_jax.data import parity
 from rnn_jax.unroll import unroll
@@ -62,7 +63,7 @@ def metrics(logits, ys) -> dict:
             "accuracy": jnp.mean((logits > 0) == (ys > 0.5))}
 
 
-def task(config: Config) -> driver.Task:
+def task(config: Config) -> Task:
     """One member: cell -> linear readout -> one logit per step (or at the end)."""
     cell = cell_flags.cell_of(config)
     many_to_one = config.target == "many_to_one"
@@ -87,8 +88,8 @@ def task(config: Config) -> driver.Task:
             out.update({f"{name}_{k}": v for k, v in metrics(logits(params, xs), ys).items()})
         return out
 
-    return driver.Task(
-        init=lambda key, values: sequence_model.init(key, cell, 1, config.hidden, 1),
+    return Task(
+        init=lambda key: sequence_model.init(key, cell, 1, config.hidden, 1),
         loss_fn=loss_fn, sample=sample, evaluate=evaluate,
         target=("eval_accuracy", config.success_accuracy) if config.stop_at_success else None)
 
@@ -118,7 +119,7 @@ def plot_panels(run, done: list, config: Config):
         f"parity ({config.target}): evaluation accuracy", colors="viridis")
 
 
-def report(run, config: Config, done: list) -> dict:
+def report(run, config: Config, done: list) -> Report:
     """Per (cell, length): success rate (Wilson), steps to success, accuracies over members.
 
     A member has solved the task when an evaluation at the training length reached
@@ -148,10 +149,11 @@ def report(run, config: Config, done: list) -> dict:
             run.path / "success_vs_length.png", by_cell,
             f"parity: solved (eval accuracy >= {config.success_accuracy}) within "
             f"{config.steps} steps, {rows[0]['members']} seeds"))
-    reporting.copy_figures(figures, config.figures_dir, f"{NAME}_{run.path.name}")
     hand = handbuilt_accuracy(config)
-    print(table)
-    print(f"hand-built network: accuracy {hand:.4f} at T={config.test_seq_len}; "
-          f"run dir {run.path}")
-    return {"table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
-            "handbuilt_test_accuracy": hand}
+    return Report(
+        {"table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows],
+         "handbuilt_test_accuracy": hand}, {"table": table}, tuple(figures),
+        (f"hand-built network: accuracy {hand:.4f} at T={config.test_seq_len}",))
+
+
+EXPERIMENT = Experiment(NAME, Config, QUICK, task, report)

@@ -25,7 +25,6 @@ trials, so the expected draws to a solution is 1/p with p = solutions / draws ov
 import dataclasses
 import functools
 import json
-import sys
 
 import jax
 import jax.numpy as jnp
@@ -33,6 +32,8 @@ import numpy as np
 import scipy.stats
 
 from experiments.harness import driver, reporting, template
+from experiments.harness.population_state import member_keys
+from experiments.harness.records import Experiment, Measurement, Report
 from rnn_jax import results, stats
 from rnn_jax.cells import get_cell
 from rnn_jax.cells.vanilla import VanillaParams
@@ -115,7 +116,7 @@ def batch_accuracy(keys: jax.Array, xs: jax.Array, odd: jax.Array, config: Confi
 
 def search(config: Config, seed: int) -> dict:
     """One repeat: draws until one classifies the training set; its draws and test accuracies."""
-    keys = driver.member_keys(seed)
+    keys = member_keys(seed)
     xs, odd = sequences(keys["data"], config.train_sequences, config.seq_len)
     for start in range(0, config.max_draws, config.draws_per_batch):
         draw_keys = jax.random.split(jax.random.fold_in(keys["init"], start),
@@ -135,8 +136,8 @@ def measure(config: Config, members: list[dict], run: results.Run) -> None:
     (run.path / MEASUREMENT).write_text(json.dumps(out, indent=1) + "\n")
 
 
-def task(config: Config) -> driver.Measurement:
-    return driver.Measurement(lambda members, run: measure(config, members, run))
+def task(config: Config) -> Measurement:
+    return Measurement(lambda members, run: measure(config, members, run))
 
 
 def expected_draws(repeats: list[dict]) -> dict:
@@ -149,7 +150,7 @@ def expected_draws(repeats: list[dict]) -> dict:
                                        f"{(1 / low) if low else float('inf'):.4g}]"}
 
 
-def report(run, config: Config, done: list) -> dict:
+def report(run, config: Config, done: list) -> Report:
     """Per (T, hidden, self-connections): repeats solved, draws to a solution, test accuracy."""
     rows = []
     for pop_config, _, pop_run in done:
@@ -169,10 +170,7 @@ def report(run, config: Config, done: list) -> dict:
     columns = ["seq_len", "hidden", "self_connections", "solved", "median_draws",
                "draws_per_solution", "draws_per_solution_ci95", "test_len", "exact_at_test_len",
                "test_accuracy_median"]
-    table = reporting.write_table(run, "table", rows, columns)
-    print(table)
-    print(f"run dir {run.path}")
-    return {"table": rows}
+    return Report({"table": rows}, {"table": reporting.write_table(run, "table", rows, columns)})
 
 
 def run_name(config: Config) -> str:
@@ -181,5 +179,7 @@ def run_name(config: Config) -> str:
     return name if config.run_name or config.self_connections else f"noself_{name}"
 
 
+EXPERIMENT = Experiment(NAME, Config, QUICK, task, report, run_name=run_name)
+
 if __name__ == "__main__":
-    driver.main(sys.modules[__name__])
+    driver.main(EXPERIMENT)

@@ -1,6 +1,6 @@
-"""`python -m experiments.seq2seq`: the command line of experiment.py (flags: `--helpfull`)."""
+"""`python -m experiments.seq2seq`: runs experiment.py's EXPERIMENT (`--helpfull`)."""
 
 from experiments.harness import driver
 from experiments.seq2seq import experiment
 
-driver.main(experiment)
+driver.main(experiment.EXPERIMENT)

@@ -18,9 +18,10 @@ import jax
 import numpy as np
 
 from experiments.harness import driver, reporting, template
+from experiments.harness.population_state import load_member
+from experiments.harness.records import Experiment, Report, Task
 from rnn_jax import population_plots, results, stats
 from rnn_jax.cells import get_cell
-from rnn_jax.checkpoint import Checkpointer
 from rnn_jax.data import translation
 from rnn_jax.seq2seq import Decoder, Encoder, Seq2Seq, attention, decode, model
 
@@ -100,11 +101,11 @@ def translate(config: Config, params, batch: translation.Batch) -> decode.Decode
     return decode.greedy(net.decoder, params.decoder, carry, memory, batch.target.shape[1])
 
 
-def task(config: Config) -> driver.Task:
+def task(config: Config) -> Task:
     """One member: encoder-decoder, teacher-forced cross-entropy, greedy evaluation."""
     net = build(config)
 
-    def init(key, values):
+    def init(key):
         return model.init(key, net, translation.VOCAB_SIZE, embed_size=config.embed,
                           hidden_size=config.hidden)
 
@@ -126,10 +127,10 @@ def task(config: Config) -> driver.Task:
             out[f"token_{suffix(length)}"] = accuracy["token_accuracy"]
         return out
 
-    return driver.Task(init=init, loss_fn=loss_fn, sample=sample, evaluate=evaluate)
+    return Task(init=init, loss_fn=loss_fn, sample=sample, evaluate=evaluate)
 
 
-def report(run, config: Config, done: list) -> dict:
+def report(run, config: Config, done: list) -> Report:
     """Per population and source length: exact match and token accuracy over the members
     (mean, 95 % t-interval); the curve against length; one attention matrix."""
     rows, curves = [], {}
@@ -151,10 +152,8 @@ def report(run, config: Config, done: list) -> dict:
     table = reporting.write_table(run, "table", rows, columns)
     figures = [plot_accuracy(run, curves, config)]
     figures.append(plot_attention(run, config, done))
-    reporting.copy_figures(figures, config.figures_dir, f"{NAME}_{run.path.name}")
-    print(table)
-    print(f"run dir {run.path}")
-    return {"table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]}
+    return Report({"table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]},
+                  {"table": table}, tuple(figures))
 
 
 def population_label(pop_config: Config, config: Config) -> str:
@@ -167,7 +166,7 @@ def plot_accuracy(run: results.Run, curves: dict, config: Config):
     over members with its 95 % t-interval; dotted: the longest training source."""
     if config.task == "dates":
         return None
-    plt = population_plots._pyplot()
+    plt = population_plots.pyplot()
     fig, axes = plt.subplots(1, 2, figsize=(10, 4))
     for ax, metric, title in zip(axes, ("exact", "token"), ("exact match", "token accuracy")):
         for label, points in curves.items():
@@ -183,22 +182,7 @@ def plot_accuracy(run: results.Run, curves: dict, config: Config):
                ylim=(-0.05, 1.05), title=f"{config.task}: {title}, trained on lengths <= "
                f"{config.seq_len}")
         ax.legend(fontsize=7)
-    return population_plots._save(fig, run.path / "accuracy_vs_length.png")
-
-
-def member_params(pop_config: Config, members: list[dict], pop_run: results.Run, member: int):
-    """Member `member`'s parameters from the population's latest checkpoint (None: none)."""
-    like, _, _ = driver.init_population(task(pop_config), pop_config, members)
-    if not pop_run.checkpoint_dir.exists():
-        return None
-    checkpointer = Checkpointer(pop_run.checkpoint_dir)
-    try:
-        if checkpointer.latest_step() is None:
-            return None
-        state = checkpointer.restore(like)
-    finally:
-        checkpointer.close()
-    return jax.tree.map(lambda leaf: leaf[member], state.members.params)
+    return population_plots.save(fig, run.path / "accuracy_vs_length.png")
 
 
 def plot_attention(run: results.Run, config: Config, done: list):
@@ -208,7 +192,7 @@ def plot_attention(run: results.Run, config: Config, done: list):
     for pop_config, members, pop_run in done:
         if pop_config.attention == "none":
             continue
-        params = member_params(pop_config, members, pop_run, 0)
+        params = load_member(task(pop_config), pop_config, members, pop_run.path, 0)
         if params is None:
             print(f"{pop_run.path.name}: no checkpoint, so no attention figure "
                   "(--checkpoint_every > 0 keeps one)")
@@ -216,7 +200,7 @@ def plot_attention(run: results.Run, config: Config, done: list):
         lengths = lengths_of(pop_config)
         within = [n for n in lengths if n is None or n <= pop_config.seq_len] or lengths[:1]
         shown = list(dict.fromkeys([within[-1], lengths[-1]]))
-        plt = population_plots._pyplot()
+        plt = population_plots.pyplot()
         fig, axes = plt.subplots(1, len(shown), figsize=(8 * len(shown), 7), squeeze=False)
         for ax, length in zip(axes[0], shown):
             source, output, weights = attention_example(pop_config, params, length)
@@ -225,7 +209,7 @@ def plot_attention(run: results.Run, config: Config, done: list):
             ax.set_yticks(range(len(output)), output)
             ax.set(xlabel="source", ylabel="greedy output", title=f"{pop_config.task}, "
                    f"{pop_config.attention} attention, source length {len(source)}")
-        return population_plots._save(fig, run.path / "attention.png")
+        return population_plots.save(fig, run.path / "attention.png")
     return None
 
 
@@ -242,3 +226,6 @@ def attention_example(config: Config, params, length: int | None):
     n_out = int(decoded.lengths[0])
     output = [translation.VOCAB[t] for t in np.asarray(decoded.tokens[0, :n_out])]
     return source, output, np.asarray(decoded.weights[0, :n_out, :len(source)])
+
+
+EXPERIMENT = Experiment(NAME, Config, QUICK, task, report, run_name=run_name)

@@ -1,6 +1,6 @@
-"""`python -m experiments.sequence_classification`: the command line of experiment.py (flags: `--helpfull`)."""
+"""`python -m experiments.sequence_classification`: runs experiment.py's EXPERIMENT."""
 
 from experiments.harness import driver
 from experiments.sequence_classification import experiment
 
-driver.main(experiment)
+driver.main(experiment.EXPERIMENT)

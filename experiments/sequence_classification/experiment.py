@@ -28,6 +28,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.harness import driver, reporting, template
+from experiments.harness.records import Experiment, Report, Task
 from rnn_jax import losses, population_plots, sequence_model, stats
 from rnn_jax.cells import get_cell
 from rnn_jax.data import digits
@@ -103,7 +104,7 @@ def metrics(logits: jax.Array, labels: jax.Array) -> dict:
             "accuracy": jnp.mean(jnp.argmax(logits, -1) == labels)}
 
 
-def task(config: Config) -> driver.Task:
+def task(config: Config) -> Task:
     """One member: cell over the image's steps -> linear readout at the last step -> 10 scores."""
     cell = get_cell(config.cell)
     train_xs, train_ys, test_xs, test_ys = map(jnp.asarray, sequences(config))
@@ -126,8 +127,8 @@ def task(config: Config) -> driver.Task:
                              batch_size=min(EVAL_CHUNK, test_xs.shape[0]))
         return {f"test_{k}": v for k, v in metrics(scores, test_ys).items()}
 
-    return driver.Task(
-        init=lambda key, values: sequence_model.init(key, cell, train_xs.shape[-1],
+    return Task(
+        init=lambda key: sequence_model.init(key, cell, train_xs.shape[-1],
                                                      config.hidden, digits.NUM_CLASSES),
         loss_fn=loss_fn, sample=sample, evaluate=evaluate)
 
@@ -210,7 +211,7 @@ def lr_panels(done: list) -> dict[str, dict[str, dict]]:
     return panels
 
 
-def report(run, config: Config, done: list) -> dict:
+def report(run, config: Config, done: list) -> Report:
     """Per (order, cell, lr): parameters, steps, final test accuracy and loss over members
     (95 % t-intervals), gradient norms; with --grid=lr=..., each cell at its best rate
     (`table_best`) and the curves one panel per cell; else the curves of every population."""
@@ -219,10 +220,10 @@ def report(run, config: Config, done: list) -> dict:
                "members", "test_accuracy_mean", "test_accuracy_ci95", "test_accuracy_median",
                "test_loss_mean", "test_loss_ci95", "grad_norm_median", "grad_norm_max",
                "population_wall_s"]
-    tables = [reporting.write_table(run, "table", rows, columns)]
+    tables = {"table": reporting.write_table(run, "table", rows, columns)}
     title = f"{config.dataset}: test accuracy, {config.steps} steps"
     if "lr" in template.grid_of(config):
-        tables.append(reporting.write_table(run, "table_best", best_rows(rows), columns))
+        tables["table_best"] = reporting.write_table(run, "table_best", best_rows(rows), columns)
         figure = population_plots.plot_population_panels(
             run.path / "curves.png", lr_panels(done), "test_accuracy",
             f"{title}, {config.order} order; median and IQR over seeds per learning rate")
@@ -232,7 +233,8 @@ def report(run, config: Config, done: list) -> dict:
         figure = reporting.plot_curves(run, "curves.png", done, "test_accuracy", fields,
                                        title + ("" if "order" in fields
                                                 else f", {config.order} order"))
-    reporting.copy_figures([figure], config.figures_dir, f"{NAME}_{run.path.name}")
-    print("\n\n".join(tables))
-    print(f"run dir {run.path}")
-    return {"table": rows, "best": best_rows(rows) if len(tables) > 1 else None}
+    return Report({"table": rows, "best": best_rows(rows) if len(tables) > 1 else None},
+                  tables, (figure,))
+
+
+EXPERIMENT = Experiment(NAME, Config, QUICK, task, report, run_name=run_name)

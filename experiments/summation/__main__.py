@@ -1,6 +1,6 @@
-"""`python -m experiments.summation`: the command line of experiment.py (flags: `--helpfull`)."""
+"""`python -m experiments.summation`: runs experiment.py's EXPERIMENT (`--helpfull`)."""
 
 from experiments.harness import driver
 from experiments.summation import experiment
 
-driver.main(experiment)
+driver.main(experiment.EXPERIMENT)

@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 
 from experiments.harness import driver, reporting, template
+from experiments.harness.records import Experiment, Report, Task
 from rnn_jax import handbuilt, losses, sequence_model
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import summation
@@ -96,7 +97,7 @@ def eval_sets(config: Config, key: jax.Array, sample) -> dict:
                                                 ("test", config.test_seq_len)])}
 
 
-def task(config: Config) -> driver.Task:
+def task(config: Config) -> Task:
     """One member: the cell and a linear readout, o(t) = c + V s(t), on `x / scale`."""
     cell, inputs, hidden, scale, sample, metrics = network(config)
 
@@ -114,8 +115,8 @@ def task(config: Config) -> driver.Task:
             out.update({name: f(params.cell, params.readout) for name, f in WEIGHTS.items()})
         return out
 
-    return driver.Task(
-        init=lambda key, values: sequence_model.init(key, cell, inputs, hidden, 1),
+    return Task(
+        init=lambda key: sequence_model.init(key, cell, inputs, hidden, 1),
         loss_fn=loss_fn, evaluate=evaluate,
         sample=lambda key, step: sample(jax.random.fold_in(key, step), config.batch,
                                         config.seq_len))
@@ -143,7 +144,7 @@ COLUMNS = {
 }
 
 
-def report(run, config: Config, done: list) -> dict:
+def report(run, config: Config, done: list) -> Report:
     """Per (task, cell, hidden): success rate (Wilson), metrics over members, the hand-set
     network's test value; one table and one curve figure per task."""
     rows = {t: [] for t in TASKS}
@@ -178,14 +179,12 @@ def report(run, config: Config, done: list) -> dict:
             run, f"{name}_curves.png", task_done, f"test_{curve}",
             ["cell", "hidden"] if name == "compare" else [],
             f"{name}: test {curve} at T={config.test_seq_len} (trained at T={config.seq_len})"))
+    summary = {f"table_{name}": [{k: v for k, v in r.items() if not k.startswith("_")}
+                                 for r in task_rows]
+               for name, task_rows in rows.items() if task_rows}
     # a named run's figures keep its name, so two commands of one page do not overwrite
-    reporting.copy_figures(figures, config.figures_dir,
-                           f"{NAME}_{config.run_name}" if config.run_name else NAME)
-    for name, table in tables.items():
-        print(f"{name}:\n{table}")
-    print(f"run dir {run.path}")
-    return {f"table_{name}": [{k: v for k, v in r.items() if not k.startswith("_")}
-                              for r in task_rows] for name, task_rows in rows.items() if task_rows}
+    return Report(summary, tables, tuple(figures), figure_prefix=f"{NAME}_{config.run_name}"
+                  if config.run_name else NAME)
 
 
 def _number(value):
@@ -197,3 +196,6 @@ def _number(value):
 
 def run_name(config: Config) -> str:
     return driver.run_name(config, ("task", "cell", "hidden", "seq_len"))
+
+
+EXPERIMENT = Experiment(NAME, Config, QUICK, task, report, run_name=run_name)

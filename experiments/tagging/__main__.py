@@ -1,6 +1,6 @@
-"""`python -m experiments.tagging`: the command line of experiment.py (flags: `--helpfull`)."""
+"""`python -m experiments.tagging`: runs experiment.py's EXPERIMENT (`--helpfull`)."""
 
 from experiments.harness import driver
 from experiments.tagging import experiment
 
-driver.main(experiment)
+driver.main(experiment.EXPERIMENT)

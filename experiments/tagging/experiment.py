@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.harness import driver, reporting, template
+from experiments.harness.records import Experiment, Report, Task
 from rnn_jax import losses, sequence_model
 from rnn_jax.cells import get_cell
 from rnn_jax.data import tagging
@@ -91,7 +92,7 @@ def metrics(logits: jax.Array, ys: jax.Array, lengths: jax.Array) -> dict:
             "accuracy": jnp.sum(correct * mask) / jnp.maximum(jnp.sum(mask), 1)}
 
 
-def task(config: Config) -> driver.Task:
+def task(config: Config) -> Task:
     """One member: (bidirectional) cell -> linear readout -> one logit per step."""
     cell, bidirectional = get_cell(config.cell), config.direction == "bi"
     options = dict(num_symbols=config.num_symbols, window=config.window,
@@ -114,8 +115,8 @@ def task(config: Config) -> driver.Task:
         batch = tagging.sample(key, config.eval_batch, config.seq_len, **options)
         return {f"eval_{k}": v for k, v in member_metrics(params, batch).items()}
 
-    return driver.Task(
-        init=lambda key, values: sequence_model.init(
+    return Task(
+        init=lambda key: sequence_model.init(
             key, cell, config.num_symbols, hidden_of(config), 1, bidirectional=bidirectional),
         loss_fn=loss_fn, sample=sample, evaluate=evaluate)
 
@@ -125,7 +126,7 @@ def run_name(config: Config) -> str:
     return driver.run_name(config, ("direction", "cell", "hidden", "seq_len"))
 
 
-def report(run, config: Config, done: list) -> dict:
+def report(run, config: Config, done: list) -> Report:
     """Per (direction, cell): parameters, final held-out accuracy over members (95 % t-interval)
     and the causal bound; the accuracy curves."""
     rows = []
@@ -151,7 +152,7 @@ def report(run, config: Config, done: list) -> dict:
         run, "curves.png", done, "eval_accuracy", fields,
         f"tagging: held-out accuracy over valid steps (causal bound "
         f"{rows[0]['causal_bound']:.3f})")
-    reporting.copy_figures([figure], config.figures_dir, f"{NAME}_{run.path.name}")
-    print(table)
-    print(f"run dir {run.path}")
-    return {"table": rows}
+    return Report({"table": rows}, {"table": table}, (figure,))
+
+
+EXPERIMENT = Experiment(NAME, Config, QUICK, task, report, run_name=run_name)

@@ -1,6 +1,6 @@
-"""`python -m experiments.vanishing_gradients`: the command line of experiment.py (flags: `--helpfull`)."""
+"""`python -m experiments.vanishing_gradients`: runs experiment.py's EXPERIMENT (`--helpfull`)."""
 
 from experiments.harness import driver
 from experiments.vanishing_gradients import experiment
 
-driver.main(experiment)
+driver.main(experiment.EXPERIMENT)

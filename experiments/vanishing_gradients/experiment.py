@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from experiments.harness import driver, reporting, template
+from experiments.harness.records import Experiment, Measurement, Report, Task
 from experiments.vanishing_gradients import norms
 from rnn_jax import losses, population_plots, sequence_model, stats
 from rnn_jax.cells import CELLS, get_cell
@@ -102,11 +103,11 @@ def variant(config: Config) -> str:
     return f"lstm_fb{config.forget_bias:g}" if config.cell == "lstm" else config.cell
 
 
-def task(config: Config) -> driver.Task | driver.Measurement:
+def task(config: Config) -> Task | Measurement:
     """gradients: a measurement; clipping, recall: one member trained on delayed recall
     (cell -> linear readout of the last output -> softmax over the symbols)."""
     if config.part == "gradients":
-        return driver.Measurement(functools.partial(norms.measure, config))
+        return Measurement(functools.partial(norms.measure, config))
     cell, symbols = get_cell(config.cell), config.num_symbols
 
     def metrics(params, xs, labels):
@@ -123,8 +124,8 @@ def task(config: Config) -> driver.Task | driver.Measurement:
                                                         symbols))
         return {"eval_loss": loss, "eval_accuracy": accuracy}
 
-    return driver.Task(
-        init=lambda key, values: sequence_model.init(key, cell, symbols, config.hidden,
+    return Task(
+        init=lambda key: sequence_model.init(key, cell, symbols, config.hidden,
                                                      symbols, **init_options(config)),
         loss_fn=loss_fn, evaluate=evaluate,
         sample=lambda key, step: recall.sample(jax.random.fold_in(key, step), config.batch,
@@ -168,7 +169,7 @@ def plot_recall(path, points: dict, config: Config):
     """`draw_recall`'s figure written as a PNG at `path` (legend included); returns the path."""
     fig = draw_recall(points, config)
     fig.savefig(path, dpi=90, bbox_inches="tight")
-    norms.pyplot().close(fig)
+    population_plots.pyplot().close(fig)
     return path
 
 
@@ -177,7 +178,7 @@ def draw_recall(points: dict, config: Config):
     `points[label] = [(delay, accuracy description, success summary), ...]`. A log delay axis
     ticked at the delays run; each series its own marker and line style, dodged sideways;
     one legend right of both panels. Returns the matplotlib figure."""
-    plt = norms.pyplot()
+    plt = population_plots.pyplot()
     fig, (accuracy_ax, rate_ax) = plt.subplots(1, 2, figsize=(12, 4.5), sharex=True)
     all_delays = sorted({d for entries in points.values() for d, _, _ in entries})
     for index, (label, entries) in enumerate(points.items()):
@@ -247,7 +248,7 @@ def clipping_report(run, config: Config, done: list) -> tuple[str, object, list[
     return table, figure, rows
 
 
-def report(run, config: Config, done: list) -> dict:
+def report(run, config: Config, done: list) -> Report:
     """Each part's table and figure from its populations' run dirs."""
     out, figures = {}, []
     gradient_pops = [d for d in done if d[0].part == "gradients"]
@@ -263,12 +264,8 @@ def report(run, config: Config, done: list) -> dict:
                                     for r in rows]
             figures.append(figure)
     prefix = f"{NAME}_{config.run_name}" if config.run_name else NAME  # named runs keep it
-    reporting.copy_figures(figures, config.figures_dir, prefix)
-    for part in PARTS:
-        if part in out:
-            print(f"{part}:\n{out[part]}")
-    print(f"run dir {run.path}")
-    return out
+    return Report(out, {part: out[part] for part in PARTS if part in out}, tuple(figures),
+                  figure_prefix=prefix)
 
 
 def run_name(config: Config) -> str:
@@ -276,3 +273,6 @@ def run_name(config: Config) -> str:
              "clipping": ("part", "cell", "spectral_radius", "delay")}
     return driver.run_name(config, parts.get(config.part, ("part", "cell", "hidden",
                                                                 "delay")))
+
+
+EXPERIMENT = Experiment(NAME, Config, QUICK, task, report, run_name=run_name)

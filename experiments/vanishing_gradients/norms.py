@@ -1,4 +1,4 @@
-"""Part `gradients` of experiments/vanishing_gradients/experiment.py: gradient norms at init, no training.
+"""Part `gradients` of the vanishing_gradients experiment: gradient norms at init, no training.
 
 For every cell variant (`variants`) and every seed: a random init and random one-hot inputs of
 length T (--seq_len), L(T) = cross-entropy of a random readout of the last output against a
@@ -19,8 +19,16 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from experiments.harness import driver, reporting
-from rnn_jax import diagnostics, readout, results, sequence_model, stats
+from experiments.harness import reporting
+from experiments.harness.population_state import member_keys
+from rnn_jax import (
+    diagnostics,
+    population_plots,
+    readout,
+    results,
+    sequence_model,
+    stats,
+)
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import recall
 
@@ -65,7 +73,7 @@ def measure_one(cell, model, xs, labels) -> tuple[jax.Array, jax.Array]:
 
 def member_inputs(seed: int, config) -> tuple[jax.Array, jax.Array]:
     """A seed's inputs `[batch, T, symbols]` and labels `[batch]` (from its data key)."""
-    key_xs, key_labels = jax.random.split(driver.member_keys(seed)["data"])
+    key_xs, key_labels = jax.random.split(member_keys(seed)["data"])
     xs, _ = recall.sample(key_xs, config.batch, config.seq_len - 1, config.num_symbols)
     return xs, jax.random.randint(key_labels, (config.batch,), 0, config.num_symbols)
 
@@ -80,7 +88,7 @@ def measure(config, members: list[dict], run: results.Run) -> None:
     out = {}
     for i, (label, name, options) in enumerate(variants(config.radii)):
         cell = get_cell(name)
-        keys = jnp.stack([jax.random.fold_in(driver.member_keys(s)["init"], i)
+        keys = jnp.stack([jax.random.fold_in(member_keys(s)["init"], i)
                           for s in seeds])
         models = jax.vmap(lambda k: sequence_model.init(
             k, cell, config.num_symbols, config.hidden, config.num_symbols, **options))(keys)
@@ -129,7 +137,7 @@ def report(run: results.Run, pop_run: results.Run, config) -> tuple[list[dict], 
 def plot(path, measured: dict, T: int):
     """log10 of each norm relative to its value at t = T against T - t (median over seeds);
     the vanilla cells' bound dashed."""
-    plt = pyplot()
+    plt = population_plots.pyplot()
     distance = np.arange(T, -1, -1)  # T - t for t = 0..T
     fig, axes = plt.subplots(1, 2, figsize=(13, 5), sharey=True)
     colors = plt.cm.tab20(np.linspace(0, 1, len(measured)))
@@ -146,22 +154,4 @@ def plot(path, measured: dict, T: int):
     axes[0].set_ylabel(f"log10, median over {len(values)} seeds")
     axes[0].set_ylim(-40, 20)
     axes[1].legend(fontsize=7, ncol=2)
-    return save(fig, path)
-
-
-def pyplot():
-    """matplotlib.pyplot with the Agg backend (chosen when a figure is drawn, not at import)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
-def save(fig, path):
-    """Writes the figure as a PNG at `path` and closes it; returns the path."""
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    pyplot().close(fig)
-    return path
+    return population_plots.save(fig, path)
