@@ -1,4 +1,4 @@
-"""The char-LM training step split over XLA CPU devices (`train.make_train_step(mesh=...)`),
+"""The char-LM training step split over XLA CPU devices (`training.make_train_step(mesh=...)`),
 beside the one-device step and PyTorch's `nn.LSTM` / `nn.GRU`, in one process.
 
     python -m benchmarks.data_parallel                         # B32 H256 and B64 H512, 2 devices
@@ -8,7 +8,7 @@ beside the one-device step and PyTorch's `nn.LSTM` / `nn.GRU`, in one process.
 the setting measured; nothing else process-wide is changed, as in a user's own script). Rows
 per cell and size: torch; `rnn_jax.unroll` (embedded inputs) and `rnn_jax tokens` (the
 char-LM's token gather), each through the library's one train step
-(`rnn_jax.train.make_train_step`, Adam 1e-3, state donated) on one device and with the batch
+(`rnn_jax.training.make_train_step`, Adam 1e-3, state donated) on one device and with the batch
 split over the devices. Timing: interleaved rounds, ratios within a round (`benchmarks.timing`);
 `vs torch` as in `benchmarks.train_step`, and `vs 1 device`: the split step against the same
 implementation on one device, within each round.
@@ -22,20 +22,20 @@ import jax
 import optax
 
 from benchmarks import implementations, model, timing
-from rnn_jax import distributed, train
+from rnn_jax import distributed, training
 
 VOCAB = 65
 JAX_KEYS = ("rnn_jax.unroll", "rnn_jax tokens")
 
 
 def library_step(impl, weights, inputs, targets, mesh) -> callable:
-    """`step() -> loss` through `rnn_jax.train`'s step (on `mesh`, or one device if None)."""
+    """`step() -> loss` through `rnn_jax.training`'s step (on `mesh`, or one device if None)."""
     params, loss_fn = implementations.loss_function(impl, weights)
     optimizer = optax.adam(1e-3)
-    step_fn = train.make_train_step(
+    step_fn = training.make_train_step(
         lambda p, batch, key, stream: (loss_fn(p, *batch), ({}, stream)), optimizer, mesh=mesh)
     params = jax.tree.map(jax.numpy.array, params)  # own buffers: the step donates them
-    state = [step_fn.place(train.init_state(params, optimizer, jax.random.key(0)))]
+    state = [step_fn.place(training.init_state(params, optimizer, jax.random.key(0)))]
     batch = (inputs, targets) if mesh is None else distributed.place(
         (inputs, targets), distributed.split(mesh, 0))
 

@@ -4,8 +4,8 @@
 
 Two models of the result pages: the parity LSTM (hidden 16, T = 20, batch 32, Adam) and the
 copying uRNN (hidden 128, delay T = 100 so 120 steps, batch 20, RMSProp). A population of P
-trains as one vmapped step (rnn_jax.population via train.make_train_step); running the
-members one after another costs P single steps. Sizes are timed in interleaved rounds
+trains as one vmapped step (rnn_jax.training.population via training.make_train_step);
+running the members one after another costs P single steps. Sizes are timed in interleaved rounds
 (benchmarks.timing), and each ratio is taken within a round. Columns: ms per population
 step, ms per member, and throughput against one member at a time (P * t(1) / t(P)).
 """
@@ -18,9 +18,10 @@ import jax.numpy as jnp
 
 from benchmarks import timing
 from experiments.harness import runtime
-from rnn_jax import losses, optimizers, population, sequence_model, train
+from rnn_jax import losses, sequence_model, training
 from rnn_jax.cells import get_cell
 from rnn_jax.data import copying, parity
+from rnn_jax.training import population
 
 MODELS = {
     # name: (cell, input size, hidden, optimizer, batch sampler, loss)
@@ -48,17 +49,17 @@ def population_step(name: str, size: int):
     cell_name, inputs, hidden, optimizer_name, sample, kind = MODELS[name]
     cell = get_cell(cell_name)
     outputs = 1 if kind == "binary" else copying.NUM_TOKENS
-    optimizer = optimizers.make_member_optimizer(optimizer_name)
+    optimizer = training.make_member_optimizer(optimizer_name)
 
     def member(key):
         params = sequence_model.init(key, cell, inputs, hidden, outputs)
-        opt_state = optimizers.init_member_state(optimizer, params, lr=1e-3, clip=1.0)
-        return train.TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
+        opt_state = training.init_member_state(optimizer, params, lr=1e-3, clip=1.0)
+        return training.TrainState(params, opt_state, jnp.zeros((), jnp.int32), key)
 
     keys = jax.random.split(jax.random.key(0), size)
     state = [population.create(jax.vmap(member)(keys))]
     batch = jax.vmap(sample)(keys)
-    step = train.make_train_step(make_loss(cell, kind), optimizer)
+    step = training.make_train_step(make_loss(cell, kind), optimizer)
 
     def run():
         state[0], metrics = step(state[0], batch)

@@ -8,17 +8,17 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax import optimizers, train
+from rnn_jax import training
 from rnn_jax.cells import get_cell
-from rnn_jax.checkpoint import Checkpointer, CorruptCheckpointError
+from rnn_jax.training import Checkpointer, CorruptCheckpointError
 
 
 def lstm_state(hidden=3, seed=0):
     cell = get_cell("lstm")
     params = cell.init(jax.random.key(seed), 2, hidden)
-    optimizer = optimizers.make_optimizer("adam", 0.1, clip_norm=1.0)
+    optimizer = training.make_optimizer("adam", 0.1, clip_norm=1.0)
     stream = cell.initial_carry(params, (4,))
-    return train.init_state(params, optimizer, jax.random.key(seed + 1), stream)
+    return training.init_state(params, optimizer, jax.random.key(seed + 1), stream)
 
 
 def assert_trees_equal(a, b):

@@ -7,17 +7,24 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax import optimizers, population, results, train
-from tests.test_train import OPTIMIZER, TRAIN_STEP, delay_batch, delay_loss, delay_task_params
+from rnn_jax import training
+from rnn_jax.training import population
+from tests.test_train import (
+    OPTIMIZER,
+    TRAIN_STEP,
+    delay_batch,
+    delay_loss,
+    delay_task_params,
+)
 
-MEMBER_OPTIMIZER = optimizers.make_member_optimizer("adam")
-MEMBER_STEP = train.make_train_step(delay_loss, MEMBER_OPTIMIZER)
+MEMBER_OPTIMIZER = training.make_member_optimizer("adam")
+MEMBER_STEP = training.make_train_step(delay_loss, MEMBER_OPTIMIZER)
 
 
 def member_state(seed, lr=0.03, clip=1.0, optimizer=MEMBER_OPTIMIZER):
     params = delay_task_params(jax.random.key(seed))
-    opt_state = optimizers.init_member_state(optimizer, params, lr=lr, clip=clip)
-    return train.TrainState(params, opt_state, jnp.zeros((), jnp.int32),
+    opt_state = training.init_member_state(optimizer, params, lr=lr, clip=clip)
+    return training.TrainState(params, opt_state, jnp.zeros((), jnp.int32),
                             jax.random.key(seed + 100))
 
 
@@ -40,12 +47,12 @@ def member_view(state, i):
 def test_a_population_of_one_equals_the_single_run_to_float32_rounding():
     """Not bit for bit: the masked step is another XLA program, fused and rounded differently
     (the first difference, one ULP, appears after a few steps)."""
-    single = train.init_state(delay_task_params(jax.random.key(0)), OPTIMIZER,
+    single = training.init_state(delay_task_params(jax.random.key(0)), OPTIMIZER,
                               jax.random.key(100))
     pop = population.create(stack([single]))
-    final_single, history = train.fit(single, TRAIN_STEP, delay_batch, num_steps=40,
+    final_single, history = training.fit(single, TRAIN_STEP, delay_batch, num_steps=40,
                                       log_every=10)
-    final_pop, pop_history = train.fit(pop, TRAIN_STEP, lambda s: stack([delay_batch(s)]),
+    final_pop, pop_history = training.fit(pop, TRAIN_STEP, lambda s: stack([delay_batch(s)]),
                                        num_steps=40, log_every=10)
     chex.assert_trees_all_close(member_view(final_pop, 0).params, final_single.params,
                                 rtol=1e-5, atol=1e-6)
@@ -56,11 +63,11 @@ def test_a_population_of_one_equals_the_single_run_to_float32_rounding():
 
 def test_the_member_optimizer_equals_make_optimizer():
     """Learning rate and clip norm read from the optimiser state give today's updates."""
-    single = train.init_state(delay_task_params(jax.random.key(0)), OPTIMIZER,
+    single = training.init_state(delay_task_params(jax.random.key(0)), OPTIMIZER,
                               jax.random.key(100))
-    final_single, _ = train.fit(single, TRAIN_STEP, delay_batch, num_steps=30, log_every=10)
+    final_single, _ = training.fit(single, TRAIN_STEP, delay_batch, num_steps=30, log_every=10)
     pop = population.create(stack([member_state(0)]))
-    final_pop, _ = train.fit(pop, MEMBER_STEP, lambda s: stack([delay_batch(s)]),
+    final_pop, _ = training.fit(pop, MEMBER_STEP, lambda s: stack([delay_batch(s)]),
                              num_steps=30, log_every=10)
     chex.assert_trees_all_close(member_view(final_pop, 0).params, final_single.params,
                                 rtol=1e-6, atol=1e-7)
@@ -68,7 +75,7 @@ def test_the_member_optimizer_equals_make_optimizer():
 
 def separate_run(seed, lr, clip, num_steps):
     state = population.create(stack([member_state(seed, lr, clip)]))
-    final, _ = train.fit(state, MEMBER_STEP, member_batches([seed]), num_steps=num_steps,
+    final, _ = training.fit(state, MEMBER_STEP, member_batches([seed]), num_steps=num_steps,
                          log_every=10)
     return member_view(final, 0)
 
@@ -76,7 +83,7 @@ def separate_run(seed, lr, clip, num_steps):
 def test_members_with_their_own_seed_data_and_values_equal_their_own_runs():
     members = [(0, 0.03, 1.0), (1, 0.01, 0.0), (2, 0.1, 0.5)]
     pop = population.create(stack([member_state(s, lr, c) for s, lr, c in members]))
-    final, history = train.fit(pop, MEMBER_STEP, member_batches([0, 1, 2]), num_steps=30,
+    final, history = training.fit(pop, MEMBER_STEP, member_batches([0, 1, 2]), num_steps=30,
                                log_every=10)
     for i, (seed, lr, clip) in enumerate(members):
         chex.assert_trees_all_close(member_view(final, i).params,
@@ -97,8 +104,8 @@ def test_a_diverging_member_is_frozen_at_its_last_finite_state_and_the_others_go
         return xs, ys
 
     new = lambda: population.create(stack([member_state(s) for s in (0, 1, 2)]))
-    before, _ = train.fit(new(), MEMBER_STEP, get_batch, num_steps=poison_at - 1, log_every=3)
-    final, history = train.fit(new(), MEMBER_STEP, get_batch, num_steps=20, log_every=3)
+    before, _ = training.fit(new(), MEMBER_STEP, get_batch, num_steps=poison_at - 1, log_every=3)
+    final, history = training.fit(new(), MEMBER_STEP, get_batch, num_steps=20, log_every=3)
     assert np.asarray(final.diverged).tolist() == [False, True, False]
     assert np.asarray(final.stopped_at).tolist() == [0, poison_at, 0]
     assert np.asarray(final.active).tolist() == [True, False, True]
@@ -115,8 +122,8 @@ def test_a_diverging_member_is_frozen_at_its_last_finite_state_and_the_others_go
 def test_members_stop_at_their_own_target_and_the_loop_ends_when_all_have(tmp_path):
     lrs = [0.1, 0.03, 0.001]  # the slowest never reaches the target in this budget
     pop = population.create(stack([member_state(0, lr) for lr in lrs]))
-    run = results.Run.create(tmp_path, "toy", "pop", {"lrs": lrs})
-    final, history = train.fit(pop, MEMBER_STEP, member_batches([0, 0, 0]), num_steps=120,
+    run = training.Run.create(tmp_path, "toy", "pop", {"lrs": lrs})
+    final, history = training.fit(pop, MEMBER_STEP, member_batches([0, 0, 0]), num_steps=120,
                                log_every=5, target=("mse", 0.05), run=run)
     outcomes = run.summary()["members"]
     assert [o["stopped"] for o in outcomes[:2]] == ["target", "target"]
@@ -132,8 +139,8 @@ def test_members_stop_at_their_own_target_and_the_loop_ends_when_all_have(tmp_pa
 def test_resume_of_a_population_equals_the_uninterrupted_run(tmp_path):
     def fit(where, get_batch, lrs=(0.1, 0.03, 0.03)):
         pop = population.create(stack([member_state(i, lr) for i, lr in enumerate(lrs)]))
-        run = results.Run.create(where, "toy", "pop", {"lrs": list(lrs)})
-        state, history = train.fit(pop, MEMBER_STEP, get_batch, num_steps=40, log_every=4,
+        run = training.Run.create(where, "toy", "pop", {"lrs": list(lrs)})
+        state, history = training.fit(pop, MEMBER_STEP, get_batch, num_steps=40, log_every=4,
                                    checkpoint_every=8, target=("mse", 0.05), run=run)
         return state, run
 

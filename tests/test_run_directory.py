@@ -11,7 +11,7 @@ import pytest
 
 from experiments.harness import driver, template
 from experiments.parity import experiment as parity
-from rnn_jax import results, run_lock
+from rnn_jax import training
 
 
 def files_of(root):
@@ -22,7 +22,7 @@ def files_of(root):
 
 def two_runs(tmp_path):
     for name in ("a", "b"):
-        run = results.Run.create(tmp_path, "parity", name, {"name": name})
+        run = training.Run.create(tmp_path, "parity", name, {"name": name})
         run.log({"step": 1, "loss": 1.0})
         run.close()
     (tmp_path / "keep.txt").write_text("not a run")
@@ -33,9 +33,9 @@ def two_runs(tmp_path):
 def test_a_run_name_that_is_not_one_path_component_deletes_nothing(tmp_path, name):
     before = two_runs(tmp_path)
     with pytest.raises(ValueError, match="expected the run name to be one path component"):
-        results.Run.create(tmp_path, "parity", name, {}, overwrite=True)
+        training.Run.create(tmp_path, "parity", name, {}, overwrite=True)
     with pytest.raises(ValueError, match="expected the experiment name to be one path component"):
-        results.Run.create(tmp_path / "parity", name or ".", "a", {}, overwrite=True)
+        training.Run.create(tmp_path / "parity", name or ".", "a", {}, overwrite=True)
     assert files_of(tmp_path) == before
 
 
@@ -44,7 +44,7 @@ def test_run_name_flag_dot_and_dot_dot_are_flag_errors(tmp_path, name):
     before = two_runs(tmp_path)
     expected = rf"--run_name: expected one path component .*, received '{name}'"
     with pytest.raises(template.FlagError, match=expected):
-        driver.call(parity.EXPERIMENT, ["--quick", f"--run_name={name}", "--overwrite",
+        driver.call(parity, ["--quick", f"--run_name={name}", "--overwrite",
                                        f"--out_dir={tmp_path}"])
     assert files_of(tmp_path) == before
 
@@ -54,7 +54,7 @@ def test_overwrite_removes_only_the_run_it_names_and_says_so(tmp_path, caplog):
     b_before = files_of(tmp_path / "parity" / "b")
     (tmp_path / "parity" / "a2").mkdir()
     with caplog.at_level("WARNING"):
-        run = results.Run.create(tmp_path, "parity", "a", {"new": 1}, overwrite=True)
+        run = training.Run.create(tmp_path, "parity", "a", {"new": 1}, overwrite=True)
     assert run.config() == {"new": 1} and run.metrics() == []
     assert f"--overwrite: removed the run directory {tmp_path / 'parity' / 'a'}" in caplog.text
     assert files_of(tmp_path / "parity" / "b") == b_before
@@ -68,29 +68,29 @@ def test_overwrite_refuses_a_symbolic_link_and_leaves_its_target(tmp_path):
     (elsewhere / "precious.txt").write_text("data")
     (tmp_path / "out" / "parity").mkdir(parents=True)
     (tmp_path / "out" / "parity" / "link").symlink_to(elsewhere)
-    with pytest.raises(results.RunDirectoryError, match="received a symbolic link; nothing"):
-        results.Run.create(tmp_path / "out", "parity", "link", {}, overwrite=True)
+    with pytest.raises(training.RunDirectoryError, match="received a symbolic link; nothing"):
+        training.Run.create(tmp_path / "out", "parity", "link", {}, overwrite=True)
     assert (elsewhere / "precious.txt").read_text() == "data"
 
 
 def test_a_finished_run_started_again_reports_it_and_changes_nothing(tmp_path, capsys):
     argv = ["--quick", "--steps=100", "--seq_len=3", "--lr=0.05", "--stop_at_success",
             "--success_accuracy=0.6", "--seeds=2", "--run_name=r", f"--out_dir={tmp_path}"]
-    driver.call(parity.EXPERIMENT, argv)
+    driver.call(parity, argv)
     run_dir = tmp_path / "parity" / "r"
-    first = results.Run(run_dir / "population").summary()
+    first = training.Run(run_dir / "population").summary()
     assert [m["stopped"] for m in first["members"]] == ["target", "target"]
     assert first["stopped"] == "all members stopped" and first["steps"] < 100
     before = files_of(run_dir)
     capsys.readouterr()
-    again = driver.call(parity.EXPERIMENT, argv)
-    assert isinstance(again, results.RunFinished) and again.run.path == run_dir
+    again = driver.call(parity, argv)
+    assert isinstance(again, training.RunFinished) and again.run.path == run_dir
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and f"run {run_dir} is already finished (1 populations trained)" in out[0]
     assert "--overwrite" in out[0] and "--run_name" in out[0]
     assert files_of(run_dir) == before  # not trained past its target, nothing rewritten
-    driver.call(parity.EXPERIMENT, [*argv, "--overwrite"])  # trains again, from step 0
-    replaced = results.Run(run_dir / "population").summary()
+    driver.call(parity, [*argv, "--overwrite"])  # trains again, from step 0
+    replaced = training.Run(run_dir / "population").summary()
     assert replaced["steps"] == first["steps"] and replaced["wall_time_s"] != first["wall_time_s"]
 
 
@@ -109,42 +109,42 @@ def test_an_interrupted_grid_keeps_its_finished_populations(tmp_path, monkeypatc
 
     monkeypatch.setattr(driver, "train_population", second_is_interrupted)
     with pytest.raises(KeyboardInterrupt):
-        driver.call(parity.EXPERIMENT, argv)
+        driver.call(parity, argv)
     first = files_of(tmp_path / "parity" / "r" / "seq_len3")
     monkeypatch.setattr(driver, "train_population", train_population)
-    summary = driver.call(parity.EXPERIMENT, argv)
+    summary = driver.call(parity, argv)
     assert files_of(tmp_path / "parity" / "r" / "seq_len3") == first
     assert [row["seq_len"] for row in summary["table"]] == [3, 4]
 
 
 def test_a_kill_during_the_metrics_rewrite_loses_no_record(tmp_path, monkeypatch):
-    run = results.Run.create(tmp_path, "x", "r", {})
+    run = training.Run.create(tmp_path, "x", "r", {})
     for step in (3, 6, 9, 12):
         run.log({"step": step, "loss": 1.0 / step})
-    before = (run.path / results.METRICS).read_bytes()
+    before = (run.path / training.METRICS).read_bytes()
     real_replace = os.replace
 
     def killed(src, dst):  # the process dies after the new file is written, before the rename
-        if str(dst).endswith(results.METRICS):
+        if str(dst).endswith(training.METRICS):
             raise KeyboardInterrupt
         real_replace(src, dst)
 
     monkeypatch.setattr(os, "replace", killed)
     with pytest.raises(KeyboardInterrupt):
         run.drop_metrics_after(6)
-    assert (run.path / results.METRICS).read_bytes() == before  # every record still there
+    assert (run.path / training.METRICS).read_bytes() == before  # every record still there
     monkeypatch.setattr(os, "replace", real_replace)
     assert [r["step"] for r in run.drop_metrics_after(6)] == [3, 6]
     assert [r["step"] for r in run.metrics()] == [3, 6]
-    mtime = (run.path / results.METRICS).stat().st_mtime_ns
+    mtime = (run.path / training.METRICS).stat().st_mtime_ns
     run.drop_metrics_after(6)  # nothing to drop: the file is not rewritten
-    assert (run.path / results.METRICS).stat().st_mtime_ns == mtime
+    assert (run.path / training.METRICS).stat().st_mtime_ns == mtime
 
 
 def test_a_partial_last_line_is_skipped_then_repaired(tmp_path, caplog):
-    run = results.Run.create(tmp_path, "x", "r", {})
+    run = training.Run.create(tmp_path, "x", "r", {})
     run.log({"step": 3, "loss": 0.5})
-    with open(run.path / results.METRICS, "a") as f:
+    with open(run.path / training.METRICS, "a") as f:
         f.write('{"step": 6, "lo')  # a kill in the middle of an append
     with caplog.at_level("WARNING"):
         assert run.metrics() == [{"step": 3, "loss": 0.5}]
@@ -152,15 +152,15 @@ def test_a_partial_last_line_is_skipped_then_repaired(tmp_path, caplog):
     assert run.drop_metrics_after(10) == [{"step": 3, "loss": 0.5}]
     run.log({"step": 6, "loss": 0.25})
     assert [r["step"] for r in run.metrics()] == [3, 6]
-    (run.path / results.METRICS).write_text('{"step": 1}\nnot json\n{"step": 2}\n')
+    (run.path / training.METRICS).write_text('{"step": 1}\nnot json\n{"step": 2}\n')
     with pytest.raises(ValueError, match=r"metrics.jsonl line 2: expected one JSON object"):
         run.metrics()
 
 
 HOLD = textwrap.dedent("""
     import os, sys, time
-    from rnn_jax import run_lock
-    run_lock.acquire(sys.argv[1])
+    from rnn_jax.training import run_dir
+    run_dir.acquire(sys.argv[1])
     print(os.getpid(), flush=True)
     if sys.argv[2] == "die":
         os.kill(os.getpid(), 9)
@@ -175,7 +175,7 @@ def hold_lock(directory, mode):
 
 
 def test_a_second_process_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path, caplog):
-    run = results.Run.create(tmp_path, "x", "r", {"a": 1})
+    run = training.Run.create(tmp_path, "x", "r", {"a": 1})
     run.log({"step": 1, "loss": 1.0})
     run.close()
     before = files_of(run.path)
@@ -183,22 +183,22 @@ def test_a_second_process_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path
     try:
         assert pid.isdigit()
         for overwrite in (False, True):
-            with pytest.raises(run_lock.RunLockedError,
+            with pytest.raises(training.RunLockedError,
                                match=rf"{run.path} is in use by pid {pid} on .*one process per"):
-                results.Run.create(tmp_path, "x", "r", {"a": 1}, overwrite=overwrite)
+                training.Run.create(tmp_path, "x", "r", {"a": 1}, overwrite=overwrite)
         assert files_of(run.path) == {**before, ".lock": files_of(run.path)[".lock"]}
     finally:
         process.kill()
         process.wait()
     process, pid = hold_lock(run.path, "die")
     assert process.wait() == -signal.SIGKILL
-    assert pid in (run.path / run_lock.LOCK).read_text()  # left behind by kill -9
+    assert pid in (run.path / training.LOCK).read_text()  # left behind by kill -9
     with caplog.at_level("WARNING"):
-        again = results.Run.create(tmp_path, "x", "r", {"a": 1})
+        again = training.Run.create(tmp_path, "x", "r", {"a": 1})
     assert f"taking over the lock of pid {pid}" in caplog.text
     assert again.metrics() == [{"step": 1, "loss": 1.0}]
     again.close()
-    assert (run.path / run_lock.LOCK).read_text() == ""  # a clean release empties it
+    assert (run.path / training.LOCK).read_text() == ""  # a clean release empties it
 
 
 def test_an_out_dir_that_is_a_file_is_a_clear_error(tmp_path):
@@ -207,10 +207,10 @@ def test_an_out_dir_that_is_a_file_is_a_clear_error(tmp_path):
     for out_dir in (a_file, a_file / "below"):
         with pytest.raises(template.FlagError, match=r"--out_dir: expected a directory that can be "
                                                    r"created and written, received .*is not a dir"):
-            driver.call(parity.EXPERIMENT, ["--quick", f"--out_dir={out_dir}"])
-        with pytest.raises(results.RunDirectoryError, match=r"expected a directory that can be "
+            driver.call(parity, ["--quick", f"--out_dir={out_dir}"])
+        with pytest.raises(training.RunDirectoryError, match=r"expected a directory that can be "
                                                             "created and written, received"):
-            results.Run.create(out_dir, "parity", "r", {})
+            training.Run.create(out_dir, "parity", "r", {})
     assert a_file.read_text() == "x"
 
 
@@ -221,9 +221,9 @@ def test_a_read_only_out_dir_is_a_clear_error(tmp_path):
     read_only.chmod(0o500)
     try:
         with pytest.raises(template.FlagError, match="--out_dir: .*no permission to write in"):
-            driver.call(parity.EXPERIMENT, ["--quick", f"--out_dir={read_only / 'runs'}"])
-        with pytest.raises(results.RunDirectoryError, match="Permission denied"):
-            results.Run.create(read_only, "parity", "r", {})
+            driver.call(parity, ["--quick", f"--out_dir={read_only / 'runs'}"])
+        with pytest.raises(training.RunDirectoryError, match="Permission denied"):
+            training.Run.create(read_only, "parity", "r", {})
     finally:
         read_only.chmod(0o700)
 

@@ -9,7 +9,7 @@ import numpy as np
 import optax
 import pytest
 
-from rnn_jax import get_cell, language_model, losses, train
+from rnn_jax import get_cell, language_model, losses, training
 from rnn_jax.data import streams
 
 
@@ -81,8 +81,8 @@ def test_truncated_bptt_with_one_chunk_per_sequence_equals_full_bptt(key, x64):
     apply_fn = functools.partial(language_model.apply, cells)
     optimizer = optax.sgd(1.0)  # new params = params - grad, so the step reveals the gradient
     stale = jax.tree.map(lambda a: a + 1.0, language_model.initial_stream(cells, params, 2))
-    state = train.init_state(params, optimizer, key, stale)  # reset must discard the stale state
-    step = train.make_train_step(language_model.make_loss_fn(apply_fn), optimizer, donate=False)
+    state = training.init_state(params, optimizer, key, stale)  # reset must discard the stale state
+    step = training.make_train_step(language_model.make_loss_fn(apply_fn), optimizer, donate=False)
     new_state, metrics = step(state, streams.get_chunk(data, 0))
 
     batch = streams.get_chunk(data, 0)

@@ -12,9 +12,9 @@ import numpy as np
 import optax
 import pytest
 
-from rnn_jax import optimizers, readout, results, train
-from rnn_jax.checkpoint import Checkpointer
+from rnn_jax import readout, training
 from rnn_jax.cells import get_cell
+from rnn_jax.training import Checkpointer
 from rnn_jax.unroll import unroll
 
 CELL = get_cell("vanilla")
@@ -40,20 +40,20 @@ def delay_batch(step):
     return xs, jnp.pad(xs[:, :-1], ((0, 0), (1, 0), (0, 0)))
 
 
-OPTIMIZER = optimizers.make_optimizer("adam", 0.03, clip_norm=1.0)
-TRAIN_STEP = train.make_train_step(delay_loss, OPTIMIZER)  # shared: compiled once for the file
+OPTIMIZER = training.make_optimizer("adam", 0.03, clip_norm=1.0)
+TRAIN_STEP = training.make_train_step(delay_loss, OPTIMIZER)  # shared: compiled once for the file
 
 
 def new_state(optimizer=OPTIMIZER, seed=0):
     params = delay_task_params(jax.random.key(seed))
-    return train.init_state(params, optimizer, jax.random.key(seed + 100))
+    return training.init_state(params, optimizer, jax.random.key(seed + 100))
 
 
 def test_loss_falls_and_step_traced_once():
     # its own step: under pytest-xdist, other tests of this file may have traced TRAIN_STEP
     # with a restored (differently typed) state before this one runs
-    step = train.make_train_step(delay_loss, OPTIMIZER)
-    state, history = train.fit(new_state(), step, delay_batch, num_steps=150, log_every=10)
+    step = training.make_train_step(delay_loss, OPTIMIZER)
+    state, history = training.fit(new_state(), step, delay_batch, num_steps=150, log_every=10)
     assert int(state.step) == 150
     assert [r["step"] for r in history] == list(range(10, 151, 10))
     assert history[-1]["loss"] < 0.2 * history[0]["loss"]
@@ -69,9 +69,9 @@ def test_every_optimizer_converges_to_the_known_optimum(name, lr):
     def loss_fn(params, batch, key, stream):
         return jnp.sum((params - w_star) ** 2), ({}, stream)
 
-    optimizer = optimizers.make_optimizer(name, lr, clip_norm=10.0)
-    state = train.init_state(jnp.zeros(3), optimizer, jax.random.key(0))
-    state, history = train.fit(state, train.make_train_step(loss_fn, optimizer), lambda s: None,
+    optimizer = training.make_optimizer(name, lr, clip_norm=10.0)
+    state = training.init_state(jnp.zeros(3), optimizer, jax.random.key(0))
+    state, history = training.fit(state, training.make_train_step(loss_fn, optimizer), lambda s: None,
                                num_steps=300, log_every=300)
     np.testing.assert_allclose(state.params, w_star, atol=0.05)
     assert history[-1]["loss"] < 1e-2
@@ -79,16 +79,16 @@ def test_every_optimizer_converges_to_the_known_optimum(name, lr):
 
 def test_unknown_optimizer_and_schedule():
     with pytest.raises(ValueError, match="unknown optimizer 'adamw2'; expected one of"):
-        optimizers.make_optimizer("adamw2", 0.1)
+        training.make_optimizer("adamw2", 0.1)
     with pytest.raises(ValueError, match="unknown schedule"):
-        optimizers.make_schedule("bogus", 0.1, num_steps=10)
-    schedule = optimizers.make_schedule("cosine", 0.1, num_steps=10)
+        training.make_schedule("bogus", 0.1, num_steps=10)
+    schedule = training.make_schedule("cosine", 0.1, num_steps=10)
     assert float(schedule(0)) == pytest.approx(0.1) and float(schedule(10)) == pytest.approx(0.0)
 
 
 def test_warmup_cosine_takes_a_traced_rate():
     """A population member's rate is traced: linear warm-up to it, then cosine decay to 0."""
-    values = jax.jit(lambda lr: jnp.stack([optimizers.make_schedule(
+    values = jax.jit(lambda lr: jnp.stack([training.make_schedule(
         "warmup_cosine", lr, num_steps=10, warmup_steps=2)(s) for s in (0, 1, 2, 6, 10)]))(0.4)
     expected = [0.0, 0.2, 0.4, 0.4 * 0.5 * (1 + math.cos(math.pi * 4 / 8)), 0.0]
     assert values.tolist() == pytest.approx(expected, abs=1e-7)
@@ -102,24 +102,24 @@ def test_clipping_bounds_the_update_norm():
         return 100.0 * jnp.sum(p["w"] ** 2), ({}, stream)  # ||g|| = 200 ||w|| >> c
 
     for clip in (0.5, 3.0):
-        optimizer = optimizers.make_optimizer("sgd", 1.0, clip_norm=clip)
-        state = train.init_state(params, optimizer, jax.random.key(0))
+        optimizer = training.make_optimizer("sgd", 1.0, clip_norm=clip)
+        state = training.init_state(params, optimizer, jax.random.key(0))
         before = np.asarray(state.params["w"])
-        state, metrics = train.make_train_step(loss_fn, optimizer)(state, None)
+        state, metrics = training.make_train_step(loss_fn, optimizer)(state, None)
         step_norm = np.linalg.norm(np.asarray(state.params["w"]) - before)
         assert float(metrics["grad_norm"]) == pytest.approx(200 * np.linalg.norm(before), rel=1e-5)
         assert step_norm == pytest.approx(clip, rel=1e-5)
         assert float(metrics["update_norm"]) == pytest.approx(clip, rel=1e-5)
     # No clipping: the whole gradient is applied.
-    optimizer = optimizers.make_optimizer("sgd", 1.0)
-    state = train.init_state({"w": jnp.arange(1.0, 5.0)}, optimizer, jax.random.key(0))
-    _, metrics = train.make_train_step(loss_fn, optimizer)(state, None)
+    optimizer = training.make_optimizer("sgd", 1.0)
+    state = training.init_state({"w": jnp.arange(1.0, 5.0)}, optimizer, jax.random.key(0))
+    _, metrics = training.make_train_step(loss_fn, optimizer)(state, None)
     assert float(metrics["update_norm"]) == pytest.approx(float(metrics["grad_norm"]), rel=1e-6)
 
 
 def fit_into(tmp_path, num_steps, get_batch=delay_batch, **kwargs):
-    run = results.Run.create(tmp_path, "toy", "run", {"num_steps": num_steps})
-    state, history = train.fit(
+    run = training.Run.create(tmp_path, "toy", "run", {"num_steps": num_steps})
+    state, history = training.fit(
         new_state(), TRAIN_STEP, get_batch,
         num_steps=num_steps, log_every=3, run=run, checkpoint_every=5, plot=False, **kwargs,
     )
@@ -140,7 +140,7 @@ def test_resume_after_interrupt_equals_uninterrupted(tmp_path):
 
     with pytest.raises(KeyboardInterrupt):
         fit_into(tmp_path / "b", 17, get_batch=interrupted)
-    run_b = results.Run(tmp_path / "b" / "toy" / "run")
+    run_b = training.Run(tmp_path / "b" / "toy" / "run")
     assert Checkpointer(run_b.checkpoint_dir).latest_step() == 10
     assert [r["step"] for r in run_b.metrics()] == [3, 6, 9, 12]
 
@@ -161,7 +161,7 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path
     # Batch 7 is the 8th update: metrics.jsonl numbers it step 8.
     expected = (r"at step 8 \(the update on batch get_batch\(7\)\).*last checkpoint with finite "
                 r"parameters is step 5 in .*checkpoints\. Try a smaller --lr")
-    with pytest.raises(train.NonFiniteLossError, match=expected):
+    with pytest.raises(training.NonFiniteLossError, match=expected):
         fit_into(tmp_path, 20, get_batch=poisoned)
     checkpointer = Checkpointer(tmp_path / "toy" / "run" / "checkpoints")
     assert checkpointer.all_steps() == [5]
@@ -171,26 +171,26 @@ def test_non_finite_loss_stops_with_step_and_keeps_last_good_checkpoint(tmp_path
 
 
 def test_target_stops_early_and_is_recorded(tmp_path):
-    run = results.Run.create(tmp_path, "toy", "target", {})
+    run = training.Run.create(tmp_path, "toy", "target", {})
     eval_fn = jax.jit(lambda p: {"eval_mse": delay_loss(p, delay_batch(-1), None, ())[0]})
-    state, history = train.fit(
+    state, history = training.fit(
         new_state(), TRAIN_STEP, delay_batch,
         num_steps=1000, eval_fn=eval_fn, eval_every=10, log_every=10, run=run, plot=False,
         target=("eval_mse", 0.05, "<="),
     )
     assert history[-1]["eval_mse"] <= 0.05 < history[-2]["eval_mse"]
     assert int(state.step) == history[-1]["step"] < 1000
-    summary = json.loads((run.path / results.SUMMARY).read_text())
+    summary = json.loads((run.path / training.SUMMARY).read_text())
     assert summary["stopped"] == "target" and summary["steps"] == int(state.step)
 
 
 def test_target_direction():
-    assert train._target_reached({"eval_loss": 0.1}, ("eval_loss", 0.2))
-    assert not train._target_reached({"eval_loss": 0.3}, ("eval_loss", 0.2))
-    assert train._target_reached({"accuracy": 0.99}, ("accuracy", 0.99))
-    assert not train._target_reached({"accuracy": 0.5}, ("accuracy", 0.99))
-    assert train._target_reached({"x": 0.1}, ("x", 0.2, "<="))
-    assert not train._target_reached({"loss": 0.1}, ("accuracy", 0.0))
+    assert training.target_reached({"eval_loss": 0.1}, ("eval_loss", 0.2))
+    assert not training.target_reached({"eval_loss": 0.3}, ("eval_loss", 0.2))
+    assert training.target_reached({"accuracy": 0.99}, ("accuracy", 0.99))
+    assert not training.target_reached({"accuracy": 0.5}, ("accuracy", 0.99))
+    assert training.target_reached({"x": 0.1}, ("x", 0.2, "<="))
+    assert not training.target_reached({"loss": 0.1}, ("accuracy", 0.0))
 
 
 def test_stream_is_carried_and_gradients_stop_at_batch_boundaries():
@@ -209,8 +209,8 @@ def test_stream_is_carried_and_gradients_stop_at_batch_boundaries():
         return loss, ({}, carry)
 
     optimizer = optax.chain(optax.clip_by_global_norm(jnp.inf), optax.sgd(0.0))
-    state = train.init_state(params, optimizer, jax.random.key(2), CELL.initial_carry(params, (2,)))
-    train_step = train.make_train_step(loss_fn, optimizer, donate=False)
+    state = training.init_state(params, optimizer, jax.random.key(2), CELL.initial_carry(params, (2,)))
+    train_step = training.make_train_step(loss_fn, optimizer, donate=False)
     state, _ = train_step(state, chunks[0])
     carry_after_chunk_1 = state.stream
     state, metrics = train_step(state, chunks[1])
@@ -252,13 +252,13 @@ def test_a_corrupt_latest_checkpoint_falls_back_and_still_ends_like_uninterrupte
 
 def test_without_checkpoints_an_interrupted_run_starts_again_with_no_doubled_records(tmp_path):
     def fit_plain(get_batch=delay_batch):
-        run = results.Run.create(tmp_path, "toy", "plain", {})
-        return train.fit(new_state(), TRAIN_STEP, get_batch, num_steps=12, log_every=3, run=run,
+        run = training.Run.create(tmp_path, "toy", "plain", {})
+        return training.fit(new_state(), TRAIN_STEP, get_batch, num_steps=12, log_every=3, run=run,
                          plot=False)
 
     with pytest.raises(KeyboardInterrupt):
         fit_plain(interrupted_at(8))
-    run = results.Run(tmp_path / "toy" / "plain")
+    run = training.Run(tmp_path / "toy" / "plain")
     assert [r["step"] for r in run.metrics()] == [3, 6]
     _, history = fit_plain()
     assert run.summary()["resumed_from_step"] == 0
@@ -269,12 +269,12 @@ def test_without_checkpoints_an_interrupted_run_starts_again_with_no_doubled_rec
 def test_a_kill_while_resuming_keeps_every_record(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         fit_into(tmp_path, 17, get_batch=interrupted_at(12))
-    metrics = tmp_path / "toy" / "run" / results.METRICS
+    metrics = tmp_path / "toy" / "run" / training.METRICS
     before = metrics.read_bytes()
     real_replace = os.replace
 
     def killed(src, dst):
-        if str(dst).endswith(results.METRICS):
+        if str(dst).endswith(training.METRICS):
             raise KeyboardInterrupt  # between writing the new file and renaming it
         real_replace(src, dst)
 
@@ -288,17 +288,17 @@ def test_a_kill_while_resuming_keeps_every_record(tmp_path, monkeypatch):
 
 
 def test_a_finished_run_is_not_trained_again(tmp_path):
-    run = results.Run.create(tmp_path, "toy", "target", {})
+    run = training.Run.create(tmp_path, "toy", "target", {})
     eval_fn = jax.jit(lambda p: {"eval_mse": delay_loss(p, delay_batch(-1), None, ())[0]})
     options = dict(num_steps=1000, eval_fn=eval_fn, eval_every=10, log_every=10, plot=False,
                    target=("eval_mse", 0.05, "<="), checkpoint_every=20)
-    state, _ = train.fit(new_state(), TRAIN_STEP, delay_batch, run=run, **options)
+    state, _ = training.fit(new_state(), TRAIN_STEP, delay_batch, run=run, **options)
     files = {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()}
-    with pytest.raises(results.RunFinished, match=rf"run {run.path} is already finished "
+    with pytest.raises(training.RunFinished, match=rf"run {run.path} is already finished "
                                                   rf"\({int(state.step)} steps, stopped at target"):
-        train.fit(new_state(), TRAIN_STEP, delay_batch, run=results.Run(run.path), **options)
-    with pytest.raises(results.RunFinished):
-        results.Run.create(tmp_path, "toy", "target", {})
+        training.fit(new_state(), TRAIN_STEP, delay_batch, run=training.Run(run.path), **options)
+    with pytest.raises(training.RunFinished):
+        training.Run.create(tmp_path, "toy", "target", {})
     assert {p: p.read_bytes() for p in run.path.rglob("*") if p.is_file()} == files
 
 
@@ -310,13 +310,13 @@ def test_non_finite_loss_after_a_resume_names_the_resumed_checkpoint(tmp_path):
         xs, ys = delay_batch(step)
         return (xs * jnp.nan, ys) if step == 11 else (xs, ys)
 
-    with pytest.raises(train.NonFiniteLossError, match=r"at step 12 .*last checkpoint with finite "
+    with pytest.raises(training.NonFiniteLossError, match=r"at step 12 .*last checkpoint with finite "
                                                        r"parameters is step 10 in"):
         fit_into(tmp_path, 20, get_batch=poisoned)
     state = new_state()
-    with pytest.raises(train.NonFiniteLossError,
+    with pytest.raises(training.NonFiniteLossError,
                        match=r"at step 2 .*no checkpoints are saved \(checkpoint_every=0\)"):
-        train.fit(state, TRAIN_STEP, lambda s: (delay_batch(s)[0] * (jnp.nan if s else 1.0),
+        training.fit(state, TRAIN_STEP, lambda s: (delay_batch(s)[0] * (jnp.nan if s else 1.0),
                                                 delay_batch(s)[1]), num_steps=5, log_every=5)
 
 
@@ -329,10 +329,10 @@ def test_parameters_that_become_non_finite_are_never_checkpointed(tmp_path):
         return jnp.sum(jnp.sin(params) * scale), ({}, stream)  # |loss| <= 2e38: finite
 
     optimizer = optax.sgd(10.0)  # the update -10 cos(w) 1e38 overflows
-    run = results.Run.create(tmp_path, "toy", "overflow", {})
-    state = train.init_state(jnp.ones(2), optimizer, jax.random.key(0))
+    run = training.Run.create(tmp_path, "toy", "overflow", {})
+    state = training.init_state(jnp.ones(2), optimizer, jax.random.key(0))
     expected = r"parameters became non-finite by step 6 \(not saved\).*finite parameters is step 3"
-    with pytest.raises(train.NonFiniteLossError, match=expected):
-        train.fit(state, train.make_train_step(loss_fn, optimizer), lambda s: s == 5,
+    with pytest.raises(training.NonFiniteLossError, match=expected):
+        training.fit(state, training.make_train_step(loss_fn, optimizer), lambda s: s == 5,
                   num_steps=9, log_every=3, checkpoint_every=3, run=run, plot=False)
     assert Checkpointer(run.checkpoint_dir).all_steps() == [3]
