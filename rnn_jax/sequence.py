@@ -1,5 +1,6 @@
 """What every layer shares about sequences: masks, padding-aware reversal, per-example select,
-resetting carried state, and the checks of what `unroll` and `unroll_tokens` receive.
+resetting carried state, the checks of what `unroll` and `unroll_tokens` receive, and the one
+front end of every unroll entry point (`prologue`/`time_major` and its inverse `epilogue`).
 
 The ground floor of the library: it imports only JAX, NumPy and the cell contract, so cells,
 `unroll`, the hand-written BPTT, models and the training loop all build on it without a way back.
@@ -32,7 +33,7 @@ Dtypes: the params decide the dtype of the computation. Floating inputs of anoth
 their params' dtype; a carry of another dtype is refused (`check_carry` names both).
 """
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -195,3 +196,76 @@ def check_carry(cell: Cell, params: Any, carry: Any, batch: int) -> None:
             f"{cell.name}: expected carry leaves {describe(expected_leaves)} (from the params), "
             f"received {describe(received)}"
         )
+
+
+# ---- the front end of `unroll`, `unroll_tokens`, `parallel_unroll` and `deer_unroll` ----
+
+
+class Frame(NamedTuple):
+    """Inputs as an unroll's core receives them, and what `epilogue` needs to undo that."""
+
+    inputs: jax.Array  # [time, batch, ...]: padded steps zero, valid prefixes reversed if asked
+    carry: Any  # [batch, ...] leaves, checked against `cell.initial_carry`
+    mask: jax.Array | None  # [time, batch], True on valid steps; None without lengths
+    lengths: jax.Array | None  # [batch], clamped to [0, time]
+    reverse: bool
+    unbatched: bool  # the caller passed one sequence without a batch axis
+
+
+def prologue(
+    cell: Cell, params: Any, xs: jax.Array, *, carry: Any = None, lengths: Any = None,
+    reverse: bool = False,
+) -> Frame:
+    """The front end of an unroll of floating inputs: checks `xs` (`check_inputs`), casts it to
+    the params' dtype (`cast_inputs`), then `time_major`.
+
+    xs: `[batch, time, features]`, or `[time, features]` for one sequence (then `carry` and
+    `lengths` have no batch axis either: `[...]` and a scalar).
+    """
+    check_inputs(cell, params, xs)
+    xs = cast_inputs(params, xs)  # the params' dtype (module docstring: dtypes)
+    return time_major(cell, params, xs, carry=carry, lengths=lengths, reverse=reverse,
+                      unbatched=xs.ndim == 2)
+
+
+def time_major(
+    cell: Cell, params: Any, inputs: jax.Array, *, carry: Any = None, lengths: Any = None,
+    reverse: bool = False, unbatched: bool = False,
+) -> Frame:
+    """`inputs [batch, time, ...]` (features, or token ids `[batch, time]`) as a `Frame`.
+
+    In order: a batch axis added when `unbatched`; the carry from `cell.initial_carry` when
+    None, then checked (`check_carry`); lengths checked (`check_lengths`) and clamped, and
+    padded inputs replaced by zeros before they meet the params (so whatever they hold, NaN
+    included, reaches neither outputs nor gradients of valid steps; a padded token id reads
+    row 0); each valid prefix reversed when `reverse` (`reverse_padded`); time-major.
+    """
+    if unbatched:
+        inputs = inputs[None]
+        carry = None if carry is None else jax.tree.map(lambda leaf: leaf[None], carry)
+        lengths = None if lengths is None else jnp.reshape(lengths, (1,))
+    batch, time = inputs.shape[:2]
+    carry = cell.initial_carry(params, (batch,)) if carry is None else carry
+    check_carry(cell, params, carry, batch)
+    mask = None
+    if lengths is not None:
+        check_lengths(lengths, batch, time)
+        lengths = clamp_lengths(lengths, time)
+        valid = sequence_mask(lengths, time)  # [batch, time]
+        inputs = jnp.where(valid.reshape(valid.shape + (1,) * (inputs.ndim - 2)), inputs,
+                           jnp.zeros_like(inputs))
+        mask = jnp.swapaxes(valid, 0, 1)
+    if reverse:
+        inputs = reverse_padded(inputs, lengths)
+    return Frame(jnp.swapaxes(inputs, 0, 1), carry, mask, lengths, reverse, unbatched)
+
+
+def epilogue(frame: Frame, ys: jax.Array, carry: Any) -> tuple[jax.Array, Any]:
+    """The inverse of `time_major` on the results: ys `[time, batch, ...]` -> batch-major, in
+    the original time order, without the batch axis where the inputs had none; so the carry."""
+    ys = jnp.swapaxes(ys, 0, 1)  # [batch, time, ...]
+    if frame.reverse:
+        ys = reverse_padded(ys, frame.lengths)
+    if frame.unbatched:
+        return ys[0], jax.tree.map(lambda leaf: leaf[0], carry)
+    return ys, carry

@@ -13,9 +13,8 @@ import jax.numpy as jnp
 
 from rnn_jax import sequence
 from rnn_jax.bptt import engine
-from rnn_jax.bptt.kernels import kernel_for
 from rnn_jax.cells.base import Cell
-from rnn_jax.unroll import backward_path, check_options
+from rnn_jax.unroll import check_options
 from rnn_jax.unroll import unroll as plain_unroll
 
 
@@ -61,29 +60,20 @@ def unroll_tokens(
     sequence.check_tokens(tokens, embedding.shape[0])
     check_options(remat, backward)
     embedding = sequence.cast_inputs(params, embedding)  # rnn_jax.sequence: dtypes
-    path = backward_path(cell, params, remat, backward, (params, embedding, carry))
-    batch, time = tokens.shape
-    if path != "handwritten" or time == 0:  # the gather feeds the plain unroll's projection
+    kernel = None
+    if backward == "handwritten":
+        kernel = engine.usable_kernel(cell, (params, embedding, carry))
+    if kernel is None or tokens.shape[1] == 0:  # the gather feeds the plain unroll's projection
         return plain_unroll(
             cell, params, gather_rows(embedding, tokens), carry=carry, lengths=lengths,
             reverse=reverse, unroll=unroll, remat=remat, backward=backward,
         )
-    carry = cell.initial_carry(params, (batch,)) if carry is None else carry
-    sequence.check_carry(cell, params, carry, batch)
-    mask = None
-    if lengths is not None:
-        sequence.check_lengths(lengths, batch, time)
-        lengths = sequence.clamp_lengths(lengths, time)
-        valid = sequence.sequence_mask(lengths, time)
-        tokens = jnp.where(valid, tokens, 0)  # padded ids are never read (no NaN row there)
-        mask = jnp.swapaxes(valid, 0, 1)
-    if reverse:
-        tokens = sequence.reverse_padded(tokens, lengths)
+    # padded ids become 0, never read (no NaN row there); ids [time, batch]
+    frame = sequence.time_major(cell, params, tokens, carry=carry, lengths=lengths,
+                                reverse=reverse)
     table = cell.project_inputs(params, embedding)  # [vocab, gates] = embedding U + b
-    kernel = kernel_for(cell, params)
     ys, carry = engine.run_kernel(
-        kernel, gather_rows, params, table, jnp.swapaxes(tokens, 0, 1), carry, mask,
+        kernel, gather_rows, params, table, frame.inputs, frame.carry, frame.mask,
         remat=remat, unroll=unroll, per_step=True,
     )
-    ys = jnp.swapaxes(ys, 0, 1)
-    return (sequence.reverse_padded(ys, lengths) if reverse else ys), carry
+    return sequence.epilogue(frame, ys, carry)

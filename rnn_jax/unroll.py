@@ -14,10 +14,12 @@ Lengths may be any array-like of ints. Concrete lengths outside [0, time] raise 
 traced ones (under `jit`) are clipped to [0, time]: a length > time means the whole sequence
 (the one policy for traced values of every entry point: `rnn_jax.sequence`'s docstring).
 
-The same outputs can come with another backward pass (`backward_path`): the hand-written BPTT
-of `rnn_jax.bptt` for the library's own LSTM, GRU and vanilla cells, and chunked checkpointing
-(`rnn_jax.remat`) for any other cell when `remat` asks for chunks. Both equal the plain scan's
-gradients.
+The input side (checks, dtype, carry, lengths and mask, reverse, time-major, and back) is
+`rnn_jax.sequence.prologue`/`epilogue`, shared with `unroll_tokens`, `parallel_unroll` and
+`deer_unroll`. The same outputs can come with another backward pass: the hand-written BPTT of
+`rnn_jax.bptt` for a cell that carries one (`cell.bptt_kernel`: the library's LSTM, GRU and
+vanilla cells), and chunked checkpointing (`rnn_jax.remat`) for any other cell when `remat`
+asks for chunks. Both equal the plain scan's gradients.
 """
 
 from typing import Any, NamedTuple, Sequence
@@ -25,13 +27,11 @@ from typing import Any, NamedTuple, Sequence
 import jax
 import jax.numpy as jnp
 
-from rnn_jax import jax_internals
 from rnn_jax import remat as remat_option
 from rnn_jax import sequence
 from rnn_jax.bptt import engine
-from rnn_jax.bptt.kernels import kernel_for
 from rnn_jax.cells.base import Cell
-from rnn_jax.sequence import reverse_padded, select_valid, sequence_mask
+from rnn_jax.sequence import select_valid, sequence_mask
 
 BACKWARDS = ("handwritten", "autodiff")
 
@@ -67,10 +67,11 @@ def unroll(
         internals; an int k >= 2 (or "sqrt": k = ceil(sqrt(time))) keeps the carry every k
         steps and recomputes inside each chunk.
       backward: "handwritten" (default) uses the hand-written BPTT of `rnn_jax.bptt` where the
-        cell has one (the library's own LSTM, GRU and vanilla functions, `bptt.kernel_for`)
-        and autodiff elsewhere; "autodiff" always differentiates the scan with `jax.grad`.
-        Both give the same gradients. The hand-written BPTT is reverse mode only: forward mode
-        (`jax.jvp`, `jax.jacfwd`) of a function calling `unroll` runs autodiff by itself, but
+        cell carries one (`cell.bptt_kernel`: the library's LSTM, GRU and vanilla cells, not
+        a cell whose step was replaced) and autodiff elsewhere; "autodiff" always
+        differentiates the scan with `jax.grad`. Both give the same gradients. The
+        hand-written BPTT is reverse mode only: forward mode (`jax.jvp`, `jax.jacfwd`) of a
+        function calling `unroll` runs autodiff by itself (`bptt.engine.usable_kernel`), but
         `jax.jvp` of an already-jitted function or of `jax.linearize` cannot be seen from
         here and needs `backward="autodiff"`.
     Returns:
@@ -78,49 +79,36 @@ def unroll(
       after each sequence's last valid step. An empty time axis gives empty ys and the
       initial carry.
     """
-    sequence.check_inputs(cell, params, xs)
     check_options(remat, backward)
-    xs = sequence.cast_inputs(params, xs)  # the params' dtype (rnn_jax.sequence: dtypes)
-    options = (reverse, unroll, remat, backward)
-    if xs.ndim == 2:  # one unbatched sequence: add and remove a batch axis
-        carry = None if carry is None else jax.tree.map(lambda a: a[None], carry)
-        lengths = None if lengths is None else jnp.reshape(lengths, (1,))
-        ys, carry = _unroll_batched(cell, params, xs[None], carry, lengths, *options)
-        return ys[0], jax.tree.map(lambda a: a[0], carry)
-    return _unroll_batched(cell, params, xs, carry, lengths, *options)
+    frame = sequence.prologue(cell, params, xs, carry=carry, lengths=lengths, reverse=reverse)
+    if frame.inputs.shape[0] == 0:
+        return sequence.epilogue(frame, empty_outputs(cell, params, frame), frame.carry)
+    return sequence.epilogue(frame, *_run(cell, params, frame, unroll, remat, backward))
 
 
-def _empty_outputs(cell: Cell, params: Any, xs: jax.Array, carry: Any) -> jax.Array:
-    """`[batch, 0, hidden]` outputs of an empty time axis, with the step's width and dtype."""
-    x_t = jax.ShapeDtypeStruct((xs.shape[0], xs.shape[2]), xs.dtype)
+def _run(cell, params, frame, unroll_factor, remat, backward):
+    """`(ys [time, batch, hidden], final carry)` by one of three paths with the same outputs:
+    the hand-written BPTT (`engine.usable_kernel`), chunked autodiff (remat k >= 2 or
+    "sqrt"), or the plain scan (`_scan`)."""
+    xs, carry, mask = frame.inputs, frame.carry, frame.mask  # time-major: [time, batch, in]
+    kernel = engine.usable_kernel(cell, (params, xs, carry)) if backward == "handwritten" else None
+    if kernel is not None:
+        return engine.run_kernel(kernel, cell.project_inputs, params, params, xs, carry, mask,
+                                 remat=remat, unroll=unroll_factor)
+    if remat_option.is_chunked(remat):
+        chunk = remat_option.chunk_size(remat, xs.shape[0])
+        return remat_option.autodiff_chunked(cell, params, xs, carry, mask, chunk or 1,
+                                             unroll_factor)
+    return _scan(cell, params, xs, carry, mask, remat, unroll_factor)
+
+
+def empty_outputs(cell: Cell, params: Any, frame: sequence.Frame) -> jax.Array:
+    """`[0, batch, hidden]` outputs of an empty time axis, with the step's width and dtype."""
+    _, batch, features = frame.inputs.shape
+    x_t = jax.ShapeDtypeStruct((batch, features), frame.inputs.dtype)
     one_step = lambda p, c, x: cell.step(p, c, cell.project_inputs(p, x))[1]
-    h = jax.eval_shape(one_step, params, carry, x_t)
-    return jnp.zeros((xs.shape[0], 0) + h.shape[1:], h.dtype)
-
-
-def _unroll_batched(cell, params, xs, carry, lengths, reverse, unroll_factor, remat, backward):
-    batch, time = xs.shape[:2]
-    if carry is None:
-        carry = cell.initial_carry(params, (batch,))
-    sequence.check_carry(cell, params, carry, batch)
-    if lengths is not None:
-        sequence.check_lengths(lengths, batch, time)
-        lengths = sequence.clamp_lengths(lengths, time)
-        # padded inputs become zeros before they meet the params: no NaN in valid gradients
-        xs = jnp.where(sequence_mask(lengths, time)[..., None], xs, jnp.zeros_like(xs))
-    if time == 0:
-        return _empty_outputs(cell, params, xs, carry), carry
-    if reverse:
-        xs = reverse_padded(xs, lengths)
-    xs = jnp.swapaxes(xs, 0, 1)  # [time, batch, in]
-    mask = None if lengths is None else jnp.swapaxes(sequence_mask(lengths, time), 0, 1)
-    path = backward_path(cell, params, remat, backward, (params, xs, carry))
-    if path == "scan":
-        ys, carry = _scan(cell, params, xs, carry, mask, remat, unroll_factor)
-    else:
-        ys, carry = _delegate(path, cell, params, xs, carry, mask, remat, unroll_factor)
-    ys = jnp.swapaxes(ys, 0, 1)  # [batch, time, hidden]
-    return (reverse_padded(ys, lengths) if reverse else ys), carry
+    h = jax.eval_shape(one_step, params, frame.carry, x_t)
+    return jnp.zeros((0, batch) + h.shape[1:], h.dtype)
 
 
 def _scan(cell, params, xs, carry, mask, remat, unroll_factor):
@@ -153,32 +141,6 @@ def check_options(remat: Any, backward: str) -> None:
         renamed = '; "fast" was renamed "handwritten"' if backward == "fast" else ""
         raise ValueError(f"expected backward in {BACKWARDS}, received {backward!r}{renamed}")
     remat_option.check_remat(remat)
-
-
-def backward_path(cell: Cell, params: Any, remat: Any, backward: str, operands: Any) -> str:
-    """Which unroll runs: "scan" (`_scan`, differentiated by autodiff), "handwritten" or "chunked".
-
-    "handwritten" (`rnn_jax.bptt.engine`, any `remat`): `backward="handwritten"` and the cell
-    is the library's own LSTM, GRU or vanilla (`bptt.kernel_for`), unless a leaf of `operands`
-    is being forward-differentiated (`jax.jvp`, `jax.jacfwd`): a `jax.custom_vjp` has no
-    forward mode, so autodiff runs instead. "chunked" (`rnn_jax.remat.autodiff_chunked`): any
-    other cell, or autodiff, with `remat` an int k >= 2 or "sqrt". "scan" otherwise.
-    """
-    forward_mode = jax_internals.is_forward_mode(operands)
-    if backward == "handwritten" and not forward_mode and kernel_for(cell, params) is not None:
-        return "handwritten"
-    return "chunked" if remat_option.is_chunked(remat) else "scan"
-
-
-def _delegate(path, cell, params, xs, carry, mask, remat, unroll_factor):
-    """Runs the `backward_path` "handwritten" or "chunked", time-major as `_scan`."""
-    if path == "handwritten":
-        return engine.run_kernel(
-            kernel_for(cell, params), cell.project_inputs, params, params, xs, carry, mask, remat=remat,
-            unroll=unroll_factor,
-        )
-    chunk = remat_option.chunk_size(remat, xs.shape[0])
-    return remat_option.autodiff_chunked(cell, params, xs, carry, mask, chunk or 1, unroll_factor)
 
 
 class BidirectionalParams(NamedTuple):

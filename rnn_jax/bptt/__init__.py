@@ -2,12 +2,13 @@
 
 - `notes`: the notes' derivation for the vanilla tanh RNN with softmax outputs, written out
   equation by equation (`bptt`, `loss`, `loss_hand_bptt`), for teaching and checking.
-- `kernels` and `engine`: the same derivation, general over cells and losses, as per-cell
-  kernels (LSTM, GRU, vanilla) run by a `jax.custom_vjp` unroll; `rnn_jax.unroll` uses them by
+- `engine`: the same derivation, general over cells and losses: a `jax.custom_vjp` unroll that
+  runs a cell's `Kernel` (its per-step forward and backward, carried by the cell as
+  `cell.bptt_kernel` and written in the cell's file: `rnn_jax/cells/lstm.py`, `gru.py`,
+  `vanilla.py`; the contract in `rnn_jax/cells/fast_paths.py`). `rnn_jax.unroll` uses it by
   default (`backward="handwritten"`) and autodiff of `jax.lax.scan` for every other cell.
 """
 
-from rnn_jax.bptt.kernels import GRU, LSTM, Kernel, kernel_for, vanilla_kernel
 from rnn_jax.bptt.notes import (
     BPTTGrads,
     backward,
@@ -17,18 +18,15 @@ from rnn_jax.bptt.notes import (
     loss_hand_bptt,
     step_weights,
 )
+from rnn_jax.cells.fast_paths import Kernel
 
 __all__ = [
     "BPTTGrads",
-    "GRU",
-    "LSTM",
     "Kernel",
     "backward",
     "bptt",
     "forward",
-    "kernel_for",
     "loss",
     "loss_hand_bptt",
     "step_weights",
-    "vanilla_kernel",
 ]

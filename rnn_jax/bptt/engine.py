@@ -2,7 +2,8 @@
 
 Time-major inside: `inputs: [time, batch, ...]`, `mask: [time, batch]` (True on valid steps;
 padded steps keep the carry and emit zeros), `ys: [time, batch, hidden]`. The per-cell pieces
-are in `rnn_jax.bptt.kernels`; `rnn_jax.unroll` calls `run_kernel` for the library's own cells.
+are each cell's `bptt_kernel` (`rnn_jax.cells.fast_paths.Kernel`, written in the cell's file);
+`rnn_jax.unroll` and `rnn_jax.tokens` call `run_kernel` with `usable_kernel(cell, operands)`.
 
 The reverse scan holds only `delta(t) @ W^T` and the elementwise gate math; the recurrent
 weight gradients (`sum_t h(t-1)^T delta(t)`) and the input projection's VJP (input weights,
@@ -21,13 +22,15 @@ In "step" and "chunk" modes time must be a multiple of k (`run_kernel` pads with
 
 import functools
 from functools import lru_cache
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
+from rnn_jax import jax_internals
 from rnn_jax import remat as remat_option
-from rnn_jax.bptt.kernels import Kernel
+from rnn_jax.cells.base import Cell
+from rnn_jax.cells.fast_paths import Kernel
 from rnn_jax.sequence import select_valid
 
 tree_map = jax.tree.map
@@ -107,6 +110,101 @@ def _chunks(a, chunk):
     return None if a is None else a.reshape((a.shape[0] // chunk, chunk) + a.shape[1:])
 
 
+class _Spec(NamedTuple):
+    """What `make_unroll` fixes: the kernel, the projection and the memory mode."""
+
+    kernel: Kernel
+    project: Callable
+    mode: str
+    k: int
+    unroll: int
+    per_step: bool
+
+
+def _forward(spec: _Spec, params, proj_params, inputs, carry0, mask):
+    """The custom VJP's forward: `((ys, final), residuals)`; "chunk" keeps each chunk's start."""
+    kernel, project, per_step = spec.kernel, spec.project, spec.per_step
+    if spec.mode != "chunk":
+        xs, project_step = _forward_inputs(project, proj_params, inputs, per_step)
+        final, carries, saved = _forward_span(
+            kernel, params, xs, carry0, mask, spec.unroll, spec.mode == "off", project_step
+        )
+        ys = _outputs(kernel, carries, mask)
+        return (ys, final), (params, proj_params, inputs, carry0, mask, carries, saved)
+
+    def chunk_body(carry, chunk_inputs):
+        inputs_c, mask_c = chunk_inputs
+        xs, project_step = _forward_inputs(project, proj_params, inputs_c, per_step)
+        final, carries, _ = _forward_span(
+            kernel, params, xs, carry, mask_c, spec.unroll, False, project_step
+        )
+        return final, (carry, _outputs(kernel, carries, mask_c))
+
+    final, (starts, ys) = jax.lax.scan(
+        chunk_body, carry0, (_chunks(inputs, spec.k), _chunks(mask, spec.k))
+    )
+    ys = ys.reshape((-1,) + ys.shape[2:])
+    return (ys, final), (params, proj_params, inputs, carry0, mask, starts, None)
+
+
+def _backward(spec: _Spec, residuals, cotangents):
+    """The custom VJP's backward: `(grads, dproj, dinputs, dcarry0, None)`."""
+    params, proj_params, inputs, carry0, mask, carries, saved = residuals
+    dys, dfinal = cotangents
+    weights = spec.kernel.backward_weights(params)  # W^T, laid out once for the reverse dots
+    if spec.mode == "off":
+        dcarry0, grads, deltas = _backward_span(
+            spec.kernel, params, weights, carry0, carries, saved, mask, dys, dfinal, spec.unroll
+        )
+        dproj, dinputs = _projection_vjp(spec.project, proj_params, inputs, deltas)
+        return grads, dproj, dinputs, dcarry0, None
+    k = spec.k
+    if spec.mode == "chunk":
+        starts, carries = carries, None
+    else:  # the carry before each span of k steps
+        ends = tree_map(lambda a: a[k - 1 :: k][:-1], carries)
+        starts = tree_map(lambda c0, e: jnp.concatenate([c0[None], e]), carry0, ends)
+        carries = tree_map(lambda a: _chunks(a, k), carries)
+    span_inputs = (starts, carries, _chunks(inputs, k), _chunks(mask, k), _chunks(dys, k))
+    dcarry0, grads, dproj, dinputs = _backward_spans(
+        spec, params, proj_params, weights, span_inputs, dfinal
+    )
+    if dinputs is not None:
+        dinputs = dinputs.reshape(inputs.shape)
+    return grads, dproj, dinputs, dcarry0, None
+
+
+def _backward_spans(spec: _Spec, params, proj_params, weights, span_inputs, dfinal):
+    """Reverse scan over spans of k steps ("step" and "chunk" modes): each span recomputes its
+    gates (all k at once, or by re-running the chunk's forward), then its reverse scan."""
+    kernel, project, per_step = spec.kernel, spec.project, spec.per_step
+
+    def span_body(state, span):
+        dcarry, grads, dproj = state
+        start, carries_c, inputs_c, mask_c, dys_c = span
+        if spec.mode == "chunk":  # re-run the chunk's forward scan from its saved carry
+            xs, project_step = _forward_inputs(project, proj_params, inputs_c, per_step)
+            _, carries_c, saved_c = _forward_span(
+                kernel, params, xs, start, mask_c, spec.unroll, True, project_step
+            )
+        else:  # every carry is saved: all k steps' gates at once, one large matmul
+            xs_proj = project(proj_params, inputs_c)
+            saved_c = kernel.forward(params, _shift(start, carries_c), xs_proj)[1]
+        dcarry, grads_c, deltas = _backward_span(
+            kernel, params, weights, start, carries_c, saved_c, mask_c, dys_c, dcarry,
+            spec.unroll,
+        )
+        dproj_c, dinputs_c = _projection_vjp(project, proj_params, inputs_c, deltas)
+        state = (dcarry, tree_map(jnp.add, grads, grads_c), tree_map(jnp.add, dproj, dproj_c))
+        return state, dinputs_c
+
+    zeros = (tree_map(jnp.zeros_like, params), tree_map(jnp.zeros_like, proj_params))
+    (dcarry0, grads, dproj), dinputs = jax.lax.scan(
+        span_body, (dfinal, *zeros), span_inputs, reverse=True
+    )
+    return dcarry0, grads, dproj, dinputs
+
+
 @lru_cache(maxsize=None)
 def make_unroll(
     kernel: Kernel, project: Callable, mode: str, k: int, unroll: int, per_step: bool = False
@@ -121,79 +219,13 @@ def make_unroll(
     """
     if mode not in ("off", "step", "chunk"):
         raise ValueError(f"expected mode 'off', 'step' or 'chunk', received {mode!r}")
+    spec = _Spec(kernel, project, mode, k, unroll, per_step)
 
     @jax.custom_vjp
     def run(params, proj_params, inputs, carry0, mask):
-        return fwd(params, proj_params, inputs, carry0, mask)[0]
+        return _forward(spec, params, proj_params, inputs, carry0, mask)[0]
 
-    def fwd(params, proj_params, inputs, carry0, mask):
-        if mode != "chunk":
-            xs, project_step = _forward_inputs(project, proj_params, inputs, per_step)
-            final, carries, saved = _forward_span(
-                kernel, params, xs, carry0, mask, unroll, mode == "off", project_step
-            )
-            ys = _outputs(kernel, carries, mask)
-            return (ys, final), (params, proj_params, inputs, carry0, mask, carries, saved)
-
-        def chunk_body(carry, chunk_inputs):
-            inputs_c, mask_c = chunk_inputs
-            xs, project_step = _forward_inputs(project, proj_params, inputs_c, per_step)
-            final, carries, _ = _forward_span(
-                kernel, params, xs, carry, mask_c, unroll, False, project_step
-            )
-            return final, (carry, _outputs(kernel, carries, mask_c))
-
-        final, (starts, ys) = jax.lax.scan(
-            chunk_body, carry0, (_chunks(inputs, k), _chunks(mask, k))
-        )
-        ys = ys.reshape((-1,) + ys.shape[2:])
-        return (ys, final), (params, proj_params, inputs, carry0, mask, starts, None)
-
-    def bwd(residuals, cotangents):
-        params, proj_params, inputs, carry0, mask, carries, saved = residuals
-        dys, dfinal = cotangents
-        weights = kernel.backward_weights(params)  # W^T, laid out once for the reverse dots
-        if mode == "off":
-            dcarry0, grads, deltas = _backward_span(
-                kernel, params, weights, carry0, carries, saved, mask, dys, dfinal, unroll
-            )
-            dproj, dinputs = _projection_vjp(project, proj_params, inputs, deltas)
-            return grads, dproj, dinputs, dcarry0, None
-
-        def span_body(state, span_inputs):
-            dcarry, grads, dproj = state
-            start, carries_c, inputs_c, mask_c, dys_c = span_inputs
-            if mode == "chunk":  # re-run the chunk's forward scan from its saved carry
-                xs, project_step = _forward_inputs(project, proj_params, inputs_c, per_step)
-                _, carries_c, saved_c = _forward_span(
-                    kernel, params, xs, start, mask_c, unroll, True, project_step
-                )
-            else:  # every carry is saved: all k steps' gates at once, one large matmul
-                xs_proj = project(proj_params, inputs_c)
-                saved_c = kernel.forward(params, _shift(start, carries_c), xs_proj)[1]
-            dcarry, grads_c, deltas = _backward_span(
-                kernel, params, weights, start, carries_c, saved_c, mask_c, dys_c, dcarry, unroll
-            )
-            dproj_c, dinputs_c = _projection_vjp(project, proj_params, inputs_c, deltas)
-            state = (dcarry, tree_map(jnp.add, grads, grads_c), tree_map(jnp.add, dproj, dproj_c))
-            return state, dinputs_c
-
-        if mode == "chunk":
-            starts, carries = carries, None
-        else:  # the carry before each span of k steps
-            ends = tree_map(lambda a: a[k - 1 :: k][:-1], carries)
-            starts = tree_map(lambda c0, e: jnp.concatenate([c0[None], e]), carry0, ends)
-            carries = tree_map(lambda a: _chunks(a, k), carries)
-        zeros = (tree_map(jnp.zeros_like, params), tree_map(jnp.zeros_like, proj_params))
-        span_inputs = (starts, carries, _chunks(inputs, k), _chunks(mask, k), _chunks(dys, k))
-        (dcarry0, grads, dproj), dinputs = jax.lax.scan(
-            span_body, (dfinal, *zeros), span_inputs, reverse=True
-        )
-        if dinputs is not None:
-            dinputs = dinputs.reshape(inputs.shape)
-        return grads, dproj, dinputs, dcarry0, None
-
-    run.defvjp(fwd, bwd)
+    run.defvjp(functools.partial(_forward, spec), functools.partial(_backward, spec))
     return run
 
 
@@ -231,3 +263,17 @@ def run_kernel(
         params, proj_params, inputs, carry, mask
     )
     return ys[:time], carry
+
+
+def usable_kernel(cell: Cell, operands: Any) -> Kernel | None:
+    """The cell's `bptt_kernel`, or None where it cannot run: the cell has none, or a leaf of
+    `operands` is being forward-differentiated (`jax.jvp`, `jax.jacfwd`), which a
+    `jax.custom_vjp` does not support, so autodiff runs instead.
+
+    The one place the library asks about forward mode; the question itself needs a private JAX
+    type, read through `rnn_jax.jax_internals` (tested there by name). `jax.jvp` of an
+    already-jitted function or of `jax.linearize` cannot be seen from here.
+    """
+    if cell.bptt_kernel is None or jax_internals.is_forward_mode(operands):
+        return None
+    return cell.bptt_kernel

@@ -1,7 +1,8 @@
 """Backpropagation through time by hand, for the notes' vanilla tanh RNN with softmax outputs.
 
-The same derivation, general over cells and losses, runs as per-cell kernels under
-`jax.custom_vjp` in `rnn_jax.bptt.kernels` (the default backward pass of `rnn_jax.unroll`).
+The same derivation, general over cells and losses, runs as per-cell kernels (each cell's
+`bptt_kernel`, e.g. `rnn_jax.cells.vanilla.bptt_kernel`) under `jax.custom_vjp` in
+`rnn_jax.bptt.engine` (the default backward pass of `rnn_jax.unroll`).
 
 Forward (the notes' equations; row-vector convention, matrices `[in, out]`):
 

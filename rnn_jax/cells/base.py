@@ -13,7 +13,18 @@ A cell is a bundle of pure functions (no classes holding arrays):
                                                    # before the scan (e.g. the uRNN's W)
 
 `step` must also accept the params themselves (a Python loop over it, the diagnostics), so
-`prepare` is only ever a saving. A cell that replaces `step` replaces or drops `prepare` too.
+`prepare` is only ever a saving.
+
+Optional fast paths, each written by hand for the cell's `step` in the cell's own file
+(contracts in `cells/fast_paths.py`): `bptt_kernel` (the hand-written BPTT, `unroll`'s default
+backward), `jacobian_diagonal` (quasi-DEER), `linear_form` (the associative scan). None: the
+layer that would use one falls back to the cell's functions (autodiff, the Jacobian read off
+`jax.jvp`, or a ValueError where only the fast path exists).
+
+Modified cells: `cell._replace(step=my_step)` drops every field written against the old
+`step` (`DEPENDS_ON`: `prepare` and the three fast paths; the BPTT kernel also stands in for
+`project_inputs`), unless the same call gives a new one, so a modified cell runs its own
+functions on every path. Renaming a cell keeps them all; they are never found by name.
 `step` checks its arguments' shapes (`check_step`: static shapes, so nothing runs at run time
 and nothing under `jit` beyond the trace): the projected input's width, the carry's width, and
 batch axes that broadcast, so a raw input `x` passed where `project_inputs(params, x)` belongs
@@ -29,10 +40,18 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rnn_jax.cells.fast_paths import Kernel, LinearForm
 
-class Cell(NamedTuple):
-    """A recurrent cell as a value: the functions `unroll`, the loop and experiments need."""
+# field -> the functions it is written against: replacing one of those drops the field
+DEPENDS_ON: dict[str, tuple[str, ...]] = {
+    "prepare": ("step",),
+    "bptt_kernel": ("step", "project_inputs"),
+    "jacobian_diagonal": ("step",),
+    "linear_form": ("step",),
+}
 
+
+class _CellFields(NamedTuple):
     name: str
     init: Callable[..., Any]
     initial_carry: Callable[..., Any]
@@ -40,6 +59,25 @@ class Cell(NamedTuple):
     step: Callable[[Any, Any, jax.Array], tuple[Any, jax.Array]]
     input_size: Callable[[Any], int]
     prepare: Callable[[Any, tuple[int, ...]], Any] | None = None
+    bptt_kernel: Kernel | None = None
+    jacobian_diagonal: Callable[[Any, Any, jax.Array], Any] | None = None
+    linear_form: LinearForm | None = None
+
+
+class Cell(_CellFields):
+    """A recurrent cell as a value: the functions `unroll`, the loop and experiments need, and
+    the fast paths the library has for them (module docstring)."""
+
+    __slots__ = ()
+
+    def _replace(self, **changes: Any) -> "Cell":
+        """A copy with `changes`; a replaced function drops the fields written against it
+        (`DEPENDS_ON`), except those `changes` gives anew."""
+        replaced = {name for name, value in changes.items()
+                    if value is not getattr(self, name, None)}
+        dropped = {field: None for field, written_for in DEPENDS_ON.items()
+                   if field not in changes and replaced.intersection(written_for)}
+        return super()._replace(**changes, **dropped)
 
 
 class Activation(NamedTuple):

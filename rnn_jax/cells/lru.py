@@ -31,6 +31,7 @@ import jax
 import jax.numpy as jnp
 
 from rnn_jax.cells.base import Cell, check_params, check_sizes
+from rnn_jax.cells.fast_paths import LinearForm
 from rnn_jax.cells.mingru import check_real
 
 
@@ -119,6 +120,11 @@ def step(params: LRUParams, s_prev: jax.Array, x_proj: jax.Array) -> tuple[jax.A
     return s, emit(params, s, x_proj)
 
 
+# the associative scan's view of `step` (`rnn_jax.parallel.linear_cells`); lambda is complex,
+# so there is no log-space form
+LINEAR_FORM = LinearForm(coefficients, emit=emit)
+
+
 def _shapes(params: LRUParams) -> dict[str, tuple[int, ...]]:
     size_in, (state, hidden) = params.B_re.shape[0], params.C_re.shape
     ring = {name: (state,) for name in ("nu_log", "theta_log", "gamma_log")}
@@ -137,4 +143,5 @@ def make_cell(**init_options) -> Cell:
     """The LRU cell; `init_options` (e.g. `r_min=0.9, max_phase=math.pi / 10`) become init
     defaults."""
     cell_init = functools.partial(init, **init_options)
-    return Cell("lru", cell_init, initial_carry, project_inputs, step, input_size)
+    return Cell("lru", cell_init, initial_carry, project_inputs, step, input_size,
+                linear_form=LINEAR_FORM)

@@ -10,6 +10,18 @@
 Fused weights, gate order (i, f, g, o) along the last axis (PyTorch's order):
 U: [in, 4*hidden], W: [hidden, 4*hidden], b: [4*hidden]. The forget-gate bias starts at
 `forget_bias` (default 1.0, Jozefowicz et al. 2015), every other bias at 0.
+
+Fast paths (`cells/fast_paths.py`), written for `step` and carried by the cell:
+- `BPTT_KERNEL`: the hand-written BPTT (`unroll`'s default backward). With the gate outputs
+  i, f, o (sigmoid), g (tanh) and s' their derivatives (s (1 - s), 1 - g^2):
+      dc(t)    = dc + dh o tanh'(c(t))                    (dL/dc(t), through h = o tanh(c))
+      delta(t) = [dc g i', dc c(t-1) f', dc i g', dh tanh(c(t)) o']   (gate pre-activations)
+      dh(t-1)  = delta(t) W^T,   dc(t-1) = dc(t) f
+- `jacobian_diagonal` (quasi-DEER): only d h_i/d h_i(t-1) and d c_i/d c_i(t-1) are on the
+  diagonal (`W[k, j]` multiplies h_k into unit j, as `h @ W`):
+      d c_i / d c_i(t-1) = f_i
+      d h_i / d h_i(t-1) = o'_i Wo_ii tanh(c_i) + o_i tanh'(c_i)
+                           * (f'_i Wf_ii c_i(t-1) + i'_i Wi_ii g_i + i_i g'_i Wg_ii)
 """
 
 import functools
@@ -20,6 +32,7 @@ import jax.numpy as jnp
 
 from rnn_jax import initializers
 from rnn_jax.cells.base import Cell, affine, check_params, check_sizes, check_step, zeros_carry
+from rnn_jax.cells.fast_paths import Kernel, row, sum_outer, with_batch_axes
 
 GATE_ORDER = ("i", "f", "g", "o")
 
@@ -98,9 +111,79 @@ def input_size(params: LSTMParams) -> int:
     return params.U.shape[0]
 
 
+# ---- the hand-written BPTT; saved = (i, f, g, o, tanh(c(t))), five [.., H] arrays ----
+# Saved as separate arrays, not one [.., 4H] `act`: XLA:CPU compiles a loop fusion that reads
+# several column slices of one scanned array into slower code than one reading whole arrays
+# (measured in benchmarks/README.md).
+
+
+def _gate_scale(hidden: int, dtype) -> jax.Array:
+    """1/2 on the sigmoid gates (i, f, o), 1 on the candidate g: act = s tanh(s z) + 1 - s."""
+    half = jnp.full((hidden,), 0.5, dtype)
+    return jnp.concatenate([half, half, jnp.ones((hidden,), dtype), half])
+
+
+def _kernel_forward(params: LSTMParams, carry: LSTMState, x_proj: jax.Array):
+    z = x_proj + carry.h @ params.W  # [.., 4H] pre-activations of (i, f, g, o)
+    scale = row(_gate_scale(params.W.shape[0], z.dtype), z)
+    act = scale * jnp.tanh(scale * z) + (1.0 - scale)  # one tanh for all four gates
+    i, f, g, o = split_gates(act)
+    c = f * carry.c + i * g  # c(t) = f c(t-1) + i g
+    tanh_c = jnp.tanh(c)
+    return LSTMState(h=o * tanh_c, c=c), (i, f, g, o, tanh_c)
+
+
+def _kernel_backward(W_T: jax.Array, saved, carry_prev, carry, dcarry):
+    del carry
+    i, f, g, o, tanh_c = saved
+    dc = dcarry.c + dcarry.h * o * (1.0 - tanh_c * tanh_c)  # dL/dc(t), through h = o tanh(c)
+    # delta = dL/d(pre-activations): sigma' = s (1 - s) for i, f, o; tanh' = 1 - g^2 for g
+    delta = jnp.concatenate(
+        [
+            dc * g * (i * (1.0 - i)),
+            dc * carry_prev.c * (f * (1.0 - f)),
+            dc * i * (1.0 - g * g),
+            dcarry.h * tanh_c * (o * (1.0 - o)),
+        ],
+        axis=-1,
+    )
+    return LSTMState(h=delta @ W_T, c=dc * f), delta  # W_T: [4H, H]
+
+
+def _kernel_param_grads(params, carries_prev, saved, deltas):
+    del saved
+    return LSTMParams(
+        U=jnp.zeros_like(params.U), W=sum_outer(carries_prev.h, deltas), b=jnp.zeros_like(params.b)
+    )
+
+
+BPTT_KERNEL = Kernel(
+    "lstm",
+    _kernel_forward,
+    lambda params: params.W.T,
+    _kernel_backward,
+    _kernel_param_grads,
+    output=lambda carry: carry.h,
+    add_output_grad=lambda dcarry, dh: dcarry._replace(h=dcarry.h + dh),
+)
+
+
+def jacobian_diagonal(params: LSTMParams, carry: LSTMState, x_proj: jax.Array) -> LSTMState:
+    """`diag(d carry(t) / d carry(t-1))` as an `LSTMState` (module docstring), batch axes kept."""
+    a_i, a_f, a_g, a_o = split_gates(x_proj + carry.h @ params.W)
+    W_ii, W_ff, W_gg, W_oo = (with_batch_axes(d, a_i) for d in split_gates(jnp.diagonal(
+        params.W.reshape(params.W.shape[0], 4, -1), axis1=0, axis2=2).reshape(-1)))
+    i, f, o, g = jax.nn.sigmoid(a_i), jax.nn.sigmoid(a_f), jax.nn.sigmoid(a_o), jnp.tanh(a_g)
+    tanh_c = jnp.tanh(f * carry.c + i * g)
+    d_c = f * (1.0 - f) * W_ff * carry.c + i * (1.0 - i) * W_ii * g + i * (1.0 - g * g) * W_gg
+    d_h = o * (1.0 - o) * W_oo * tanh_c + o * (1.0 - tanh_c * tanh_c) * d_c
+    return LSTMState(h=d_h, c=f)
+
+
 def make_cell(**init_options) -> Cell:
     """The LSTM cell; `init_options` (e.g. `forget_bias=0.0`) become init defaults."""
 
     cell_init = functools.partial(init, **init_options)  # call-time options override
 
-    return Cell("lstm", cell_init, initial_carry, project_inputs, step, input_size)
+    return Cell("lstm", cell_init, initial_carry, project_inputs, step, input_size,
+                bptt_kernel=BPTT_KERNEL, jacobian_diagonal=jacobian_diagonal)

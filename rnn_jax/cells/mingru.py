@@ -32,6 +32,7 @@ import jax.numpy as jnp
 
 from rnn_jax import initializers
 from rnn_jax.cells.base import Cell, affine, check_params, check_sizes, zeros_carry
+from rnn_jax.cells.fast_paths import LinearForm
 
 
 class MinGRUParams(NamedTuple):
@@ -109,6 +110,12 @@ def signed_step(params: MinGRUParams, h_prev: jax.Array,
     return h, h
 
 
+# the associative scan's view of `step` and `signed_step` (`rnn_jax.parallel.linear_cells`);
+# the signed transition can be negative, so it has no log-space form
+LINEAR_FORM = LinearForm(coefficients, log_coefficients)
+SIGNED_LINEAR_FORM = LinearForm(signed_coefficients)
+
+
 def _shapes(params: MinGRUParams) -> dict[str, tuple[int, ...]]:
     hidden = params.b.shape[0] // 2
     return {"U": (params.U.shape[0], 2 * hidden), "b": (2 * hidden,)}
@@ -136,5 +143,7 @@ def make_cell(transition_range: str = "unit", **init_options) -> Cell:
     `init_options` become init defaults."""
     check_transition_range("mingru", transition_range)
     cell_init = functools.partial(init, **init_options)
-    cell_step = signed_step if transition_range == "signed" else step
-    return Cell("mingru", cell_init, initial_carry, project_inputs, cell_step, input_size)
+    signed = transition_range == "signed"
+    return Cell("mingru", cell_init, initial_carry, project_inputs,
+                signed_step if signed else step, input_size,
+                linear_form=SIGNED_LINEAR_FORM if signed else LINEAR_FORM)

@@ -7,9 +7,12 @@ The readout `o(t) = c + V s(t)` lives in `rnn_jax.readout`, so any cell can shar
 With phi = identity, U = [[1]], W = [[1]], b = 0 the cell computes a running sum.
 The IRNN (Le, Jaitly & Hinton 2015) is phi = relu with `recurrent_init="identity"`.
 
-`step_for(activation)` returns one function object per activation, so the hand-written BPTT
-(`rnn_jax.bptt`) recognises the library's step by identity; a cell whose `step` was replaced
-runs its own step.
+Fast paths (`cells/fast_paths.py`), written for `step_for(activation)` and carried by the
+cell, with phi' written from the output s(t) (`rnn_jax.cells.base.ACTIVATIONS`):
+- `bptt_kernel(activation)`: the notes' BPTT (`rnn_jax.bptt.notes`) for any phi and loss,
+      delta(t) = phi'(a(t)) dL/ds(t),   dL/ds(t-1) = delta(t) W^T,   dL/dW = sum_t s(t-1)^T delta(t)
+- `jacobian_diagonal(activation)` (quasi-DEER): d s_i / d s_i(t-1) = phi'(a_i) W_ii.
+Each builder returns one object per activation, so equal cells compare equal (jit's caches).
 """
 
 import functools
@@ -20,8 +23,10 @@ import jax.numpy as jnp
 
 from rnn_jax import initializers
 from rnn_jax.cells.base import (
-    Cell, affine, check_params, check_sizes, check_step, get_activation, zeros_carry,
+    Cell, activation_entry, affine, check_params, check_sizes, check_step, get_activation,
+    zeros_carry,
 )
+from rnn_jax.cells.fast_paths import Kernel, sum_outer, with_batch_axes
 
 
 class VanillaParams(NamedTuple):
@@ -91,9 +96,55 @@ def step_for(activation: str):
     return step
 
 
+@functools.cache
+def bptt_kernel(activation: str) -> Kernel:
+    """The hand-written BPTT of `step_for(activation)` (module docstring)."""
+    phi, phi_prime, _ = activation_entry(activation)  # phi' written from the output s(t)
+
+    def forward(params: VanillaParams, s_prev, x_proj):
+        return phi(x_proj + s_prev @ params.W), ()
+
+    def backward(W_T, saved, s_prev, s, ds):
+        del saved, s_prev
+        delta = ds * phi_prime(s)  # dL/da(t) = phi'(a(t)) dL/ds(t)
+        return delta @ W_T, delta
+
+    def param_grads(params, carries_prev, saved, deltas):
+        del saved
+        return VanillaParams(
+            U=jnp.zeros_like(params.U),
+            W=sum_outer(carries_prev, deltas),
+            b=jnp.zeros_like(params.b),
+        )
+
+    return Kernel(
+        f"vanilla_{activation}",
+        forward,
+        lambda params: params.W.T,
+        backward,
+        param_grads,
+        output=lambda s: s,
+        add_output_grad=lambda ds_carry, ds: ds_carry + ds,
+    )
+
+
+@functools.cache
+def jacobian_diagonal(activation: str):
+    """`(params, s(t-1), x_proj) -> diag(d s(t) / d s(t-1))` `[..., hidden]`: phi'(a_i) W_ii."""
+    entry = activation_entry(activation)
+
+    def diagonal(params: VanillaParams, s_prev: jax.Array, x_proj: jax.Array):
+        s = entry.phi(x_proj + s_prev @ params.W)
+        return entry.derivative(s) * with_batch_axes(jnp.diagonal(params.W), s)
+
+    return diagonal
+
+
 def make_cell(activation: str = "tanh", **init_options) -> Cell:
     """A vanilla cell with nonlinearity `activation`; `init_options` become init defaults."""
     step = step_for(activation)
     cell_init = functools.partial(init, **init_options)  # call-time options override
 
-    return Cell(f"vanilla_{activation}", cell_init, initial_carry, project_inputs, step, input_size)
+    return Cell(f"vanilla_{activation}", cell_init, initial_carry, project_inputs, step, input_size,
+                bptt_kernel=bptt_kernel(activation),
+                jacobian_diagonal=jacobian_diagonal(activation))

@@ -3,8 +3,8 @@
 - `linear_scan`: diagonal linear recurrences `h(t) = a(t) h(t-1) + b(t)` by one
   `jax.lax.associative_scan`, with masks (padding), reverse and a log-space form.
 - `linear_cells`: the parallel unroll of the linear-recurrence cells (minGRU, minLSTM, LRU).
-- `deer`: nonlinear cells by Newton iterations over the whole trajectory (DEER, quasi-DEER);
-  `diagonals`: quasi-DEER's Jacobian diagonals in closed form for vanilla, GRU and LSTM.
+- `deer`: nonlinear cells by Newton iterations over the whole trajectory (DEER, quasi-DEER;
+  quasi-DEER uses a cell's `jacobian_diagonal` where it carries one: vanilla, GRU, LSTM).
 """
 
 from rnn_jax.parallel.deer import NewtonInfo, deer_unroll

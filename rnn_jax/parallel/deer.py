@@ -8,10 +8,10 @@ by Newton's method whose every iteration is a linear recurrence solved by
 - `jacobian="full"`: DEER (Lim et al., ICLR 2024, arXiv 2309.12252): exact Newton with the
   `[D, D]` Jacobians of the step; few iterations, but O(T D^3) work in the scan.
 - `jacobian="diagonal"`: quasi-DEER (Gonzalez et al., NeurIPS 2024, arXiv 2407.19115): only
-  the Jacobians' diagonals in the scan, O(T D); more iterations. The library's vanilla, GRU
-  and LSTM steps give their diagonal in closed form at one step's cost
-  (`rnn_jax.parallel.diagonals`); for any other `step` it is read off the full Jacobian (D
-  JVPs per step), so there only the scan is cheaper.
+  the Jacobians' diagonals in the scan, O(T D); more iterations. A cell that carries a
+  `jacobian_diagonal` (the library's vanilla, GRU and LSTM: closed forms at one step's cost,
+  written and derived in each cell's file) gives it directly; for any other `step` it is read
+  off the full Jacobian (D JVPs per step), so there only the scan is cheaper.
 - `jacobian="diagonal", damping=lambda > 0`: quasi-ELK (the same paper, sec. 4): each step is
   the Levenberg-Marquardt step with the trust-region penalty `lambda * |s - s^k|^2`, a Kalman
   smoother solved by associative scans; it trades speed of convergence for stability where
@@ -55,9 +55,7 @@ import numpy as np
 from rnn_jax import sequence
 from rnn_jax.cells.base import Cell
 from rnn_jax.parallel.deer_grad import NewtonInfo, linearize, make_solve
-from rnn_jax.parallel.diagonals import diagonal_for
-from rnn_jax.sequence import reverse_padded, sequence_mask
-from rnn_jax.unroll import unroll
+from rnn_jax.unroll import empty_outputs
 
 JACOBIANS = ("full", "diagonal")
 ON_FAILURE = ("sequential", "raise", "return")
@@ -152,62 +150,48 @@ def deer_unroll(
       `(ys [batch, time, hidden], final_carry, NewtonInfo)`; gradients through ys and the carry
       come from DEER's adjoint recurrence (`deer_grad.make_solve`).
     """
-    sequence.check_inputs(cell, params, xs)
     check_options(jacobian, tol, max_iterations, on_failure, damping)
-    xs = sequence.cast_inputs(params, xs)  # the params' dtype (rnn_jax.sequence: dtypes)
     if on_failure == "raise" and isinstance(xs, jax.core.Tracer):
         raise ValueError(_TRACED_RAISE)
-    if xs.ndim == 2:  # one unbatched sequence: add and remove a batch axis
-        carry = None if carry is None else jax.tree.map(lambda a: a[None], carry)
-        lengths = None if lengths is None else jnp.reshape(lengths, (1,))
-        ys, carry, info = deer_unroll(
-            cell, params, xs[None], carry=carry, lengths=lengths, reverse=reverse,
-            jacobian=jacobian, tol=tol, max_iterations=max_iterations, on_failure=on_failure,
-            damping=damping,
-        )
-        return ys[0], jax.tree.map(lambda a: a[0], carry), info
-    batch, time = xs.shape[:2]
-    carry = cell.initial_carry(params, (batch,)) if carry is None else carry
-    sequence.check_carry(cell, params, carry, batch)
-    dtype = _check_carry_dtype(cell, carry)
-    tol = DEFAULT_TOL.get(np.dtype(dtype), 1e-5) if tol is None else tol
-    if lengths is not None:
-        sequence.check_lengths(lengths, batch, time)
-        lengths = sequence.clamp_lengths(lengths, time)
-        xs = jnp.where(sequence_mask(lengths, time)[..., None], xs, jnp.zeros_like(xs))
-    if time == 0:
-        ys, carry = unroll(cell, params, xs, carry=carry, lengths=lengths)
-        return ys, carry, NewtonInfo(jnp.int32(0), jnp.zeros((), dtype), jnp.bool_(True))
-    if reverse:
-        xs = reverse_padded(xs, lengths)
-    valid = jnp.ones((batch, time), bool) if lengths is None else sequence_mask(lengths, time)
-    xs_proj = cell.project_inputs(params, jnp.swapaxes(xs, 0, 1))  # [time, batch, gates]
-    valid = jnp.swapaxes(valid, 0, 1)  # [time, batch]
-    flat, unflat = flattener(carry)
+    frame = sequence.prologue(cell, params, xs, carry=carry, lengths=lengths, reverse=reverse)
+    dtype = _check_carry_dtype(cell, frame.carry)
+    if frame.inputs.shape[0] == 0:
+        info = NewtonInfo(jnp.int32(0), jnp.zeros((), dtype), jnp.bool_(True))
+        return *sequence.epilogue(frame, empty_outputs(cell, params, frame), frame.carry), info
+    options = dict(jacobian=jacobian, max_iterations=max_iterations, damping=damping,
+                   tol=DEFAULT_TOL.get(np.dtype(dtype), 1e-5) if tol is None else tol,
+                   fall_back=on_failure == "sequential")
+    ys, carry, info = _solve(cell, params, frame, options)
+    _report_failure(info, on_failure)
+    return *sequence.epilogue(frame, ys, carry), info
+
+
+def _solve(cell: Cell, params: Any, frame: sequence.Frame, options: dict):
+    """Newton's iterations on the time-major frame: `(ys [time, batch, hidden], final carry,
+    NewtonInfo)`."""
+    xs = frame.inputs  # [time, batch, in]
+    valid = jnp.ones(xs.shape[:2], bool) if frame.mask is None else frame.mask  # [time, batch]
+    xs_proj = cell.project_inputs(params, xs)  # [time, batch, gates]
+    flat, unflat = flattener(frame.carry)
 
     def F(p, prev, inputs):  # the step on flat states; a padded step keeps the state
         x_proj, ok = inputs
         new = flat(cell.step(p, unflat(prev), x_proj)[0])
         return jnp.where(ok[..., None], new, prev)
 
-    closed_form = diagonal_for(cell) if jacobian == "diagonal" else None
+    closed_form = cell.jacobian_diagonal if options["jacobian"] == "diagonal" else None
 
     def diagonal(p, prev, inputs):  # diag(dF/dprev); a padded step's is 1
         x_proj, ok = inputs
         return jnp.where(ok[..., None], flat(closed_form(p, unflat(prev), x_proj)), 1.0)
 
-    s0 = flat(carry)
+    s0 = flat(frame.carry)
     _check_linearizable(cell, F, params, s0[None], (xs_proj[:1], valid[:1]))
-    options = dict(jacobian=jacobian, tol=tol, max_iterations=max_iterations, damping=damping,
-                   fall_back=on_failure == "sequential")
     solve = make_solve(F, options, None if closed_form is None else diagonal)
     states, info = solve(params, s0, (xs_proj, valid))
     prev = jnp.concatenate([s0[None], states[:-1]], axis=0)
     ys = cell.step(params, unflat(prev), xs_proj)[1]  # every output at once from s(t-1)
     ys = jnp.where(valid[..., None], ys, jnp.zeros_like(ys))
-    ys = jnp.swapaxes(ys, 0, 1)  # [batch, time, hidden]
-    ys = reverse_padded(ys, lengths) if reverse else ys
-    _report_failure(info, on_failure)
     return ys, unflat(states[-1]), info
 
 

@@ -102,7 +102,7 @@ def linearize(f: Callable, prev: jax.Array, inputs: Any, jacobian: str,
     The columns come from D JVPs batched by `vmap` (each step's Jacobian is independent of the
     others, so one tangent per state coordinate serves every step); "diagonal" keeps only
     J_ii, which is what the scan needs, not what it costs to get for a general `step`, unless
-    `diagonal(prev, inputs) -> [T, *batch, D]` gives it directly (`rnn_jax.parallel.diagonals`).
+    `diagonal(prev, inputs) -> [T, *batch, D]` gives it directly (a cell's `jacobian_diagonal`).
     """
     if jacobian == "diagonal" and diagonal is not None:
         return f(prev, inputs), diagonal(prev, inputs)
