@@ -11,7 +11,7 @@ import math
 import matplotlib.image
 import numpy as np
 
-from experiments.harness import reporting
+from experiments.harness import driver, reporting
 from experiments.long_memory import experiment as long_memory
 from experiments.parity import experiment as parity
 from rnn_jax import population_plots, results, stats
@@ -71,7 +71,8 @@ def test_table_counts_diverged_members_and_never_as_solved(tmp_path):
 def test_parity_report_and_figure_show_every_member(tmp_path):
     pop = write_population(tmp_path / "pops")
     config = parity.Config(figures_dir=str(tmp_path / "figures"))
-    summary = parity.report(pop, config, [(config, [], pop)])
+    summary = driver.finish_report(parity.EXPERIMENT, pop, config,
+                                   parity.report(pop, config, [(config, [], pop)]))
     row = summary["table"][0]
     assert (row["members"], row["diverged"], row["solved"]) == (4, 2, "1/4")
     image = matplotlib.image.imread(tmp_path / "figures" / "parity_population_curves.png")

@@ -180,7 +180,7 @@ def test_each_text_gets_its_own_run_name(tmp_path):
     (tmp_path / "copy").mkdir()
     (tmp_path / "copy" / "a.txt").write_text(texts["a"])
     name = lambda path: char_lm.run_name(driver.parse(  # noqa: E731
-        char_lm, ["--quick", f"--data_path={path}"]))
+        char_lm.EXPERIMENT, ["--quick", f"--data_path={path}"]))
     digest = hashlib.sha256(texts["a"].encode()).hexdigest()[:8]
     assert name(tmp_path / "a.txt") == f"quick_dataa-{digest}_lstm_layers1_hidden32_seq_len16_seed0"
     assert name(tmp_path / "copy" / "a.txt") == name(tmp_path / "a.txt") != name(tmp_path / "b.txt")

@@ -129,7 +129,7 @@ def _run_parity_quick(tmp_path, cache_dir) -> subprocess.CompletedProcess:
 
 
 def test_experiment_command_line_fills_the_compilation_cache(tmp_path):
-    """`python -m experiments.parity` goes through `experiments.driver.main`, which applies
+    """`python -m experiments.parity` goes through `experiments.harness.driver.main`, which applies
     `--compilation_cache_dir` (and `--keep_host_memory`) before the first computation."""
     cache = tmp_path / "cache"
     _run_parity_quick(tmp_path, cache)

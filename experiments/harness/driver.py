@@ -20,10 +20,7 @@ resumes: finished populations are kept, the interrupted one resumes from its che
 Ctrl-C, a full disk and the other faults of a run end the command line with one line, no
 traceback: what happened, where the run stopped, and the command that resumes it.
 """
-import errno
-import logging as std_logging
 import os
-import shlex
 import sys
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -32,7 +29,7 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from experiments.harness import reporting, runtime, template
+from experiments.harness import process, reporting, template
 from experiments.harness.population_state import init_population
 from experiments.harness.records import Experiment, Measurement, Report, Task
 from rnn_jax import distributed, population, results, run_lock, train
@@ -240,30 +237,14 @@ def _handle(experiment: Experiment, config_source: Callable[[], template.Base]) 
 def main(experiment: Experiment) -> None:
     """The command line: defines the experiment's flags, applies the runtime settings, runs."""
     template.define_flags(experiment.config, FLAGS)
-    flags.DEFINE_bool("keep_host_memory", True, "Keep freed host memory mapped between "
-                      "training steps and run each step on the calling thread (experiments."
-                      "harness.runtime): faster steps on XLA:CPU; resident memory stays at its "
-                      "peak. Results are unchanged.")
-    flags.DEFINE_string("compilation_cache_dir", "~/.cache/rnn_jax/xla", "Keep compiled XLA "
-                        "programs here, so later runs with the same shapes start without "
-                        "compiling (JAX's persistent cache); empty: off.")
-    _define_process_flags()
+    process.define_flags()
 
     def main_with_runtime(argv: Sequence[str]) -> None:
-        # absl prints INFO to stderr; JAX's (e.g. "Unable to initialize backend 'tpu'") is noise
-        std_logging.getLogger("jax").setLevel(std_logging.WARNING)
         try:
-            _start_devices()
+            process.start()
         except (ValueError, ConnectionError) as error:  # one line, before any JAX work
             print(f"error: {error}", file=sys.stderr)
             sys.exit(1)
-        if FLAGS.keep_host_memory:
-            runtime.keep_host_memory()
-        if FLAGS.compilation_cache_dir:
-            try:
-                runtime.enable_compilation_cache(FLAGS.compilation_cache_dir)
-            except OSError as error:  # e.g. a read-only home: run without the cache
-                logging.warning("compilation cache off (--compilation_cache_dir): %s", error)
         try:
             template.check(len(argv) <= 1, "argv", "only --flags", list(argv[1:]))
             _handle(experiment, lambda: template.from_flags(experiment.config, experiment.quick,
@@ -275,11 +256,11 @@ def main(experiment: Experiment) -> None:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(1)
         except OSError as error:  # e.g. a full disk: one line, not a traceback per thread
-            print(f"error: {_os_error(error)}", file=sys.stderr)
+            print(f"error: {process.os_error(error)}", file=sys.stderr)
             sys.exit(1)
         except KeyboardInterrupt as interrupt:  # Ctrl-C: where it stopped, how to resume
             logging.set_verbosity(logging.FATAL)  # threads stopping at exit say nothing more
-            print(_interrupted(interrupt), file=sys.stderr)
+            print(process.interrupted(interrupt), file=sys.stderr)
             sys.exit(130)
 
     def parse_or_exit(argv: Sequence[str]) -> list[str]:
@@ -290,64 +271,6 @@ def main(experiment: Experiment) -> None:
             sys.exit(error.exitcode)
 
     app.run(main_with_runtime, flags_parser=parse_or_exit)
-
-
-def _resume_command() -> str:
-    """The command line of this process, to run again (`python -m experiments.x --flags`)."""
-    return shlex.join(getattr(sys, "orig_argv", [sys.executable, *sys.argv]))
-
-
-def _interrupted(interrupt: KeyboardInterrupt) -> str:
-    """The line for Ctrl-C: where the run stopped (`train.Interrupted` says it) and the command
-    that resumes it (the same command: finished populations are kept)."""
-    where = str(interrupt) if isinstance(interrupt, train.Interrupted) else \
-        "stopped outside a training loop (populations already finished are kept)"
-    return (f"interrupted: {where}. To resume, run the same command again: "
-            f"{_resume_command()}")
-
-
-def _os_error(error: OSError) -> str:
-    """An OSError as one line; a full disk says what to do."""
-    if error.errno != errno.ENOSPC:
-        return str(error)
-    detail = error.strerror if isinstance(error.strerror, str) else "no space left on device"
-    detail += f": {error.filename}" if error.filename else ""
-    return (f"{detail}. Free space (or move the run "
-            f"directory to a larger disk and pass that --out_dir), then run the same command "
-            f"again to resume: {_resume_command()}")
-
-
-def _define_process_flags() -> None:
-    flags.DEFINE_string("coordinator_address", "", "Several processes (jax.distributed): "
-                        "host:port of process 0, e.g. 127.0.0.1:12345; 'auto': from the "
-                        "cluster's environment (SLURM, Open MPI); empty: one process.")
-    flags.DEFINE_integer("num_processes", None, "Several processes: how many (with "
-                         "--coordinator_address=host:port).")
-    flags.DEFINE_integer("process_id", None, "Several processes: this one's id in "
-                         "[0, --num_processes); process 0 logs and writes the run directory.")
-    flags.DEFINE_integer("distributed_timeout_s", 60, "Several processes: seconds to wait for "
-                         "the coordinator (and for the others) before failing.")
-
-
-def _start_devices() -> None:
-    """Before JAX starts its backends: joins the other processes (`--coordinator_address`)
-    and, for `--devices=N` > 1, splits a CPU into N XLA devices (N / processes each)."""
-    address = FLAGS.coordinator_address
-    processes = 1
-    if address:
-        auto = address == "auto"
-        distributed.initialize(None if auto else address, FLAGS.num_processes,
-                               FLAGS.process_id, timeout_s=FLAGS.distributed_timeout_s)
-        processes = FLAGS.num_processes or 1
-        if FLAGS.process_id not in (None, 0):
-            logging.set_verbosity(logging.WARNING)  # process 0 logs
-    elif FLAGS.num_processes not in (None, 1) or FLAGS.process_id not in (None, 0):
-        raise ValueError(f"--coordinator_address: expected host:port (or 'auto') with "
-                         f"--num_processes={FLAGS.num_processes} --process_id="
-                         f"{FLAGS.process_id}, received ''")
-    devices = FLAGS["devices"].value if "devices" in FLAGS else "1"
-    if str(devices).isdigit() and int(devices) > 1 and int(devices) % processes == 0:
-        distributed.set_cpu_device_count(int(devices) // processes)
 
 
 def parse(experiment: Experiment, argv: Sequence[str]) -> template.Base:
