@@ -16,7 +16,8 @@ OPTIONS = {
     "remat": {"remat": True, "lengths": True},
     "chunked": {"remat": 3, "lengths": True},  # 7 steps: the last chunk is padded
 }
-LSTM_ONLY_OPTIONS = {"chunked_sqrt": {"remat": "sqrt", "reverse": True}, "scan_unroll": {"unroll": 2}}
+LSTM_ONLY_OPTIONS = {"chunked_sqrt": {"remat": "sqrt", "reverse": True},
+                     "scan_unroll": {"unroll": 2}}
 GRID = [(name, option) for name in ("lstm", "gru", "vanilla") for option in OPTIONS]
 GRID += [("lstm", option) for option in LSTM_ONLY_OPTIONS]
 BATCH, TIME, IN, HIDDEN = 3, 7, 2, 4
@@ -123,7 +124,8 @@ def test_unbatched_handwritten_equals_autodiff(key, x64):
         return jnp.sum(jnp.sin(ys)) + jnp.sum(h)
 
     fast_grads = _value_and_grads(lambda p, x: loss(p, x, "handwritten"), (0, 1))(params, xs)
-    _assert_close(fast_grads, _value_and_grads(lambda p, x: loss(p, x, "autodiff"), (0, 1))(params, xs))
+    autodiff = _value_and_grads(lambda p, x: loss(p, x, "autodiff"), (0, 1))
+    _assert_close(fast_grads, autodiff(params, xs))
 
 
 @pytest.mark.parametrize(

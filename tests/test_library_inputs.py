@@ -9,8 +9,8 @@ import pytest
 
 import rnn_jax
 from rnn_jax import initializers, language_model, sampling
-from rnn_jax.tokens import unroll_tokens
 from rnn_jax.cells import CELLS, vanilla
+from rnn_jax.tokens import unroll_tokens
 
 ALL_CELLS = sorted(CELLS)
 KERNEL_CELLS = ["gru", "lstm", "vanilla"]
@@ -206,7 +206,8 @@ def test_forward_mode_of_the_default_path_equals_autodiff(name, key, x64):
     _close(jax.jvp(f("handwritten"), (xs,), (tangent,)), expected, rtol=1e-12, atol=1e-12)
     jitted = jax.jit(lambda x, t: jax.jvp(f("handwritten"), (x,), (t,)))(xs, tangent)
     _close(jitted, expected, rtol=1e-12, atol=1e-12)
-    _close(jax.jacfwd(f("handwritten"))(xs), jax.jacrev(f("handwritten"))(xs), rtol=1e-10, atol=1e-12)
+    _close(jax.jacfwd(f("handwritten"))(xs), jax.jacrev(f("handwritten"))(xs), rtol=1e-10,
+           atol=1e-12)
     tokens = jnp.zeros((1, TIME), int)
     on_tokens = lambda e: unroll_tokens(cell, params, e, tokens)[0]
     embedding = jnp.ones((2, IN), jnp.float64)

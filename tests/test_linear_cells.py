@@ -174,7 +174,8 @@ def test_the_default_unroll_keeps_them_on_autodiff(key):
 
 def test_bad_input_raises(key):
     cell, params, xs, carry = setup("mingru", key, jnp.float32)
-    with pytest.raises(ValueError, match="expected floating-point inputs xs, received dtype complex"):
+    with pytest.raises(ValueError,
+                       match="expected floating-point inputs xs, received dtype complex"):
         parallel_unroll(cell, params, xs.astype(jnp.complex64))
     complex_params = params._replace(U=params.U.astype(jnp.complex64))
     with pytest.raises(ValueError, match="mingru: expected real floating params, received U of"):

@@ -2,9 +2,17 @@
 
 from typing import Callable
 
-from rnn_jax.cells import gru, lstm, output_feedback, unitary, vanilla
-from rnn_jax.cells import gru_torch
-from rnn_jax.cells import lru, mingru, minlstm
+from rnn_jax.cells import (
+    gru,
+    gru_torch,
+    lru,
+    lstm,
+    mingru,
+    minlstm,
+    output_feedback,
+    unitary,
+    vanilla,
+)
 from rnn_jax.cells.base import ACTIVATIONS, Cell, get_activation
 
 # name -> factory(**options) -> Cell. Options are bound at construction (e.g. activation) or

@@ -79,7 +79,8 @@ def signed_coefficients(params: MinLSTMParams,
     return jnp.tanh(-0.5 * d), jax.nn.sigmoid(d) * g(k_h)
 
 
-def step(params: MinLSTMParams, h_prev: jax.Array, x_proj: jax.Array) -> tuple[jax.Array, jax.Array]:
+def step(params: MinLSTMParams, h_prev: jax.Array,
+         x_proj: jax.Array) -> tuple[jax.Array, jax.Array]:
     a, b = coefficients(params, x_proj)
     h = a * h_prev + b
     return h, h

@@ -20,7 +20,13 @@ import jax.numpy as jnp
 
 from rnn_jax import initializers
 from rnn_jax.cells.base import (
-    Cell, affine, check_params, check_sizes, check_step, get_activation, zeros_carry,
+    Cell,
+    affine,
+    check_params,
+    check_sizes,
+    check_step,
+    get_activation,
+    zeros_carry,
 )
 
 

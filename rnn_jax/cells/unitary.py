@@ -5,7 +5,8 @@
     W    = D3 R2 F^-1 D2 Pi R1 F D1                 unitary
 
     D_k = diag(exp(i w_k))                 learned phases w: [3, hidden]
-    R_k = I - 2 v_k v_k^* / ||v_k||^2      learned complex reflections v = v_re + i v_im: [2, hidden]
+    R_k = I - 2 v_k v_k^* / ||v_k||^2      learned complex reflections v = v_re + i v_im:
+                                           [2, hidden]
     F   = the unitary DFT, F^-1 its inverse
     Pi  = a fixed random permutation, (Pi h)_j = h_{Pi[j]}
 

@@ -23,7 +23,13 @@ import jax.numpy as jnp
 
 from rnn_jax import initializers
 from rnn_jax.cells.base import (
-    Cell, activation_entry, affine, check_params, check_sizes, check_step, get_activation,
+    Cell,
+    activation_entry,
+    affine,
+    check_params,
+    check_sizes,
+    check_step,
+    get_activation,
     zeros_carry,
 )
 from rnn_jax.cells.fast_paths import Kernel, sum_outer, with_batch_axes
