@@ -105,13 +105,11 @@ def test_the_memoryless_strategies_score_the_baselines(key):
 
 def test_elementwise_clipping_and_rmsprop_decay_reach_the_member_optimizer(key):
     config = driver.parse(long_memory.EXPERIMENT, ["--quick", "--cell=vanilla", "--clip=0.01",
-                                             "--lr=0.1"])
+                                                    "--lr=0.1"])
     member = long_memory.task(config)
     assert member.clip_kind == "elementwise" and member.optimizer_options == {"decay": 0.9}
-    state, optimizer, _ = init_population(member, config, [{"seed": 0,
-                                                                        "lr": 0.1,
-                                                                        "clip": 0.01,
-                                                                        "weight_decay": 0.0}])
+    state, optimizer, _ = init_population(member, config, [
+        {"seed": 0, "lr": 0.1, "clip": 0.01, "weight_decay": 0.0}])
     first = jax.tree.map(lambda leaf: leaf[0], state.members)
     batch = member.sample(jax.random.key(3), 0)
     grads = jax.grad(lambda p: member.loss_fn(p, batch, key, ())[0])(first.params)

@@ -193,7 +193,7 @@ def solved(config: Config, run: results.Run) -> dict[int, int | None]:
 
 
 def num_params(config: Config) -> int:
-    shapes = jax.eval_shape(task(config).init, jax.random.key(0), {})
+    shapes = jax.eval_shape(task(config).init, jax.random.key(0))
     return sum(int(np.prod(s.shape)) for s in jax.tree.leaves(shapes))
 
 
