@@ -44,7 +44,7 @@ def test_run_name_flag_dot_and_dot_dot_are_flag_errors(tmp_path, name):
     before = two_runs(tmp_path)
     expected = rf"--run_name: expected one path component .*, received '{name}'"
     with pytest.raises(template.FlagError, match=expected):
-        driver.call(parity, ["--quick", f"--run_name={name}", "--overwrite",
+        driver.call(parity.EXPERIMENT, ["--quick", f"--run_name={name}", "--overwrite",
                                        f"--out_dir={tmp_path}"])
     assert files_of(tmp_path) == before
 
@@ -76,20 +76,20 @@ def test_overwrite_refuses_a_symbolic_link_and_leaves_its_target(tmp_path):
 def test_a_finished_run_started_again_reports_it_and_changes_nothing(tmp_path, capsys):
     argv = ["--quick", "--steps=100", "--seq_len=3", "--lr=0.05", "--stop_at_success",
             "--success_accuracy=0.6", "--seeds=2", "--run_name=r", f"--out_dir={tmp_path}"]
-    driver.call(parity, argv)
+    driver.call(parity.EXPERIMENT, argv)
     run_dir = tmp_path / "parity" / "r"
     first = training.Run(run_dir / "population").summary()
     assert [m["stopped"] for m in first["members"]] == ["target", "target"]
     assert first["stopped"] == "all members stopped" and first["steps"] < 100
     before = files_of(run_dir)
     capsys.readouterr()
-    again = driver.call(parity, argv)
+    again = driver.call(parity.EXPERIMENT, argv)
     assert isinstance(again, training.RunFinished) and again.run.path == run_dir
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and f"run {run_dir} is already finished (1 populations trained)" in out[0]
     assert "--overwrite" in out[0] and "--run_name" in out[0]
     assert files_of(run_dir) == before  # not trained past its target, nothing rewritten
-    driver.call(parity, [*argv, "--overwrite"])  # trains again, from step 0
+    driver.call(parity.EXPERIMENT, [*argv, "--overwrite"])  # trains again, from step 0
     replaced = training.Run(run_dir / "population").summary()
     assert replaced["steps"] == first["steps"] and replaced["wall_time_s"] != first["wall_time_s"]
 
@@ -109,10 +109,10 @@ def test_an_interrupted_grid_keeps_its_finished_populations(tmp_path, monkeypatc
 
     monkeypatch.setattr(driver, "train_population", second_is_interrupted)
     with pytest.raises(KeyboardInterrupt):
-        driver.call(parity, argv)
+        driver.call(parity.EXPERIMENT, argv)
     first = files_of(tmp_path / "parity" / "r" / "seq_len3")
     monkeypatch.setattr(driver, "train_population", train_population)
-    summary = driver.call(parity, argv)
+    summary = driver.call(parity.EXPERIMENT, argv)
     assert files_of(tmp_path / "parity" / "r" / "seq_len3") == first
     assert [row["seq_len"] for row in summary["table"]] == [3, 4]
 
@@ -207,7 +207,7 @@ def test_an_out_dir_that_is_a_file_is_a_clear_error(tmp_path):
     for out_dir in (a_file, a_file / "below"):
         with pytest.raises(template.FlagError, match=r"--out_dir: expected a directory that can be "
                                                    r"created and written, received .*is not a dir"):
-            driver.call(parity, ["--quick", f"--out_dir={out_dir}"])
+            driver.call(parity.EXPERIMENT, ["--quick", f"--out_dir={out_dir}"])
         with pytest.raises(training.RunDirectoryError, match=r"expected a directory that can be "
                                                             "created and written, received"):
             training.Run.create(out_dir, "parity", "r", {})
@@ -221,7 +221,7 @@ def test_a_read_only_out_dir_is_a_clear_error(tmp_path):
     read_only.chmod(0o500)
     try:
         with pytest.raises(template.FlagError, match="--out_dir: .*no permission to write in"):
-            driver.call(parity, ["--quick", f"--out_dir={read_only / 'runs'}"])
+            driver.call(parity.EXPERIMENT, ["--quick", f"--out_dir={read_only / 'runs'}"])
         with pytest.raises(training.RunDirectoryError, match="Permission denied"):
             training.Run.create(read_only, "parity", "r", {})
     finally:
