@@ -23,8 +23,8 @@ import jax.numpy as jnp
 from flax import nnx
 
 from benchmarks import flax_models, jax_models, model, timing
-from benchmarks.train_step import machine, parse_sizes
 from benchmarks.implementations import versions
+from benchmarks.train_step import machine, parse_sizes
 from rnn_jax.cells.lstm import LSTMParams
 from rnn_jax.interop.flax_modules import LinenRNN, NnxRNN
 

@@ -20,6 +20,7 @@ from benchmarks.model import GRUWeights, LSTMWeights
 # unroll: embedding and input projection as one gather from a [vocab, gates] table, with the
 # hand-written BPTT. It has no public name; if it moves, this import is the line to change.
 from rnn_jax.tokens import unroll_tokens as _unroll_tokens
+
 # -------------------------------------------------------------------------------------------
 
 

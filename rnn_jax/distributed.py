@@ -26,7 +26,6 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from rnn_jax import jax_internals
 
-
 DATA_AXIS = "data"
 _BARRIERS = itertools.count()
 

@@ -7,24 +7,6 @@ import math
 from pathlib import Path
 from typing import Any
 
-# TEMPORARY shim: removed once experiments/ and tests/ import rnn_jax.training
-from rnn_jax.training import (  # noqa: F401
-    CONFIG,
-    CURVES,
-    MAX_NAME_BYTES,
-    METRICS,
-    SUMMARY,
-    Run,
-    RunDirectoryError,
-    RunFinished,
-    check_name,
-    num_params,
-    plot_curves,
-    read_json,
-    read_metrics,
-    same_config,
-    versions,
-)
 from rnn_jax.training.records import to_jsonable
 
 

@@ -14,8 +14,13 @@ import jax
 
 from rnn_jax import readout
 from rnn_jax.cells import Cell
-from rnn_jax.unroll import (BidirectionalParams, init_bidirectional, output_size, unroll,
-                            unroll_bidirectional)
+from rnn_jax.unroll import (
+    BidirectionalParams,
+    init_bidirectional,
+    output_size,
+    unroll,
+    unroll_bidirectional,
+)
 
 
 class ModelParams(NamedTuple):

@@ -29,9 +29,9 @@ from experiments.long_memory import experiment as long_memory
 from experiments.parity import experiment as parity
 from experiments.summation import experiment as summation
 from experiments.vanishing_gradients import experiment as vanishing_gradients
-from rnn_jax import train
-from rnn_jax.checkpoint import Checkpointer
+from rnn_jax import training
 from rnn_jax.data import text
+from rnn_jax.training import Checkpointer
 
 REPO = Path(__file__).resolve().parents[1]
 MODULES = {"char_lm": char_lm, "parity": parity, "summation": summation,
@@ -210,7 +210,7 @@ def test_bad_input_is_one_line_before_any_training(experiment, argv, flag, patte
         raise AssertionError("training started before the bad input was reported")
 
     for name in ("make_train_step", "fit"):
-        monkeypatch.setattr(train, name, training_started)
+        monkeypatch.setattr(training, name, training_started)
     monkeypatch.setattr(vanishing_gradients.norms, "measure", training_started)
     out = tmp_path / "out"
     with pytest.raises(template.FlagError) as caught:

@@ -1,7 +1,6 @@
 """Images as sequences: the three orders against per-pixel Python loops, the digits split, and
 the MNIST loader on tiny .npz files written here (good, missing, malformed)."""
 
-import jax
 import numpy as np
 import pytest
 

@@ -1,4 +1,4 @@
-"""Data-parallel training (rnn_jax.distributed, train.make_train_step(mesh=...)): 4 fake CPU
+"""Data-parallel training (rnn_jax.distributed, training.make_train_step(mesh=...)): 4 fake CPU
 devices against one device, two real processes against one, resume on another device count,
 bad inputs.
 
@@ -38,7 +38,8 @@ distributed.set_cpu_device_count(4)
 import jax, jax.numpy as jnp, numpy as np, optax
 from experiments.harness import driver
 from experiments.parity import experiment as parity
-from rnn_jax import population, readout, results, train
+from rnn_jax import readout, training
+from rnn_jax.training import population
 from rnn_jax.cells import get_cell
 from rnn_jax.unroll import unroll
 
@@ -59,16 +60,16 @@ def batch_of(step, size=16, dtype=jnp.float32):
 def state_of(seed, dtype=jnp.float32):
     k1, k2 = jax.random.split(jax.random.key(seed))
     params = (CELL.init(k1, 1, 4, dtype=dtype), readout.init_linear(k2, 4, 1, dtype=dtype))
-    return train.init_state(params, opt, jax.random.key(seed + 2))
+    return training.init_state(params, opt, jax.random.key(seed + 2))
 
 def flat(tree):
     return [np.asarray(x, np.float64).ravel().tolist() for x in jax.tree.leaves(tree)]
 
-STEPS = {n: train.make_train_step(loss_fn, opt, mesh=distributed.make_mesh(n) if n > 1
+STEPS = {n: training.make_train_step(loss_fn, opt, mesh=distributed.make_mesh(n) if n > 1
                                   else None) for n in (1, 4)}
 
 def single(devices, steps=6, dtype=jnp.float32, run=None, get_batch=None):
-    state, history = train.fit(state_of(0, dtype), STEPS[devices], get_batch or (
+    state, history = training.fit(state_of(0, dtype), STEPS[devices], get_batch or (
         lambda s: batch_of(s, dtype=dtype)), num_steps=steps, log_every=1, run=run,
         checkpoint_every=3 if run else 0, plot=False)
     return {"loss": [h["loss"] for h in history], "params": flat(state.params),
@@ -78,9 +79,9 @@ def members(devices, shard_members):
     state = population.create(jax.tree.map(lambda *v: jnp.stack(v), *map(state_of, range(4))))
     get_batch = lambda s: jax.tree.map(lambda *v: jnp.stack(v),
                                        *[batch_of(s + 100 * m, size=8) for m in range(4)])
-    step = train.make_train_step(loss_fn, opt, mesh=distributed.make_mesh(devices) if
+    step = training.make_train_step(loss_fn, opt, mesh=distributed.make_mesh(devices) if
                                  devices > 1 else None, shard_members=shard_members)
-    state, history = train.fit(state, step, get_batch, num_steps=4, log_every=1)
+    state, history = training.fit(state, step, get_batch, num_steps=4, log_every=1)
     return {"loss": [h["loss"] for h in history], "params": flat(state.members.params)}
 
 def error(fn):
@@ -104,7 +105,7 @@ def interrupted(step):  # after the step-3 checkpoint
     if step == 4:
         raise KeyboardInterrupt
     return batch_of(step)
-run = results.Run.create(out_dir, "resume", "run", {})
+run = training.Run.create(out_dir, "resume", "run", {})
 try:
     single(4, run=run, get_batch=interrupted)
 except KeyboardInterrupt:

@@ -14,7 +14,7 @@ import numpy as np
 from experiments.harness import driver, reporting
 from experiments.long_memory import experiment as long_memory
 from experiments.parity import experiment as parity
-from rnn_jax import population_plots, results, stats
+from rnn_jax import population_plots, stats, training
 
 NAN = float("nan")
 # member -> eval_accuracy at steps 100, 200, 300; member 1 diverges at 200, member 3 at 300
@@ -22,7 +22,7 @@ ACCURACY = {0: [0.6, 0.8, 0.995], 1: [0.7, NAN], 2: [0.5, 0.6, 0.7], 3: [0.99, 0
 
 
 def write_population(tmp_path, name="population", config=None):
-    run = results.Run.create(tmp_path, "parity", name, config or {"cell": "lstm"})
+    run = training.Run.create(tmp_path, "parity", name, config or {"cell": "lstm"})
     members = []
     for member, values in ACCURACY.items():
         for i, value in enumerate(values):
@@ -81,7 +81,7 @@ def test_parity_report_and_figure_show_every_member(tmp_path):
 
 
 def test_long_memory_judges_the_last_evaluations_not_one_dip(tmp_path):
-    run = results.Run.create(tmp_path, "long_memory", "p", {"cell": "lstm"})
+    run = training.Run.create(tmp_path, "long_memory", "p", {"cell": "lstm"})
     baseline = 1 / 6
     dips = [0.17, 0.10, 0.17, 0.17, 0.17, 0.17, 0.17]  # one evaluation below: a dip
     stays = [0.17, 0.17, 0.10, 0.09, 0.08, 0.08, 0.07]

@@ -9,7 +9,7 @@ import pytest
 
 from experiments.captioning import experiment as captioning
 from experiments.harness import driver, template
-from rnn_jax import train
+from rnn_jax import training
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.seq2seq import decoder as decoder_lib
 
@@ -117,7 +117,7 @@ def test_offered_cells_are_exactly_the_real_carry_cells(key):
 
 @pytest.mark.parametrize("argv", [["--cell=urnn"], ["--cell=lru"], ["--grid=cell=gru,urnn"]])
 def test_complex_carry_cells_are_refused_before_any_compile(argv, monkeypatch, tmp_path):
-    monkeypatch.setattr(train, "make_train_step", lambda *a, **k: pytest.fail("compiled"))
+    monkeypatch.setattr(training, "make_train_step", lambda *a, **k: pytest.fail("compiled"))
     with pytest.raises(template.FlagError, match=r"--(cell|grid): expected one of .*gru.*, "
                                                  r"received .*(urnn|lru)"):
         quick(tmp_path, *argv)
@@ -130,7 +130,7 @@ def test_complex_carry_cells_are_refused_before_any_compile(argv, monkeypatch, t
     (["--test_fraction=0"], r"--test_fraction: expected a value in \(0, 1\), received 0.0"),
 ])
 def test_invalid_flags_fail_before_any_compile(argv, match, monkeypatch, tmp_path):
-    monkeypatch.setattr(train, "make_train_step", lambda *a, **k: pytest.fail("compiled"))
+    monkeypatch.setattr(training, "make_train_step", lambda *a, **k: pytest.fail("compiled"))
     with pytest.raises(template.FlagError, match=match):
         quick(tmp_path, *argv)
     assert not (tmp_path / "captioning").exists()

@@ -19,7 +19,7 @@ import pytest
 from experiments.char_lm import data as char_lm_data
 from experiments.char_lm import experiment as char_lm
 from experiments.harness import driver, template
-from rnn_jax import train
+from rnn_jax import training
 from rnn_jax.data import streams
 
 REPO = Path(__file__).resolve().parents[1]
@@ -249,7 +249,7 @@ def test_bad_input_fails_before_anything_is_compiled_or_written(argv, match, mon
     def compile_attempted(*args, **kwargs):
         raise AssertionError("make_train_step was called before the flags were validated")
 
-    monkeypatch.setattr(train, "make_train_step", compile_attempted)
+    monkeypatch.setattr(training, "make_train_step", compile_attempted)
     with pytest.raises(template.FlagError, match=match):
         call(tmp_path, "--quick", *argv)
     assert not (tmp_path / "char_lm").exists()

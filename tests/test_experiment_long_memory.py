@@ -16,8 +16,7 @@ from absl import flags
 from experiments.harness import driver, template
 from experiments.harness.population_state import init_population
 from experiments.long_memory import experiment as long_memory
-from rnn_jax import sequence_model, train
-from rnn_jax.cells import get_cell
+from rnn_jax import training
 from rnn_jax.data import adding, copying
 from tests import reference_cells
 
@@ -176,7 +175,7 @@ def test_bad_input_is_one_line_before_anything_is_compiled_or_written(argv, matc
     def compile_attempted(*args, **kwargs):
         raise AssertionError("make_train_step was called before the flags were validated")
 
-    monkeypatch.setattr(train, "make_train_step", compile_attempted)
+    monkeypatch.setattr(training, "make_train_step", compile_attempted)
     with pytest.raises(template.FlagError, match=match):
         quick(tmp_path, *argv)
     assert not (tmp_path / "long_memory").exists()

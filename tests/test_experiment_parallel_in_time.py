@@ -13,7 +13,7 @@ import pytest
 
 from experiments.harness import driver, template
 from experiments.parallel_in_time import experiment as parallel_in_time
-from rnn_jax import results
+from rnn_jax import training
 
 
 def test_quick_population_counts_newton_iterations(tmp_path):
@@ -110,7 +110,7 @@ def test_timing_mode_writes_its_table_and_keeps_measured_rows(tmp_path):
     table = (run_dir / "table_timing.md").read_text().splitlines()
     assert [line.split("|")[5].strip() for line in table[2:]] == [r["method"] for r in rows]
     # a finished run is kept as it is; a stopped one keeps what it measured
-    assert isinstance(driver.call(parallel_in_time.EXPERIMENT, argv), results.RunFinished)
+    assert isinstance(driver.call(parallel_in_time.EXPERIMENT, argv), training.RunFinished)
     for stale in (run_dir / "summary.json", run_dir / "population" / "summary.json"):
         stale.unlink()
     (run_dir / "table_timing.md").unlink()

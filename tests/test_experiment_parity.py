@@ -8,7 +8,7 @@ import pytest
 
 from experiments.harness import driver, template
 from experiments.parity import experiment as parity
-from rnn_jax import results, train
+from rnn_jax import training
 
 
 def quick(tmp_path, *argv):
@@ -92,7 +92,7 @@ def test_invalid_flags_fail_before_any_compile(argv, match, monkeypatch, tmp_pat
     def compile_attempted(*args, **kwargs):
         raise AssertionError("make_train_step was called before the flags were validated")
 
-    monkeypatch.setattr(train, "make_train_step", compile_attempted)
+    monkeypatch.setattr(training, "make_train_step", compile_attempted)
     with pytest.raises(template.FlagError, match=match):
         quick(tmp_path, *argv)
     assert not (tmp_path / "parity").exists()
@@ -107,7 +107,7 @@ def test_a_changed_config_does_not_silently_reuse_a_run_directory(tmp_path):
 def test_an_interrupted_run_started_again_ends_like_an_uninterrupted_one(tmp_path, monkeypatch):
     argv = ["--seeds=2", "--steps=20", "--checkpoint_every=10", "--run_name=r"]
     quick(tmp_path / "whole", *argv)
-    fit = train.fit
+    fit = training.fit
 
     def interrupted_fit(state, step, get_batch, **kwargs):
         def batch(s):
@@ -116,14 +116,14 @@ def test_an_interrupted_run_started_again_ends_like_an_uninterrupted_one(tmp_pat
             return get_batch(s)
         return fit(state, step, batch, **kwargs)
 
-    monkeypatch.setattr(train, "fit", interrupted_fit)
+    monkeypatch.setattr(training, "fit", interrupted_fit)
     with pytest.raises(KeyboardInterrupt):
         quick(tmp_path / "cut", *argv)
-    monkeypatch.setattr(train, "fit", fit)
+    monkeypatch.setattr(training, "fit", fit)
     quick(tmp_path / "cut", *argv)
 
     def read(name):
-        pop = results.Run(tmp_path / name / "parity" / "r" / "population")
+        pop = training.Run(tmp_path / name / "parity" / "r" / "population")
         records = [{k: v for k, v in r.items() if k != "wall_s"} for r in pop.metrics()]
         return records, pop.summary()["resumed_from_step"]
 

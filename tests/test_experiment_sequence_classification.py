@@ -12,7 +12,7 @@ import pytest
 
 from experiments.harness import driver, template
 from experiments.sequence_classification import experiment as sc
-from rnn_jax import sequence_model, train
+from rnn_jax import sequence_model, training
 from rnn_jax.cells import get_cell
 from rnn_jax.data import digits
 
@@ -139,7 +139,7 @@ def test_without_scikit_learn_the_flag_error_says_how_to_install_it(tmp_path, mo
     (["--eval_size=-1"], r"--eval_size: expected an integer >= 0 \(0: all\), received -1"),
 ])
 def test_invalid_flags_fail_before_any_compile(argv, match, monkeypatch, tmp_path):
-    monkeypatch.setattr(train, "make_train_step", lambda *a, **k: pytest.fail("compiled"))
+    monkeypatch.setattr(training, "make_train_step", lambda *a, **k: pytest.fail("compiled"))
     with pytest.raises(template.FlagError, match=match):
         quick(tmp_path, *argv)
     assert not (tmp_path / "sequence_classification").exists()

@@ -13,7 +13,7 @@ from absl import flags
 
 from experiments.harness import driver, template
 from experiments.summation import experiment as summation
-from rnn_jax import handbuilt, sequence_model, train
+from rnn_jax import handbuilt, sequence_model, training
 
 FIELDS = {f.name: f for f in dataclasses.fields(summation.Config)}
 
@@ -149,7 +149,7 @@ def test_bad_input_is_one_line_before_anything_is_compiled_or_written(argv, matc
     def compile_attempted(*args, **kwargs):
         raise AssertionError("make_train_step was called before the flags were validated")
 
-    monkeypatch.setattr(train, "make_train_step", compile_attempted)
+    monkeypatch.setattr(training, "make_train_step", compile_attempted)
     with pytest.raises(template.FlagError, match=match):
         quick(tmp_path, *argv)
     assert not (tmp_path / "summation").exists()

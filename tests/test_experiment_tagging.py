@@ -9,7 +9,7 @@ import pytest
 
 from experiments.harness import driver, template
 from experiments.tagging import experiment as tagging
-from rnn_jax import readout, sequence_model, train
+from rnn_jax import readout, sequence_model, training
 from rnn_jax.cells import get_cell
 from rnn_jax.unroll import unroll
 
@@ -69,7 +69,7 @@ def test_bidirectional_model_is_two_unrolls_of_the_unpadded_sequence(key):
     (["--eval_batch=0"], "--eval_batch: expected an integer >= 1, received 0"),
 ])
 def test_invalid_flags_fail_before_any_compile(argv, match, monkeypatch, tmp_path):
-    monkeypatch.setattr(train, "make_train_step", lambda *a, **k: pytest.fail("compiled"))
+    monkeypatch.setattr(training, "make_train_step", lambda *a, **k: pytest.fail("compiled"))
     with pytest.raises(template.FlagError, match=match):
         quick(tmp_path, *argv)
     assert not (tmp_path / "tagging").exists()

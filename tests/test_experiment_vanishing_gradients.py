@@ -16,7 +16,7 @@ from experiments.harness import driver, template
 from experiments.harness.population_state import member_keys
 from experiments.vanishing_gradients import experiment as vanishing_gradients
 from experiments.vanishing_gradients import norms
-from rnn_jax import population_plots, sequence_model, train
+from rnn_jax import population_plots, sequence_model, training
 from rnn_jax.cells import CELLS, get_cell, lstm
 from rnn_jax.data import recall
 
@@ -249,7 +249,7 @@ def test_bad_input_is_one_line_before_anything_is_compiled_or_written(argv, matc
     def compile_attempted(*args, **kwargs):
         raise AssertionError("make_train_step was called before the flags were validated")
 
-    monkeypatch.setattr(train, "make_train_step", compile_attempted)
+    monkeypatch.setattr(training, "make_train_step", compile_attempted)
     monkeypatch.setattr(norms, "measure", compile_attempted)
     with pytest.raises(template.FlagError, match=match):
         quick(tmp_path, *argv)

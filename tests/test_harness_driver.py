@@ -11,7 +11,7 @@ from experiments.harness import driver, reporting, template
 from experiments.harness.population_state import init_population, load_member
 from experiments.harness.records import Experiment, Report
 from experiments.parity import experiment as parity
-from rnn_jax import results
+from rnn_jax import training
 
 
 def test_every_experiment_declares_itself_with_the_typed_record():
@@ -37,7 +37,7 @@ def test_the_driver_calls_task_once_per_population(tmp_path):
 
 
 def test_finish_report_copies_figures_prints_tables_and_the_run_dir(tmp_path, capsys):
-    run = results.Run.create(tmp_path, "toy", "run", {})
+    run = training.Run.create(tmp_path, "toy", "run", {})
     (run.path / "pop").mkdir()
     figures = [run.path / "curves.png", run.path / "pop" / "samples.png", None]
     for figure in figures[:2]:

@@ -7,8 +7,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-from jax import test_util
 import pytest
+from jax import test_util
 
 from rnn_jax import get_cell, language_model
 from rnn_jax.data import streams

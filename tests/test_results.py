@@ -7,27 +7,27 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rnn_jax import results
+from rnn_jax import results, training
 
 
 def test_create_writes_config_and_refuses_a_different_one(tmp_path):
     config = {"lr": 0.1, "cell": "lstm", "sizes": (1, 2)}
-    run = results.Run.create(tmp_path, "parity", "a", config)
+    run = training.Run.create(tmp_path, "parity", "a", config)
     assert run.path == tmp_path / "parity" / "a"
     assert json.loads((run.path / "config.json").read_text()) == {
         "lr": 0.1, "cell": "lstm", "sizes": [1, 2]}
-    assert results.Run.create(tmp_path, "parity", "a", config).path == run.path  # reopen
+    assert training.Run.create(tmp_path, "parity", "a", config).path == run.path  # reopen
     with pytest.raises(ValueError, match=r"different config \(lr: 0.1 -> 0.2\)"):
-        results.Run.create(tmp_path, "parity", "a", {**config, "lr": 0.2})
+        training.Run.create(tmp_path, "parity", "a", {**config, "lr": 0.2})
     run.log({"step": 1, "loss": 1.0})
-    replaced = results.Run.create(tmp_path, "parity", "a", {"lr": 0.2}, overwrite=True)
+    replaced = training.Run.create(tmp_path, "parity", "a", {"lr": 0.2}, overwrite=True)
     assert replaced.config() == {"lr": 0.2} and replaced.metrics() == []
     with pytest.raises(ValueError, match="expected the run name to be one path component"):
-        results.Run.create(tmp_path, "parity", "", config)
+        training.Run.create(tmp_path, "parity", "", config)
 
 
 def test_metrics_log_drop_after_and_json_conversion(tmp_path):
-    run = results.Run.create(tmp_path, "x", "r", {})
+    run = training.Run.create(tmp_path, "x", "r", {})
     for step in (10, 20, 30):
         run.log({"step": step, "loss": jnp.float32(1.0 / step), "acc": np.float64(step / 30)})
     run.log({"step": 40, "loss": float("nan")})
@@ -36,13 +36,13 @@ def test_metrics_log_drop_after_and_json_conversion(tmp_path):
     assert records[0]["loss"] == pytest.approx(0.1) and records[-1]["loss"] is None
     assert [r["step"] for r in run.drop_metrics_after(20)] == [10, 20]
     assert [r["step"] for r in run.metrics()] == [10, 20]
-    assert results.to_jsonable({"a": jnp.arange(3), "b": (math.inf,)}) == {"a": [0, 1, 2],
+    assert training.to_jsonable({"a": jnp.arange(3), "b": (math.inf,)}) == {"a": [0, 1, 2],
                                                                            "b": [None]}
 
 
 def test_summary_has_versions_and_extra_keys(tmp_path):
-    run = results.Run.create(tmp_path, "x", "r", {})
-    run.write_summary({"final": {"loss": 0.5}, "num_params": results.num_params(
+    run = training.Run.create(tmp_path, "x", "r", {})
+    run.write_summary({"final": {"loss": 0.5}, "num_params": training.num_params(
         {"W": jnp.zeros((3, 4)), "b": jnp.zeros(4)})})
     run.update_summary({"accuracy": 1.0})
     summary = run.summary()
@@ -51,11 +51,11 @@ def test_summary_has_versions_and_extra_keys(tmp_path):
 
 
 def test_plot_curves_draws_a_png_from_the_files(tmp_path):
-    run = results.Run.create(tmp_path, "x", "r", {})
-    assert results.plot_curves(run.path) is None  # nothing logged yet
+    run = training.Run.create(tmp_path, "x", "r", {})
+    assert training.plot_curves(run.path) is None  # nothing logged yet
     for step in range(1, 6):
         run.log({"step": step, "loss": 1.0 / step, "accuracy": step / 5, "wall_s": step})
-    path = results.plot_curves(run.path)
+    path = training.plot_curves(run.path)
     assert path == run.path / "curves.png"
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

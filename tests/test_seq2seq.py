@@ -13,8 +13,19 @@ import pytest
 from jax.test_util import check_grads
 
 from rnn_jax.cells import get_cell
-from rnn_jax.seq2seq import (EOS, PAD, Decoder, Encoder, Seq2Seq, attention, beam_search, decode,
-                             decoder, greedy, model)
+from rnn_jax.seq2seq import (
+    EOS,
+    PAD,
+    Decoder,
+    Encoder,
+    Seq2Seq,
+    attention,
+    beam_search,
+    decode,
+    decoder,
+    greedy,
+    model,
+)
 
 VOCAB = 7
 

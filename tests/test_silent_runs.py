@@ -21,7 +21,8 @@ import pytest
 
 from experiments.harness import driver, template
 from experiments.parity import experiment as parity
-from rnn_jax import checkpoint, population, results, train
+from rnn_jax import training
+from rnn_jax.training import population
 
 ROOT = Path(__file__).resolve().parents[1]
 QUICK = ["--quick", "--hidden=4", "--seq_len=3", "--test_seq_len=4", "--batch=8",
@@ -30,7 +31,7 @@ QUICK = ["--quick", "--hidden=4", "--seq_len=3", "--test_seq_len=4", "--batch=8"
 
 def _rows(run_dir: Path) -> list[dict]:
     """metrics.jsonl without the wall-clock times."""
-    return [{k: v for k, v in r.items() if k != "wall_s"} for r in results.read_metrics(run_dir)]
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in training.read_metrics(run_dir)]
 
 
 def _child(argv: list[str], **kwargs) -> subprocess.Popen:
@@ -41,7 +42,7 @@ def _child(argv: list[str], **kwargs) -> subprocess.Popen:
                             **kwargs)  # under a shell that started the tests in the background
 
 
-def _outcomes(run: results.Run) -> list[dict]:
+def _outcomes(run: training.Run) -> list[dict]:
     return [{**m, "final": {k: v for k, v in m["final"].items() if k != "wall_s"}}
             for m in run.summary()["members"]]
 
@@ -52,7 +53,7 @@ def test_ctrl_c_says_where_it_stopped_and_the_same_command_resumes_exactly(tmp_p
              "--log_every=10", "--eval_every=1000", "--checkpoint_every=20", "--run_name=r",
              f"--compilation_cache_dir={cache}"]
     interrupted = _child([*flags, f"--out_dir={tmp_path / 'a'}"])
-    metrics = tmp_path / "a" / "parity" / "r" / "population" / results.METRICS
+    metrics = tmp_path / "a" / "parity" / "r" / "population" / training.METRICS
     deadline = time.monotonic() + 300
     while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 10):
         assert interrupted.poll() is None, interrupted.communicate()
@@ -68,7 +69,7 @@ def test_ctrl_c_says_where_it_stopped_and_the_same_command_resumes_exactly(tmp_p
     assert "a restart resumes from its checkpoint at step " in line, line
     assert line.endswith("To resume, run the same command again: " + " ".join(
         [sys.executable, *flags, f"--out_dir={tmp_path / 'a'}"])), line
-    stopped = results.Run(tmp_path / "a" / "parity" / "r" / "population")
+    stopped = training.Run(tmp_path / "a" / "parity" / "r" / "population")
     assert not stopped.finished
     assert not list(stopped.checkpoint_dir.glob("*orbax-checkpoint-tmp*"))
 
@@ -76,7 +77,7 @@ def test_ctrl_c_says_where_it_stopped_and_the_same_command_resumes_exactly(tmp_p
         child = _child([*flags, f"--out_dir={tmp_path / out}"])
         _, err = child.communicate(timeout=600)
         assert child.returncode == 0, err
-    resumed, plain = (results.Run(tmp_path / o / "parity" / "r" / "population") for o in "ab")
+    resumed, plain = (training.Run(tmp_path / o / "parity" / "r" / "population") for o in "ab")
     assert resumed.summary()["resumed_from_step"] > 0
     assert _rows(resumed.path) == _rows(plain.path)
     assert _outcomes(resumed) == _outcomes(plain)
@@ -85,7 +86,7 @@ def test_ctrl_c_says_where_it_stopped_and_the_same_command_resumes_exactly(tmp_p
 def test_an_interrupted_or_failed_checkpoint_write_leaves_no_temporary_directory(
         tmp_path, monkeypatch):
     state = {"w": jnp.arange(3.0), "step": jnp.zeros((), jnp.int32)}
-    saver = checkpoint.Checkpointer(tmp_path / "checkpoints")
+    saver = training.Checkpointer(tmp_path / "checkpoints")
     saver.save(state, step=1)
     original = saver._manager.save
 
@@ -97,7 +98,7 @@ def test_an_interrupted_or_failed_checkpoint_write_leaves_no_temporary_directory
     for fault, caught in ((KeyboardInterrupt(), KeyboardInterrupt),
                           (ValueError("RESOURCE_EXHAUSTED: Error writing local file: No space "
                                       "left on device [os_error_code='28']"),
-                           checkpoint.CheckpointWriteError)):
+                           training.CheckpointWriteError)):
         with pytest.raises(caught) as raised:
             saver.save(state, step=2)
         assert sorted(p.name for p in saver.directory.iterdir()) == ["1"]
@@ -106,7 +107,7 @@ def test_an_interrupted_or_failed_checkpoint_write_leaves_no_temporary_directory
     saver.close()
     # one left by a killed process is removed when the directory is opened again
     (tmp_path / "checkpoints" / "7.orbax-checkpoint-tmp-99" / "arrays").mkdir(parents=True)
-    reopened = checkpoint.Checkpointer(tmp_path / "checkpoints")
+    reopened = training.Checkpointer(tmp_path / "checkpoints")
     assert sorted(p.name for p in reopened.directory.iterdir()) == ["1"]
     assert reopened.all_steps() == [1]
     reopened.close()
@@ -116,13 +117,13 @@ FULL_DISK = """
 import errno, sys
 from experiments.harness import driver
 from experiments.parity import experiment as parity
-from rnn_jax import results
-real_log = results.Run.log
+from rnn_jax import training
+real_log = training.Run.log
 def log(self, record):
     if record["step"] >= 6:
         raise OSError(errno.ENOSPC, "No space left on device", str(self.path / "metrics.jsonl"))
     real_log(self, record)
-results.Run.log = log
+training.Run.log = log
 sys.argv = ["experiments.parity", *sys.argv[1:]]
 driver.main(parity.EXPERIMENT)
 """
@@ -179,25 +180,25 @@ def test_a_moved_run_directory_resumes_and_is_recognised_as_finished(tmp_path, m
     shutil.move(tmp_path / "first" / "parity", tmp_path / "second" / "parity")
     moved = [a if not a.startswith("--out_dir") else f"--out_dir={tmp_path / 'second'}"
              for a in argv]
-    first = results.Run(tmp_path / "second" / "parity" / "g" / "seq_len3").summary()
+    first = training.Run(tmp_path / "second" / "parity" / "g" / "seq_len3").summary()
     summary = driver.call(parity.EXPERIMENT, moved)  # resumes: the finished population is kept
     assert summary["finished"] and summary["populations"] == 2
-    assert results.Run(tmp_path / "second" / "parity" / "g" / "seq_len3").summary() == first
+    assert training.Run(tmp_path / "second" / "parity" / "g" / "seq_len3").summary() == first
     finished = driver.call(parity.EXPERIMENT, moved)
-    assert isinstance(finished, results.RunFinished)
+    assert isinstance(finished, training.RunFinished)
     assert not (tmp_path / "first" / "parity").exists()
 
 
 def test_a_flag_added_at_its_default_keeps_old_runs_and_a_change_is_refused_kindly(tmp_path):
     argv = [*QUICK, "--run_name=r", f"--out_dir={tmp_path}"]
     driver.call(parity.EXPERIMENT, argv)
-    for path in (tmp_path / "parity" / "r").rglob(results.CONFIG):  # as written before the
+    for path in (tmp_path / "parity" / "r").rglob(training.CONFIG):  # as written before the
         config = json.loads(path.read_text())                       # flag existed
         del config["success_accuracy"]
         for member in config.get("members", []):
             del member["lr"]
         path.write_text(json.dumps(config))
-    assert isinstance(driver.call(parity.EXPERIMENT, argv), results.RunFinished)
+    assert isinstance(driver.call(parity.EXPERIMENT, argv), training.RunFinished)
     with pytest.raises(ValueError) as refused:
         driver.call(parity.EXPERIMENT, [*argv, "--success_accuracy=0.9"])
     message = str(refused.value)
@@ -208,13 +209,13 @@ def test_a_flag_added_at_its_default_keeps_old_runs_and_a_change_is_refused_kind
 
 @pytest.mark.parametrize("text", ["", "{not json", "[1, 2]"])
 def test_an_empty_or_corrupt_config_json_names_the_file(tmp_path, text):
-    run = results.Run.create(tmp_path, "x", "r", {"lr": 0.1})
+    run = training.Run.create(tmp_path, "x", "r", {"lr": 0.1})
     run.close()
-    (run.path / results.CONFIG).write_text(text)
-    with pytest.raises(results.RunDirectoryError, match=(
-            rf"{run.path / results.CONFIG}: expected the run's config: an object of flag "
+    (run.path / training.CONFIG).write_text(text)
+    with pytest.raises(training.RunDirectoryError, match=(
+            rf"{run.path / training.CONFIG}: expected the run's config: an object of flag "
             r"values(?: \(JSON\))?, received")):
-        results.Run.create(tmp_path, "x", "r", {"lr": 0.1})
+        training.Run.create(tmp_path, "x", "r", {"lr": 0.1})
 
 
 def test_a_tilde_in_path_flags_is_the_home_directory(tmp_path, monkeypatch):
@@ -224,7 +225,7 @@ def test_a_tilde_in_path_flags_is_the_home_directory(tmp_path, monkeypatch):
     assert (config.out_dir, config.figures_dir) == (str(tmp_path / "home" / "runs"),
                                                     str(tmp_path / "home" / "figs"))
     driver.call(parity.EXPERIMENT, [*QUICK, "--out_dir=~/runs", "--run_name=r"])
-    assert (tmp_path / "home" / "runs" / "parity" / "r" / results.SUMMARY).exists()
+    assert (tmp_path / "home" / "runs" / "parity" / "r" / training.SUMMARY).exists()
     assert not (tmp_path / "~").exists()
 
 
@@ -244,8 +245,8 @@ def test_a_run_name_over_the_file_system_limit_is_one_clear_error(tmp_path):
                        r"received '300 bytes"):
         driver.parse(parity.EXPERIMENT, ["--quick", "--run_name=" + "a" * 300])
     with pytest.raises(ValueError, match=r"expected the run name to be at most 255 bytes"):
-        results.Run.create(tmp_path, "x", "é" * 128, {})  # 256 bytes in UTF-8
-    assert results.Run.create(tmp_path, "x", "a" * 255, {}).path.is_dir()
+        training.Run.create(tmp_path, "x", "é" * 128, {})  # 256 bytes in UTF-8
+    assert training.Run.create(tmp_path, "x", "a" * 255, {}).path.is_dir()
 
 
 def test_the_progress_line_counts_training_solved_and_diverged_members_and_time_left(caplog):
@@ -253,7 +254,7 @@ def test_the_progress_line_counts_training_solved_and_diverged_members_and_time_
         return jnp.mean((w - x) ** 2), ({}, stream)
 
     optimizer = optax.sgd(1e-3)
-    members = jax.vmap(lambda w: train.init_state(w, optimizer, jax.random.key(0)))(
+    members = jax.vmap(lambda w: training.init_state(w, optimizer, jax.random.key(0)))(
         jnp.array([0.0, 5.0, 5.0]))
     state = population.create(members)
 
@@ -261,7 +262,7 @@ def test_the_progress_line_counts_training_solved_and_diverged_members_and_time_
         return jnp.array([0.0, 0.0, np.nan if step >= 4 else 0.0])
 
     with caplog.at_level("INFO", logger="absl"):
-        train.fit(state, train.make_train_step(loss_fn, optimizer), get_batch, num_steps=8,
+        training.fit(state, training.make_train_step(loss_fn, optimizer), get_batch, num_steps=8,
                   log_every=2, target=("loss", 1e-6, "<="))
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("step ")]
     assert "3 members: 2 training, 1 solved, 0 diverged" in lines[0], lines  # member 0 at once

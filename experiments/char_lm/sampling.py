@@ -19,9 +19,9 @@ from experiments.char_lm.data import Model, build_model, check_prime, flag_error
 from experiments.harness import template
 from experiments.harness.population_state import load_member, member_keys
 from experiments.harness.records import Task
-from rnn_jax import results, sampling
-from rnn_jax.checkpoint import Checkpointer
+from rnn_jax import sampling, training
 from rnn_jax.data import text
+from rnn_jax.training import Checkpointer
 
 FILES = ("config.json", "vocab.json", "prime.txt")
 
@@ -126,4 +126,4 @@ def sample_only(config) -> dict:
     sample = sample_population(dataclasses.replace(saved, **sampling_flags), pop_dir, members,
                                vocab, prime)
     print(sample)
-    return {"sample": sample, "checkpoint": str(results.Run(pop_dir).path)}
+    return {"sample": sample, "checkpoint": str(training.Run(pop_dir).path)}

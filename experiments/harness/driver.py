@@ -1,4 +1,4 @@
-"""The driver every experiment shares: flags -> populations -> `train.fit` -> report.
+"""The driver every experiment shares: flags -> populations -> `training.fit` -> report.
 
 An experiment declares itself with a typed record (`experiments.harness.records`):
 
@@ -12,7 +12,7 @@ for all of them before anything is written, trains each (or measures it), then c
 Layout, the same for every experiment:
 
     <out_dir>/<experiment>/<run_name>/config.json         the whole invocation
-    <out_dir>/<experiment>/<run_name>/<population>/       one `train.fit` run dir per population:
+    <out_dir>/<experiment>/<run_name>/<population>/       one `training.fit` run dir per population:
         config.json (with its members), metrics.jsonl (a row per member), summary.json, ...
 
 A finished invocation run again prints one line and changes nothing; one that was stopped
@@ -32,7 +32,8 @@ from absl import app, flags, logging
 from experiments.harness import process, reporting, template
 from experiments.harness.population_state import init_population
 from experiments.harness.records import Experiment, Measurement, Report, Task
-from rnn_jax import distributed, population, results, run_lock, train
+from rnn_jax import distributed, training
+from rnn_jax.training import population
 
 FLAGS = flags.FLAGS
 # Bytes per float kept per (sequence, step, hidden unit) in a training step: the forward
@@ -74,9 +75,9 @@ def check_memory(task: Task, config: template.Base, size: int) -> None:
 
 
 def train_population(task: Task, config: template.Base, members: list[dict],
-                     run: results.Run | None, checkpoint_dir: Path | None = None
+                     run: training.Run | None, checkpoint_dir: Path | None = None
                      ) -> tuple[population.Population, list[dict]]:
-    """Trains the members as one vmapped program; returns `train.fit`'s result.
+    """Trains the members as one vmapped program; returns `training.fit`'s result.
 
     With `--devices` > 1 (or several processes) the step runs on a `("data",)` mesh
     (`rnn_jax.distributed`): each batch split over the devices, or with `--shard=members` the
@@ -98,8 +99,8 @@ def train_population(task: Task, config: template.Base, members: list[dict],
     if task.evaluate is not None:
         vmapped = jax.jit(jax.vmap(task.evaluate), **evaluate_out)
         evaluate = lambda params: vmapped(params, stacked["eval"])  # noqa: E731
-    return train.fit(
-        state, train.make_train_step(task.loss_fn, optimizer, mesh=mesh,
+    return training.fit(
+        state, training.make_train_step(task.loss_fn, optimizer, mesh=mesh,
                                      shard_members=members_axis),
         lambda step: get_batch(stacked["data"], step), num_steps=config.steps,
         eval_fn=evaluate, eval_every=config.eval_every, log_every=config.log_every,
@@ -135,9 +136,9 @@ def run_experiment(experiment: Experiment, config: template.Base) -> dict:
     name = (experiment.run_name or run_name)(config)
     path = Path(config.out_dir) / experiment.name / name
     if config.report_only:
-        template.check((path / results.CONFIG).exists(), "report_only",
+        template.check((path / training.CONFIG).exists(), "report_only",
                        "an existing run directory", str(path))
-        run = results.Run(path)
+        run = training.Run(path)
         return finish_report(experiment, run, config, experiment.report(
             run, config, _finished(path, config, plan)))
     tasks = [experiment.task(pop_config) for pop_config, _ in plan]  # once per population
@@ -147,14 +148,14 @@ def run_experiment(experiment: Experiment, config: template.Base) -> dict:
             check_devices(pop_config, len(members))
     if not distributed.is_writer():
         return _follow(tasks, config, plan, path)
-    invocation = results.Run.create(config.out_dir, experiment.name, name,
+    invocation = training.Run.create(config.out_dir, experiment.name, name,
                                     template.config_json(config), overwrite=config.overwrite,
                                     **template.reuse_options(config))
     done = []
     for task, (pop_config, members) in zip(tasks, plan):
         pop_name = population_name(pop_config, config)
         try:
-            run = results.Run.create(invocation.path.parent, invocation.path.name, pop_name,
+            run = training.Run.create(invocation.path.parent, invocation.path.name, pop_name,
                                      {**template.config_json(pop_config), "members": members},
                                      **template.reuse_options(pop_config))
             if isinstance(task, Measurement):
@@ -163,16 +164,16 @@ def run_experiment(experiment: Experiment, config: template.Base) -> dict:
             else:
                 train_population(task, pop_config, members, run)
                 _say_stopped(run, members)
-        except results.RunFinished:
+        except training.RunFinished:
             logging.info("population %s is finished; kept", pop_name)
-        done.append((pop_config, members, results.Run(invocation.path / pop_name)))
+        done.append((pop_config, members, training.Run(invocation.path / pop_name)))
     summary = finish_report(experiment, invocation, config,
                             experiment.report(invocation, config, done))
     invocation.write_summary({**summary, "populations": len(done), "finished": True})
     return invocation.summary()
 
 
-def finish_report(experiment: Experiment, run: results.Run, config: template.Base,
+def finish_report(experiment: Experiment, run: training.Run, config: template.Base,
                   report: Report) -> dict:
     """The end every report shares: copies its figures to `--figures_dir`, prints its tables
     (each under its name when there are several), its lines and the run directory; returns
@@ -191,11 +192,11 @@ def _follow(tasks: list, config: template.Base, plan: list, path: Path) -> dict:
     """A process other than 0: trains its part of every population that process 0 trains
     (the same ones: those not finished in `path`, read from the shared directory) and writes
     nothing; process 0 logs, writes the run directories and the report."""
-    if not config.overwrite and results.Run(path).finished:
+    if not config.overwrite and training.Run(path).finished:
         return {"finished": True, "process": jax.process_index(), "trained": 0}
     trained = 0
     for task, (pop_config, members) in zip(tasks, plan):
-        pop_run = results.Run(path / population_name(pop_config, config))
+        pop_run = training.Run(path / population_name(pop_config, config))
         if isinstance(task, Measurement) or (not config.overwrite and pop_run.finished):
             continue
         train_population(task, pop_config, members, None, pop_run.checkpoint_dir)
@@ -206,7 +207,7 @@ def _follow(tasks: list, config: template.Base, plan: list, path: Path) -> dict:
 def _finished(path: Path, config: template.Base, plan: list) -> list:
     """`[(population config, members, run)]` of a finished invocation, for --report_only; a
     FlagError saying which populations are unfinished (a stopped run) and how to finish."""
-    opened = [(c, m, results.Run(path / population_name(c, config))) for c, m in plan]
+    opened = [(c, m, training.Run(path / population_name(c, config))) for c, m in plan]
     unfinished = [run.path.name for _, _, run in opened if not run.finished]
     if unfinished:
         raise template.FlagError(
@@ -217,7 +218,7 @@ def _finished(path: Path, config: template.Base, plan: list) -> list:
     return opened
 
 
-def _say_stopped(run: results.Run, members: list[dict]) -> None:
+def _say_stopped(run: training.Run, members: list[dict]) -> None:
     for outcome in run.summary()["members"]:
         if outcome["stopped"] != "num_steps":
             member = members[outcome["member"]]
@@ -229,7 +230,7 @@ def _say_stopped(run: results.Run, members: list[dict]) -> None:
 def _handle(experiment: Experiment, config_source: Callable[[], template.Base]) -> Any:
     try:
         return run_experiment(experiment, config_source())
-    except results.RunFinished as finished:  # nothing to do: say so, exit status 0
+    except training.RunFinished as finished:  # nothing to do: say so, exit status 0
         print(finished)
         return finished
 
@@ -252,7 +253,7 @@ def main(experiment: Experiment) -> None:
         except template.FlagError as error:  # one line naming the flag, no traceback
             print(error, file=sys.stderr)
             sys.exit(error.exitcode)
-        except (results.RunDirectoryError, run_lock.RunLockedError, ValueError) as error:
+        except (training.RunDirectoryError, training.RunLockedError, ValueError) as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(1)
         except OSError as error:  # e.g. a full disk: one line, not a traceback per thread
@@ -284,5 +285,5 @@ def parse(experiment: Experiment, argv: Sequence[str]) -> template.Base:
 
 def call(experiment: Experiment, argv: Sequence[str]) -> Any:
     """Runs the experiment in-process with `argv`: for tests and notebooks. Returns the
-    invocation's summary, or the `results.RunFinished` of a finished run (its line printed)."""
+    invocation's summary, or the `training.RunFinished` of a finished run (its line printed)."""
     return _handle(experiment, lambda: parse(experiment, argv))

@@ -3,7 +3,7 @@ checkpoint (for a report's samples or figures, or char_lm's --sample_only).
 
 Everything random about a member comes from its seed (`member_keys`); its member values
 (`Config.MEMBER_FIELDS`: lr, clip, weight_decay) live in its optimiser state, so members with
-different rates train in one vmapped program (`rnn_jax.population`).
+different rates train in one vmapped program (`rnn_jax.training.population`).
 """
 
 from pathlib import Path
@@ -14,8 +14,8 @@ import jax.numpy as jnp
 
 from experiments.harness import template
 from experiments.harness.records import Task
-from rnn_jax import optimizers, population, train
-from rnn_jax.checkpoint import Checkpointer
+from rnn_jax import training
+from rnn_jax.training import Checkpointer, population
 
 
 def member_keys(seed: int) -> dict[str, jax.Array]:
@@ -37,18 +37,18 @@ def init_population(task: Task, config: template.Base, members: list[dict]
     state is also the template a saved checkpoint of the population restores into."""
     keys = [member_keys(m["seed"]) for m in members]
     stacked = {k: jnp.stack([key[k] for key in keys]) for k in keys[0]}
-    optimizer = optimizers.make_member_optimizer(
+    optimizer = training.make_member_optimizer(
         config.optimizer, config.lr_schedule, num_steps=config.steps,
         warmup_steps=config.warmup_steps, clip_kind=task.clip_kind,
         **(task.optimizer_options or {}))
 
     def init_member(init_key, train_key, value):
         params = task.init(init_key)
-        opt_state = optimizers.init_member_state(
+        opt_state = training.init_member_state(
             optimizer, params, lr=value["lr"], clip=value["clip"],
             weight_decay=value["weight_decay"])
         stream = task.stream(params) if task.stream is not None else ()
-        return train.TrainState(params, opt_state, jnp.zeros((), jnp.int32), train_key, stream)
+        return training.TrainState(params, opt_state, jnp.zeros((), jnp.int32), train_key, stream)
 
     state = population.create(jax.vmap(init_member)(
         stacked["init"], stacked["train"], member_values(config, members)))

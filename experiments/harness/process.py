@@ -10,7 +10,7 @@ import sys
 from absl import flags, logging
 
 from experiments.harness import runtime
-from rnn_jax import distributed, train
+from rnn_jax import distributed, training
 
 FLAGS = flags.FLAGS
 
@@ -37,9 +37,9 @@ def resume_command() -> str:
 
 
 def interrupted(interrupt: KeyboardInterrupt) -> str:
-    """The line for Ctrl-C: where the run stopped (`train.Interrupted` says it) and the command
+    """The line for Ctrl-C: where the run stopped (`training.Interrupted` says it) and the command
     that resumes it (the same command: finished populations are kept)."""
-    where = str(interrupt) if isinstance(interrupt, train.Interrupted) else \
+    where = str(interrupt) if isinstance(interrupt, training.Interrupted) else \
         "stopped outside a training loop (populations already finished are kept)"
     return (f"interrupted: {where}. To resume, run the same command again: "
             f"{resume_command()}")

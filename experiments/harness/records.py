@@ -21,9 +21,9 @@ class Task(NamedTuple):
     loss_fn: the train loop's `loss_fn(params, batch, key, stream)`.
     sample: `(key, step) -> batch`: training batch number `step` of the member's data stream.
     evaluate: `(params, key) -> dict of scalars`, or None.
-    target: `train.fit`'s target (a member stops when its record reaches it), or None.
+    target: `training.fit`'s target (a member stops when its record reaches it), or None.
     stream: `params -> the stream carried across batches` (truncated BPTT), or None for ().
-    clip_kind: 'global' (clip by global norm) or 'elementwise' (optimizers.CLIP_KINDS).
+    clip_kind: 'global' (clip by global norm) or 'elementwise' (training.CLIP_KINDS).
     optimizer_options: passed to the optax constructor (e.g. `decay=0.9` for rmsprop).
     """
 

@@ -17,10 +17,10 @@ import shutil
 from pathlib import Path
 from typing import Sequence
 
-from rnn_jax import population_plots, results, stats
+from rnn_jax import population_plots, results, stats, training
 
 
-def finals(run: results.Run) -> list[dict]:
+def finals(run: training.Run) -> list[dict]:
     """Each member's outcome with its last record: `[{member, stopped, steps, final}]`."""
     return run.summary()["members"]
 
@@ -29,7 +29,7 @@ def label(config, fields: Sequence[str]) -> str:
     return " ".join(f"{f}={getattr(config, f)}" for f in fields) or "all"
 
 
-def steps_to_reach(run: results.Run, metric: str, value: float) -> dict[int, int | None]:
+def steps_to_reach(run: training.Run, metric: str, value: float) -> dict[int, int | None]:
     """Per member: the first logged step at which `metric >= value`, or None if it never did."""
     first = {}
     for row in run.metrics():
@@ -132,7 +132,7 @@ def count_columns(rows: list[dict], columns: list[str]) -> list[str]:
     return columns[:first] + ["members", "diverged"] + columns[first:]
 
 
-def write_table(run: results.Run, name: str, rows: list[dict], columns: list[str]) -> str:
+def write_table(run: training.Run, name: str, rows: list[dict], columns: list[str]) -> str:
     """Writes `<name>.csv` and `<name>.md` into the run directory; returns the markdown.
     The markdown gets the `count_columns` and the counts beside short statistics."""
     clean = [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]
@@ -143,7 +143,7 @@ def write_table(run: results.Run, name: str, rows: list[dict], columns: list[str
     return table
 
 
-def plot_curves(run: results.Run, name: str, done: list, metric: str,
+def plot_curves(run: training.Run, name: str, done: list, metric: str,
                 fields: Sequence[str], title: str) -> Path | None:
     data = curves(done, metric, fields)
     return population_plots.plot_population_curves(run.path / name, data, metric, title) \

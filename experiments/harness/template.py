@@ -16,7 +16,7 @@ expected, what was received) before anything is compiled or written.
 Seeds and grids (Hydra/absl style): `--seeds=20` (seeds seed..seed+19) or `--seeds=0,3,7`;
 `--grid=lr=1e-3,1e-2 --grid=hidden=16,32` trains the product of the listed values. Values
 that keep shapes (`Config.MEMBER_FIELDS`: lr, clip, weight_decay, and an experiment's init
-values) become members of one population (one vmapped program, `rnn_jax.population`); the
+values) become members of one population (one vmapped program, `rnn_jax.training.population`); the
 others (cell, hidden, sequence length, ...) become separate populations, run one after
 another (`experiments.harness.driver`).
 
@@ -40,7 +40,7 @@ from typing import Any, Sequence
 import jax
 from absl import app, flags
 
-from rnn_jax import distributed, optimizers, results
+from rnn_jax import distributed, training
 from rnn_jax.cells import CELLS
 
 _LIST_TYPES = (tuple[str, ...], tuple[int, ...], tuple[float, ...])
@@ -78,9 +78,9 @@ class Base:
                                   "1e-3,1e-2 --grid=hidden=16,32.")
     steps: int = field(1000, "Training steps (updates) per member.")
     lr: float = field(1e-2, "Learning rate (peak rate under a schedule).")
-    optimizer: str = field("adam", "Optax optimiser.", choices=sorted(optimizers.OPTIMIZERS))
+    optimizer: str = field("adam", "Optax optimiser.", choices=sorted(training.OPTIMIZERS))
     lr_schedule: str = field("constant", "Learning-rate schedule.",
-                             choices=list(optimizers.SCHEDULES))
+                             choices=list(training.SCHEDULES))
     warmup_steps: int = field(0, "Warm-up steps for --lr_schedule=warmup_cosine.")
     clip: float = field(1.0, "Clip gradients to this global norm before the update; 0: off.")
     weight_decay: float = field(0.0, "L2 weight decay added to the gradient.")
@@ -272,7 +272,7 @@ def validate(config: Base) -> Base:
         check(choices is None or value in choices, f.name, f"one of {list(choices or [])}",
               value)
     size = len(config.run_name.encode("utf-8", "surrogatepass"))
-    check(size <= results.MAX_NAME_BYTES, "run_name", f"at most {results.MAX_NAME_BYTES} bytes "
+    check(size <= training.MAX_NAME_BYTES, "run_name", f"at most {training.MAX_NAME_BYTES} bytes "
           "(the file system's limit for one name)", f"{size} bytes: {config.run_name[:40]}...")
     check(not config.run_name or _is_path_component(config.run_name), "run_name",
           "one path component (not '.' or '..', without '/')", config.run_name)
@@ -305,7 +305,7 @@ def check_devices(config: Base) -> None:
 
 def _is_path_component(name: str) -> bool:
     try:
-        results.check_name(name)
+        training.check_name(name)
     except ValueError:
         return False
     return True
@@ -332,7 +332,7 @@ def config_json(config: Base) -> dict:
 
 
 def reuse_options(config: Base) -> dict:
-    """`results.Run.create`'s options for comparing `config` with an existing run's:
+    """`training.Run.create`'s options for comparing `config` with an existing run's:
     `--out_dir` is not compared (a moved run directory is the same run), and a field that an
     older config.json lacks counts as equal at its default (a flag added since then, whose
     default keeps the old behaviour, leaves existing runs resumable)."""

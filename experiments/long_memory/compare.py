@@ -18,7 +18,7 @@ from typing import NamedTuple
 from absl import app, flags
 
 from experiments.long_memory import experiment as long_memory
-from rnn_jax import results
+from rnn_jax import training
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("out_dir", "results", "Where the runs are: <out_dir>/long_memory/<run>.")
@@ -37,18 +37,18 @@ class Output(NamedTuple):
 
 def populations(run_dir: Path) -> list[tuple]:
     """(config, members, Run) of every finished population in one run directory."""
-    if not (run_dir / results.CONFIG).is_file():
+    if not (run_dir / training.CONFIG).is_file():
         raise ValueError(f"--runs: expected a long_memory run directory with config.json, "
                          f"received {run_dir}")
     fields = {f.name for f in dataclasses.fields(long_memory.Config)}
     found = []
-    for path in sorted(p for p in run_dir.iterdir() if (p / results.CONFIG).is_file()):
-        saved = json.loads((path / results.CONFIG).read_text())
+    for path in sorted(p for p in run_dir.iterdir() if (p / training.CONFIG).is_file()):
+        saved = json.loads((path / training.CONFIG).read_text())
         config = long_memory.Config(**{k: v for k, v in saved.items() if k in fields})
-        if not results.Run(path).finished:
+        if not training.Run(path).finished:
             raise ValueError(f"--runs: expected finished populations, received the unfinished "
                              f"{path} (finish it by running its command again)")
-        found.append((config, saved.get("members", []), results.Run(path)))
+        found.append((config, saved.get("members", []), training.Run(path)))
     if not found:
         raise ValueError(f"--runs: expected populations inside {run_dir}, received none")
     return found
@@ -58,9 +58,9 @@ def compare(out_dir: str, runs: list[str], name: str, figures_dir: str = "") -> 
     if not runs or not name:
         raise ValueError(f"expected --runs (at least one run name) and --name, received "
                          f"runs={runs!r}, name={name!r}")
-    results.check_name(name, "--name")
+    training.check_name(name, "--name")
     root = Path(out_dir).expanduser() / long_memory.NAME
-    done = [p for run in runs for p in populations(root / results.check_name(run, "--runs"))]
+    done = [p for run in runs for p in populations(root / training.check_name(run, "--runs"))]
     done.sort(key=lambda p: (p[0].task, p[0].seq_len, p[0].cell))
     output = Output(root / f"compare_{name}")
     output.path.mkdir(parents=True, exist_ok=True)

@@ -26,7 +26,7 @@ import numpy as np
 
 from experiments.harness import cell_flags, driver, reporting, template
 from experiments.harness.records import Experiment, Report, Task
-from rnn_jax import losses, population_plots, results, sequence_model
+from rnn_jax import losses, population_plots, sequence_model, training
 from rnn_jax.data import adding, copying
 
 NAME = "long_memory"
@@ -50,12 +50,12 @@ class Config(template.Base, cell_flags.CellOptions):
     steps: int = template.field(2000, "Training steps (updates) per member.")
     lr: float = template.field(1e-3, "Learning rate.")
     optimizer: str = template.field("rmsprop", "Optax optimiser (rmsprop: decay 0.9).",
-                                    choices=sorted(template.optimizers.OPTIMIZERS))
+                                    choices=sorted(template.training.OPTIMIZERS))
     clip: float = template.field(1.0, "Clip gradients at this value (--clip_kind); 0: off "
                                  "(the uRNN's only value).")
     clip_kind: str = template.field("elementwise", "Clipping: each entry to [-clip, clip] (the "
                                     "authors' code) or by global norm.",
-                                    choices=template.optimizers.CLIP_KINDS)
+                                    choices=template.training.CLIP_KINDS)
     batch: int = template.field(20, "Sequences per batch.")
     log_every: int = template.field(50, "Log and record metrics every this many steps.")
     eval_every: int = template.field(50, "Evaluate every this many steps (0: only at the end).")
@@ -155,7 +155,7 @@ def run_name(config: Config) -> str:
     return f"{quick}{config.task}_T{config.seq_len}_{name.removeprefix(quick)}"
 
 
-def final_median(run: results.Run, metric: str) -> dict[int, float]:
+def final_median(run: training.Run, metric: str) -> dict[int, float]:
     """Per member: the median of `metric` over its last FINAL_EVALS evaluations (NaN when any
     of them is missing or not finite: a member that diverged has not beaten anything)."""
     values = {}
@@ -168,7 +168,7 @@ def final_median(run: results.Run, metric: str) -> dict[int, float]:
             for m, v in last.items()}
 
 
-def first_step(run: results.Run, metric: str, passes) -> dict[int, int | None]:
+def first_step(run: training.Run, metric: str, passes) -> dict[int, int | None]:
     """Per member: the first logged step whose `metric` passes `passes(value)`, or None."""
     first = {}
     for row in run.metrics():
@@ -179,14 +179,14 @@ def first_step(run: results.Run, metric: str, passes) -> dict[int, int | None]:
     return first
 
 
-def judged(run: results.Run, metric: str, passes) -> dict[int, int | None]:
+def judged(run: training.Run, metric: str, passes) -> dict[int, int | None]:
     """Per member: None unless the median of its last FINAL_EVALS evaluations of `metric`
     passes (one dip does not count); else the first step at which `metric` passed."""
     first, final = first_step(run, metric, passes), final_median(run, metric)
     return {m: first.get(m) if np.isfinite(v) and passes(v) else None for m, v in final.items()}
 
 
-def solved(config: Config, run: results.Run) -> dict[int, int | None]:
+def solved(config: Config, run: training.Run) -> dict[int, int | None]:
     if config.task == "copying":
         return judged(run, "eval_recall_accuracy", lambda a: a >= config.solved_accuracy)
     return judged(run, "eval_loss", lambda loss: loss <= config.solved_mse)
@@ -238,7 +238,7 @@ def panel_name(config: Config) -> str:
     return f"{config.task} T={config.seq_len}"
 
 
-def plot_losses(run: results.Run, done: list):
+def plot_losses(run: training.Run, done: list):
     """curves.png: median and IQR evaluation loss per cell, one panel per (task, T) with its
     memoryless baseline dashed; every cell of a panel on the same axes."""
     panels = {}

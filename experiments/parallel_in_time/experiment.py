@@ -38,7 +38,7 @@ import numpy as np
 from experiments.harness import driver, reporting, template
 from experiments.harness.records import Experiment, Measurement, Report, Task
 from experiments.parallel_in_time import timing as parallel_timing
-from rnn_jax import losses, results, sequence_model, stats
+from rnn_jax import losses, sequence_model, stats, training
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import parity
 from rnn_jax.lyapunov import largest_lyapunov
@@ -117,7 +117,7 @@ QUICK = dict(hidden=4, seq_len=6, newton_len=12, max_iterations=12, batch=8, ste
              rounds=1, calls=1)
 
 
-def measure_timing(config: Config, members: list[dict], run: results.Run) -> None:
+def measure_timing(config: Config, members: list[dict], run: training.Run) -> None:
     """Times every (cell, hidden, T) not yet in `run`'s timing.json, rewriting the file (whole,
     by rename) after each: `[parallel_timing.measure rows]`."""
     path = run.path / TIMING
@@ -205,7 +205,7 @@ def run_name(config: Config) -> str:
     return ("quick_" if config.quick else "") + name
 
 
-def training_rows(config: Config, run: results.Run) -> list[dict]:
+def training_rows(config: Config, run: training.Run) -> list[dict]:
     """Per evaluation step: the members, how many had a non-finite evaluation value (counted,
     never dropped: stats.describe), and the mean over members of each evaluation metric with
     its 95 % t-interval (none for the fraction converged)."""
@@ -228,7 +228,7 @@ def training_rows(config: Config, run: results.Run) -> list[dict]:
     return rows
 
 
-def evaluation_points(run: results.Run) -> list[dict]:
+def evaluation_points(run: training.Run) -> list[dict]:
     """One row per member per evaluation that logged the Lyapunov exponent: step, member, the
     largest exponent over the evaluation's sequences (Newton's count is for all of them at
     once, so the least stable one sets it) and each method's iterations."""

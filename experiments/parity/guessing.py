@@ -34,7 +34,7 @@ import scipy.stats
 from experiments.harness import driver, reporting, template
 from experiments.harness.population_state import member_keys
 from experiments.harness.records import Experiment, Measurement, Report
-from rnn_jax import results, stats
+from rnn_jax import stats, training
 from rnn_jax.cells import get_cell
 from rnn_jax.cells.vanilla import VanillaParams
 from rnn_jax.data import parity
@@ -131,7 +131,7 @@ def search(config: Config, seed: int) -> dict:
     return {"seed": seed, "draws": config.max_draws, "solved": False}
 
 
-def measure(config: Config, members: list[dict], run: results.Run) -> None:
+def measure(config: Config, members: list[dict], run: training.Run) -> None:
     out = [search(config, m["seed"]) for m in members]
     (run.path / MEASUREMENT).write_text(json.dumps(out, indent=1) + "\n")
 

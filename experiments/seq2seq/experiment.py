@@ -20,7 +20,7 @@ import numpy as np
 from experiments.harness import driver, reporting, template
 from experiments.harness.population_state import load_member
 from experiments.harness.records import Experiment, Report, Task
-from rnn_jax import population_plots, results, stats
+from rnn_jax import population_plots, stats, training
 from rnn_jax.cells import get_cell
 from rnn_jax.data import translation
 from rnn_jax.seq2seq import Decoder, Encoder, Seq2Seq, attention, decode, model
@@ -161,7 +161,7 @@ def population_label(pop_config: Config, config: Config) -> str:
     return reporting.label(pop_config, grid or ["attention"])
 
 
-def plot_accuracy(run: results.Run, curves: dict, config: Config):
+def plot_accuracy(run: training.Run, curves: dict, config: Config):
     """accuracy_vs_length.png: exact match and token accuracy against source length, the mean
     over members with its 95 % t-interval; dotted: the longest training source."""
     if config.task == "dates":
@@ -185,7 +185,7 @@ def plot_accuracy(run: results.Run, curves: dict, config: Config):
     return population_plots.save(fig, run.path / "accuracy_vs_length.png")
 
 
-def plot_attention(run: results.Run, config: Config, done: list):
+def plot_attention(run: training.Run, config: Config, done: list):
     """attention.png: member 0's attention weights on one source at the longest test length
     within training (left) and at the longest test length (right), from the first population
     with attention and a checkpoint."""

@@ -25,9 +25,9 @@ from rnn_jax import (
     diagnostics,
     population_plots,
     readout,
-    results,
     sequence_model,
     stats,
+    training,
 )
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import recall
@@ -78,7 +78,7 @@ def member_inputs(seed: int, config) -> tuple[jax.Array, jax.Array]:
     return xs, jax.random.randint(key_labels, (config.batch,), 0, config.num_symbols)
 
 
-def measure(config, members: list[dict], run: results.Run) -> None:
+def measure(config, members: list[dict], run: training.Run) -> None:
     """Measures every variant for every member's seed; writes `gradients.json` into `run`:
     {label: {"grad", "jacobian": [seeds][T + 1], "bound_factor": [seeds] or None}}."""
     seeds = [m["seed"] for m in members]
@@ -99,7 +99,7 @@ def measure(config, members: list[dict], run: results.Run) -> None:
             activation = vanilla_activation(cell)
             factor = (jax.vmap(lambda W: diagnostics.bound_factor(W, activation))(
                 models.cell.W) if activation else None)
-            out[label] = results.to_jsonable(
+            out[label] = training.to_jsonable(
                 {"grad": grads, "jacobian": jacobians, "bound_factor": factor})
     (run.path / MEASUREMENT).write_text(json.dumps(out))
 
@@ -113,7 +113,7 @@ def rates(curves: dict) -> dict:
                 "ratio": grads[:, 0] / grads[:, -1]}
 
 
-def report(run: results.Run, pop_run: results.Run, config) -> tuple[list[dict], object]:
+def report(run: training.Run, pop_run: training.Run, config) -> tuple[list[dict], object]:
     """The table (mean and 95 % t-interval over seeds of each variant's rates) and figure."""
     measured = json.loads((pop_run.path / MEASUREMENT).read_text())
     rows = []

@@ -24,7 +24,8 @@ import numpy as np
 
 from rnn_jax import losses, readout, sequence
 from rnn_jax.cells.base import Cell
-from rnn_jax.seq2seq import attention, decoder as decoder_lib
+from rnn_jax.seq2seq import attention
+from rnn_jax.seq2seq import decoder as decoder_lib
 from rnn_jax.seq2seq.decoder import Decoder, DecoderParams
 from rnn_jax.unroll import init_stack, output_size, unroll_stack
 
