@@ -66,7 +66,7 @@ def masked_step(update: Callable) -> Callable:
     A population of one runs the unbatched update (no vmap, which may reorder floating-point
     sums). Its numbers still differ from a plain single run's in the last bits after a few
     steps: the masked step is a different XLA program, and XLA fuses and rounds its
-    elementwise work differently (tests/test_population.py bounds the difference).
+    elementwise work differently (tests/training/test_population.py bounds the difference).
     """
 
     def step(state: Population, batch: Any) -> tuple[Population, dict]:

@@ -9,7 +9,7 @@ from jax.test_util import check_grads
 
 from rnn_jax import get_cell, unroll
 from rnn_jax.cells import CELLS, lstm, output_feedback
-from tests.reference_cells import REFERENCES
+from tests.cells.reference_cells import REFERENCES
 
 CASES = sorted(REFERENCES, key=str)
 IDS = [f"{name}-{act}" if act else name for name, act in CASES]

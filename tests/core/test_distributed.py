@@ -4,7 +4,8 @@ bad inputs.
 
 Fake CPU devices (`jax_num_cpu_devices`) must be set before JAX starts its backends, so the
 multi-device runs happen in child processes (one script, run once per module), never in this
-test session. The one-device reference is the plain (mesh-free) step, tested in test_train.py.
+test session. The one-device reference is the plain (mesh-free) step, tested in
+tests/training/test_loop.py.
 """
 
 import json
@@ -25,7 +26,7 @@ from experiments.harness import driver, template
 from experiments.parity import experiment as parity
 from rnn_jax import distributed
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 # Float32 rounding of a mean over 16 sequences summed in another order, after a few Adam
 # steps: differences of a few ulps of O(1) values.
 FLOAT32_TOL = 1e-5

@@ -22,7 +22,7 @@ from experiments.harness import driver, template
 from rnn_jax import training
 from rnn_jax.data import streams
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 QUICK_POPULATION = ["--quick", "--seeds=2", "--checkpoint_every=15", "--sample_len=40",
                     "--baselines", "--ngram_max=3", "--layers=2", "--dropout=0.1",
                     "--temperature=0.9", "--top_k=20"]

@@ -4,7 +4,8 @@ compiled, nothing written) and, from the real command line, exit status 1 with n
 
 One table across experiments: the template's inputs (--seeds, --grid, the memory check) for
 every experiment, then combinations and values each experiment adds. Other single-flag checks
-asserted in tests/test_template.py and tests/test_experiment_*.py are not repeated here.
+asserted in tests/experiments/harness/test_template.py and tests/experiments/test_*.py are not
+repeated here.
 """
 
 import json
@@ -33,7 +34,7 @@ from rnn_jax import training
 from rnn_jax.data import text
 from rnn_jax.training import Checkpointer
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 MODULES = {"char_lm": char_lm, "parity": parity, "summation": summation,
            "long_memory": long_memory, "vanishing_gradients": vanishing_gradients}
 TAIL_TEXT = "abcab " * 300 + "zzz!"  # 'z' and '!' only in the last 10 % (the validation text)

@@ -18,7 +18,7 @@ from experiments.harness.population_state import init_population
 from experiments.long_memory import experiment as long_memory
 from rnn_jax import training
 from rnn_jax.data import adding, copying
-from tests import reference_cells
+from tests.cells import reference_cells
 
 FIELDS = {f.name: f for f in dataclasses.fields(long_memory.Config)}
 

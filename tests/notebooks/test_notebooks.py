@@ -15,8 +15,8 @@ So a change to the library that alters what a notebook prints, or a notebook com
 its outputs, fails here. Regenerate the committed outputs (only outputs and execution counts
 are replaced; a notebook that raises is left untouched):
 
-    python -m tests.test_notebooks             # every notebook in notebooks/
-    python -m tests.test_notebooks char_lm     # one
+    python -m tests.notebooks.test_notebooks     # every notebook in notebooks/
+    python -m tests.notebooks.test_notebooks char_lm     # one
 """
 
 import os
@@ -29,13 +29,13 @@ import nbclient
 import nbformat
 import pytest
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 VARIES_TAG = "text-varies-by-machine"
 CELL_TIMEOUT_S = 900  # per cell; CI shares 2 cores between test workers
 MACHINE_PATHS = ("/work", "/root", "/home", "/tmp", "/Users", "site-packages", "C:\\")
 NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
-REGENERATE = "regenerate with `python -m tests.test_notebooks {}`"
+REGENERATE = "regenerate with `python -m tests.notebooks.test_notebooks {}`"
 
 
 def execute(path: pathlib.Path) -> nbformat.NotebookNode:

@@ -1,5 +1,5 @@
 """The training loop: loss falls, resume equals uninterrupted, clipping, NaN stop, retrace guard,
-truncated-BPTT stream (its reset: tests/test_sequence.py)."""
+truncated-BPTT stream (its reset: tests/core/test_sequence.py)."""
 
 import json
 import math

@@ -9,7 +9,7 @@ import pytest
 
 from rnn_jax import training
 from rnn_jax.training import population
-from tests.test_train import (
+from tests.training.test_loop import (
     OPTIMIZER,
     TRAIN_STEP,
     delay_batch,

@@ -2,6 +2,7 @@
 metrics rewrites, one process per run directory, unusable --out_dir."""
 
 import os
+import pathlib
 import signal
 import subprocess
 import sys
@@ -12,6 +13,8 @@ import pytest
 from experiments.harness import driver, template
 from experiments.parity import experiment as parity
 from rnn_jax import training
+
+ROOT = pathlib.Path(__file__).resolve().parents[3]
 
 
 def files_of(root):
@@ -233,6 +236,6 @@ def test_the_command_line_prints_one_line_without_a_traceback(tmp_path):
     a_file.write_text("x")
     done = subprocess.run([sys.executable, "-m", "experiments.parity", "--quick",
                            f"--out_dir={a_file}"], capture_output=True, text=True,
-                          cwd=os.path.dirname(os.path.dirname(__file__)), timeout=300)
+                          cwd=ROOT, timeout=300)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "--out_dir: expected a directory that can be created and written" in done.stderr

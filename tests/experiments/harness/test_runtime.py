@@ -121,7 +121,7 @@ def _run_parity_quick(tmp_path, cache_dir) -> subprocess.CompletedProcess:
     """`python -m experiments.parity --quick` in a child process (through `flags.run`)."""
     command = [sys.executable, "-m", "experiments.parity", "--quick", "--cell=gru",
                f"--out_dir={tmp_path / 'runs'}", f"--compilation_cache_dir={cache_dir}"]
-    repo_root = pathlib.Path(__file__).resolve().parents[1]
+    repo_root = pathlib.Path(__file__).resolve().parents[3]
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=repo_root)
     assert result.returncode == 0, result.stderr[-2000:]
     assert "accuracy" in result.stdout

@@ -24,7 +24,7 @@ from experiments.parity import experiment as parity
 from rnn_jax import training
 from rnn_jax.training import population
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[3]
 QUICK = ["--quick", "--hidden=4", "--seq_len=3", "--test_seq_len=4", "--batch=8",
          "--steps=6", "--log_every=3", "--eval_every=3"]
 
