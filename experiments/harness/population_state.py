@@ -56,10 +56,11 @@ def init_population(task: Task, config: template.Base, members: list[dict]
 
 
 def load_member(task: Task, config: template.Base, members: list[dict], pop_dir: Path,
-                member: int) -> Any | None:
-    """Member `member`'s parameters from the population's latest checkpoint in
-    `pop_dir/checkpoints`, or None when it has none. Only `task`'s init, stream, clip_kind and
-    optimizer_options are used (they fix the saved state's structure)."""
+                member: int | None) -> Any | None:
+    """Member `member`'s parameters (member None: every member's, leaves `[members, ...]`)
+    from the population's latest checkpoint in `pop_dir/checkpoints`, or None when it has
+    none. Only `task`'s init, stream, clip_kind and optimizer_options are used (they fix the
+    saved state's structure)."""
     directory = Path(pop_dir) / "checkpoints"
     if not directory.is_dir():
         return None
@@ -71,4 +72,5 @@ def load_member(task: Task, config: template.Base, members: list[dict], pop_dir:
         state = checkpointer.restore(like)
     finally:
         checkpointer.close()
-    return jax.tree.map(lambda leaf: leaf[member], state.members.params)
+    params = state.members.params
+    return params if member is None else jax.tree.map(lambda leaf: leaf[member], params)

@@ -10,11 +10,16 @@ The page's job (numbers in experiments/seq2seq/README.md):
 
     python -m experiments.seq2seq --task=reversal --seeds=3 --grid=attention=none,additive \
         --out_dir=results --figures_dir=experiments/seq2seq/figures
+
+The lessons on decoding (same page): `--decoder_training=teacher|free|scheduled` sets what the
+decoder is fed in training (teacher forcing, its own argmax, scheduled sampling), and
+`--beam_widths=1,2,4,8` decodes the trained members with beam search (`beam.py`).
 """
 
 import dataclasses
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from experiments.harness import driver, reporting, template
@@ -24,9 +29,11 @@ from rnn_jax import population_plots, stats, training
 from rnn_jax.cells import get_cell
 from rnn_jax.data import translation
 from rnn_jax.seq2seq import Decoder, Encoder, Seq2Seq, attention, decode, model
+from rnn_jax.seq2seq import decoder as decoder_lib
 
 NAME = "seq2seq"
 EVAL_BATCH = 256
+DECODER_TRAINING = ("teacher", "free", "scheduled")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -48,7 +55,30 @@ class Config(template.Base):
     lr: float = template.field(3e-3, "Learning rate (peak rate under a schedule).")
     eval_every: int = template.field(500, "Evaluate every this many steps (0: only at the end).")
     checkpoint_every: int = template.field(1000, "Checkpoint every this many steps and at the "
-                                           "end (0: never; the attention figure needs one).")
+                                           "end (0: never; the attention figure and "
+                                           "--beam_widths need one).")
+    decoder_training: str = template.field(
+        "teacher", "What the decoder is fed in training: the true previous token (teacher), "
+        "its own argmax (free: free running, as greedy decoding feeds it) or the true one "
+        "with probability eps_i decaying by --sampling_schedule (scheduled: Bengio et al. "
+        "2015).", choices=DECODER_TRAINING)
+    sampling_schedule: str = template.field(
+        "inverse_sigmoid", "Scheduled sampling's eps_i at update i: linear max(min, 1 - i/k), "
+        "exponential k**i, inverse_sigmoid k/(k + exp(i/k)) (rnn_jax.seq2seq.decoder."
+        "teacher_forcing_probability).", choices=decoder_lib.SCHEDULES)
+    sampling_k: float = template.field(300.0, "The schedule's k: updates (linear, "
+                                       "inverse_sigmoid) or the decay per update (exponential).")
+    sampling_min: float = template.field(0.0, "The smallest eps_i (probability of the true "
+                                         "token) of the schedule.")
+    sampling_draw: str = template.field("sample", "Scheduled sampling feeds a token drawn from "
+                                        "the decoder's softmax (the paper) or its argmax.",
+                                        choices=("sample", "argmax"))
+    beam_widths: tuple[int, ...] = template.field(
+        (), "After training (or with --report_only): decode every test length with beam "
+        "search of each width (1: greedy) from the members' last checkpoint; beam.md, "
+        "beam.png.")
+    beam_alpha: float = template.field(0.6, "Beam search's length normalisation alpha "
+                                       "(Wu et al. 2016, eq. 14; 0: none).")
 
     def validate(self):
         low = 3 if self.task == "addition" else 1  # "a+b"; shorter --min_len count as 3
@@ -59,6 +89,26 @@ class Config(template.Base):
         template.check(len(self.test_lengths) > 0 and min(self.test_lengths) >= low, "test_lengths",
                        f"source lengths >= {low}", self.test_lengths)
         template.check(self.embed > 0, "embed", "a positive integer", self.embed)
+        self.validate_decoding()
+
+    def validate_decoding(self):
+        """--decoder_training's schedule and --beam_widths, before any compile."""
+        if self.decoder_training == "scheduled":
+            expected = {"linear": ("k > 0", self.sampling_k > 0),
+                        "exponential": ("0 < k < 1", 0 < self.sampling_k < 1),
+                        "inverse_sigmoid": ("k >= 1", self.sampling_k >= 1)}
+            text, ok = expected[self.sampling_schedule]
+            template.check(ok, "sampling_k", f"{text} for --sampling_schedule="
+                           f"{self.sampling_schedule}", self.sampling_k)
+            template.check(0 <= self.sampling_min <= 1, "sampling_min", "a probability in "
+                           "[0, 1]", self.sampling_min)
+        widths = self.beam_widths
+        template.check(all(w >= 1 for w in widths) and len(set(widths)) == len(widths),
+                       "beam_widths", "distinct beam widths >= 1, e.g. 1,2,4,8", widths)
+        template.check(not widths or self.checkpoint_every > 0, "checkpoint_every",
+                       "a positive interval with --beam_widths (the beams decode the "
+                       "checkpointed members)", self.checkpoint_every)
+        template.check(self.beam_alpha >= 0, "beam_alpha", "a value >= 0", self.beam_alpha)
 
 
 QUICK = dict(hidden=8, embed=4, seq_len=4, test_lengths=(3, 6), batch=8, steps=20,
@@ -110,12 +160,13 @@ def task(config: Config) -> Task:
                           hidden_size=config.hidden)
 
     def loss_fn(params, batch, key, stream):
-        loss, metrics = model.loss_and_metrics(net, params, *batch)
-        return loss, ({"teacher_forced_token_accuracy": metrics["token_accuracy"]}, stream)
+        loss, metrics = training_loss(config, net, params, *batch, key)
+        return loss, (metrics, stream)
 
-    def sample(key, step):
-        return translation.sample(config.task, jax.random.fold_in(key, step), config.batch,
-                                  config.min_len, config.seq_len)
+    def sample(key, step):  # the update travels with its batch, for the sampling schedule
+        return (translation.sample(config.task, jax.random.fold_in(key, step), config.batch,
+                                   config.min_len, config.seq_len),
+                jnp.full((config.batch,), step, jnp.int32))
 
     def evaluate(params, key):
         out = {}
@@ -128,6 +179,31 @@ def task(config: Config) -> Task:
         return out
 
     return Task(init=init, loss_fn=loss_fn, sample=sample, evaluate=evaluate)
+
+
+def model_token_probability(config: Config, update: jax.Array) -> jax.Array | None:
+    """The probability of feeding the decoder its own previous token at `update` (None: teacher
+    forcing): 1 for free running, 1 - eps_i for scheduled sampling."""
+    if config.decoder_training == "teacher":
+        return None
+    if config.decoder_training == "free":
+        return jnp.float32(1.0)
+    return 1.0 - decoder_lib.teacher_forcing_probability(
+        config.sampling_schedule, update, config.sampling_k, config.sampling_min)
+
+
+def training_loss(config: Config, net: Seq2Seq, params, batch: translation.Batch,
+                  updates: jax.Array, key: jax.Array) -> tuple[jax.Array, dict]:
+    """One member's cross-entropy with the decoder fed as --decoder_training says; `updates
+    [batch]` holds the update number (every entry the same)."""
+    probability = model_token_probability(config, updates[0])
+    sample = config.decoder_training == "scheduled" and config.sampling_draw == "sample"
+    loss, metrics = model.loss_and_metrics(net, params, *batch, key=key,
+                                           probability=probability, sample=sample)
+    if probability is None:
+        return loss, {"teacher_forced_token_accuracy": metrics["token_accuracy"]}
+    return loss, {"training_token_accuracy": metrics["token_accuracy"],
+                  "model_token_probability": probability}
 
 
 def report(run, config: Config, done: list) -> Report:
@@ -152,8 +228,16 @@ def report(run, config: Config, done: list) -> Report:
     table = reporting.write_table(run, "table", rows, columns)
     figures = [plot_accuracy(run, curves, config)]
     figures.append(plot_attention(run, config, done))
-    return Report({"table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]},
-                  {"table": table}, tuple(figures))
+    from experiments.seq2seq import beam  # it imports this module
+
+    tables = {"table": table}
+    summary = {"table": [{k: v for k, v in r.items() if not k.startswith("_")} for r in rows]}
+    if config.beam_widths:
+        result = beam.report(run, config, done)
+        figures.append(result["figure"])
+        tables["beam"] = result["markdown"]
+        summary["beam"] = result["table"]
+    return Report(summary, tables, tuple(figures))
 
 
 def population_label(pop_config: Config, config: Config) -> str:
@@ -183,6 +267,12 @@ def plot_accuracy(run: training.Run, curves: dict, config: Config):
                f"{config.seq_len}")
         ax.legend(fontsize=7)
     return population_plots.save(fig, run.path / "accuracy_vs_length.png")
+
+
+def population_params(pop_config: Config, members: list[dict], pop_run: training.Run):
+    """Every member's parameters (leaves `[members, ...]`) from the population's latest
+    checkpoint (None: none)."""
+    return load_member(task(pop_config), pop_config, members, pop_run.path, None)
 
 
 def plot_attention(run: training.Run, config: Config, done: list):

@@ -182,6 +182,38 @@ def forward_scheduled(decoder: Decoder, params: DecoderParams, memory: attention
     return jnp.swapaxes(logits, 0, 1), weights
 
 
+SCHEDULES = ("linear", "exponential", "inverse_sigmoid")
+
+
+def teacher_forcing_probability(schedule: str, update: jax.Array, k: float,
+                                minimum: float = 0.0) -> jax.Array:
+    """Scheduled sampling's decay (Bengio et al. 2015, Sec. 2.4): the probability eps_i of
+    feeding the true previous token at update i (`forward_scheduled` takes 1 - eps_i),
+
+        linear            eps_i = max(minimum, 1 - i / k)      k > 0: updates to reach 0
+        exponential       eps_i = max(minimum, k ** i)         0 < k < 1
+        inverse_sigmoid   eps_i = max(minimum, k / (k + exp(i / k)))   k >= 1
+
+    (the paper's linear max(eps, k - c i) with its k = 1, c = 1 / k here). `update` may be
+    traced; a float32 scalar comes back.
+    """
+    valid = {"linear": k > 0, "exponential": 0 < k < 1, "inverse_sigmoid": k >= 1}
+    if schedule not in valid:
+        raise ValueError(f"expected schedule in {SCHEDULES}, received {schedule!r}")
+    if not valid[schedule] or not 0 <= minimum <= 1:
+        raise ValueError(f"{schedule}: expected k > 0 (linear), 0 < k < 1 (exponential) or "
+                         f"k >= 1 (inverse_sigmoid) and minimum in [0, 1], received k={k!r}, "
+                         f"minimum={minimum!r}")
+    i = jnp.asarray(update, jnp.float32)
+    if schedule == "linear":
+        eps = 1.0 - i / k
+    elif schedule == "exponential":
+        eps = jnp.power(jnp.float32(k), i)
+    else:
+        eps = k / (k + jnp.exp(jnp.minimum(i / k, 80.0)))  # exp(80) is finite in float32
+    return jnp.clip(eps, minimum, 1.0).astype(jnp.float32)
+
+
 def shift_right(targets: jax.Array, bos: int = BOS) -> jax.Array:
     """Decoder inputs from targets: `[y1, ..., yn, EOS, PAD..] -> [BOS, y1, ..., yn, EOS..]`
     (`[batch, steps]`, same shape)."""

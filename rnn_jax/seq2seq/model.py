@@ -144,20 +144,44 @@ def forward(model: Seq2Seq, params: Seq2SeqParams, source: jax.Array, source_len
             ) -> tuple[jax.Array, jax.Array | None]:
     """Teacher-forced logits `[batch, steps, vocab]` and attention weights `[batch, steps,
     source]` (None without attention); `inputs` are `decoder.shift_right(targets)`."""
-    decoder_lib.check_tokens(inputs, decoder_lib.vocab_size(params.decoder), "target")
-    if target_lengths is not None:
-        target_lengths = jnp.asarray(target_lengths)
-        check_lengths(target_lengths, inputs.shape, "target")
+    target_lengths = _check_inputs(params, inputs, target_lengths)
     carry, memory = start(model, params, source, source_lengths)
     return decoder_lib.forward(model.decoder, params.decoder, memory, carry, inputs,
                                target_lengths)
 
 
+def _check_inputs(params: Seq2SeqParams, inputs: jax.Array, target_lengths: jax.Array | None
+                  ) -> jax.Array | None:
+    decoder_lib.check_tokens(inputs, decoder_lib.vocab_size(params.decoder), "target")
+    if target_lengths is not None:
+        target_lengths = jnp.asarray(target_lengths)
+        check_lengths(target_lengths, inputs.shape, "target")
+    return target_lengths
+
+
+def forward_scheduled(model: Seq2Seq, params: Seq2SeqParams, source: jax.Array,
+                      source_lengths: jax.Array, inputs: jax.Array,
+                      target_lengths: jax.Array | None, key: jax.Array, probability: jax.Array,
+                      *, sample: bool = True) -> tuple[jax.Array, jax.Array | None]:
+    """`forward` with scheduled sampling (`decoder.forward_scheduled`): after the first step
+    each input is, with `probability`, the decoder's own previous token (drawn from its
+    softmax, or its argmax with `sample=False`). probability 0: teacher forcing; 1 with
+    `sample=False`: free running (the decoder fed its own argmax, as greedy decoding is)."""
+    target_lengths = _check_inputs(params, inputs, target_lengths)
+    carry, memory = start(model, params, source, source_lengths)
+    return decoder_lib.forward_scheduled(model.decoder, params.decoder, memory, carry, inputs,
+                                         key, probability, target_lengths, sample=sample)
+
+
 def loss_and_metrics(model: Seq2Seq, params: Seq2SeqParams, source: jax.Array,
                      source_lengths: jax.Array, targets: jax.Array, target_lengths: jax.Array,
-                     bos: int = decoder_lib.BOS) -> tuple[jax.Array, dict]:
+                     bos: int = decoder_lib.BOS, *, key: jax.Array | None = None,
+                     probability: jax.Array | None = None, sample: bool = True
+                     ) -> tuple[jax.Array, dict]:
     """Teacher-forced cross-entropy per valid target token (EOS included), with the
-    teacher-forced token accuracy and exact match (every valid token right).
+    teacher-forced token accuracy and exact match (every valid token right). With
+    `probability` (and its `key`, `sample`) the decoder is fed as `forward_scheduled` feeds
+    it, and the metrics are those of that feeding.
 
     Under `jit` a valid target id outside the vocabulary makes the loss NaN (the decoder reads
     a NaN embedding for it, and as a label it would otherwise select another class):
@@ -167,7 +191,13 @@ def loss_and_metrics(model: Seq2Seq, params: Seq2SeqParams, source: jax.Array,
     vocab = decoder_lib.vocab_size(params.decoder)
     decoder_lib.check_tokens(targets, vocab, "target")  # the last is a label, never an input
     inputs = decoder_lib.shift_right(targets, bos)
-    logits, _ = forward(model, params, source, source_lengths, inputs, target_lengths)
+    if probability is None:
+        logits, _ = forward(model, params, source, source_lengths, inputs, target_lengths)
+    else:
+        if key is None:
+            raise ValueError("scheduled sampling: expected a key with probability, received None")
+        logits, _ = forward_scheduled(model, params, source, source_lengths, inputs,
+                                      target_lengths, key, probability, sample=sample)
     mask = jnp.arange(targets.shape[1])[None, :] < target_lengths[:, None]
     in_vocab = jnp.all((targets >= 0) & (targets < vocab) | ~mask)
     loss = jnp.where(in_vocab, losses.softmax_cross_entropy(logits, targets, mask), jnp.nan)
