@@ -134,6 +134,14 @@ def build_model(config, vocab_size: int) -> Model:
         functools.partial(language_model.initial_stream, cells))
 
 
+def unknown_rate(split: Split) -> float:
+    """The fraction of validation tokens that are the vocabulary's unknown token (0 for a
+    vocabulary without one: characters)."""
+    if split.vocab.unknown is None:
+        return 0.0
+    return float(np.mean(split.valid_ids == split.vocab.tokens.index(split.vocab.unknown)))
+
+
 def ngram_table(split: Split, max_order: int) -> dict[str, float]:
     """Validation nats/token of n-gram models n = 1..max_order (add-k 0.1 / Kneser-Ney)."""
     table = {}

@@ -14,6 +14,7 @@ Other modes:
     --model=window --window=8       the fixed-window neural LM baseline (same loop)
     --baselines                     n-gram table (n = 1..--ngram_max, add-k and Kneser-Ney)
     --sample_only --checkpoint=DIR  sample from a finished population (--sample_member=i)
+    --sample_at=100,300             samples at those updates too (samples.jsonl, samples.md)
 """
 
 import dataclasses
@@ -76,6 +77,9 @@ class Config(template.Base):
     greedy: bool = template.field(False, "Greedy decoding (most likely token every step).")
     prime: str = template.field("", "Priming text (default: the first token of the corpus).")
     sample_member: int = template.field(0, "The population member the sample comes from.")
+    sample_at: str = template.field("", "Updates at which member --sample_member's sample is "
+                                    "also written, e.g. 100,300 (and the last update always; "
+                                    "samples.jsonl, samples.md; same key every time).")
     sample_only: bool = template.field(False, "Only sample from --checkpoint (no training).")
     checkpoint: str = template.field("", "--sample_only: a population directory (or an "
                                      "invocation directory with one population).")
@@ -102,6 +106,7 @@ class Config(template.Base):
         check(self.top_k >= 0, "top_k", "an integer >= 0 (0: all tokens)", self.top_k)
         check(self.success_nats > 0, "success_nats", "a positive loss", self.success_nats)
         check(self.sample_member >= 0, "sample_member", "an integer >= 0", self.sample_member)
+        lm_sampling.parse_sample_at(self)
         check(not self.checkpoint or self.sample_only, "checkpoint", "no value without "
               "--sample_only (a run resumes from its own run directory)", self.checkpoint)
         check(bool(self.checkpoint) or not self.sample_only, "checkpoint",
@@ -135,7 +140,7 @@ def task(config: Config) -> Task:
     overfitting)."""
     split = lm_data.load_split(config)
     lm_data.check_split(config, split)
-    default_prime(config, split)
+    prime = default_prime(config, split)
     model = lm_data.build_model(config, split.vocab.size)
     data = streams.make_streams(split.train_ids, config.batch, config.seq_len)
     rows = max(1, min(EVAL_ROWS, (len(split.valid_ids) - 1) // config.seq_len))
@@ -152,7 +157,9 @@ def task(config: Config) -> Task:
         init=lambda key: model.init(key),
         loss_fn=language_model.make_loss_fn(model.apply),
         sample=lm_data.chunk_sampler(data), evaluate=evaluate,
-        stream=lambda params: model.initial_stream(params, config.batch))
+        stream=lambda params: model.initial_stream(params, config.batch),
+        on_update=lm_sampling.sample_hook(config, model, split.vocab, prime)
+        if config.sample_at else None)
 
 
 def command(config: Config) -> dict | None:
@@ -225,12 +232,15 @@ def curve_rows(pop_run) -> list[dict]:
 
 
 def population_files(config: Config, members: list, pop_run) -> dict:
-    """vocab.json, prime.txt, the n-gram baselines (computed once) and the sample of member
-    --sample_member (from the last checkpoint) in the population directory."""
+    """vocab.json, prime.txt, the n-gram baselines (computed once), the sample of member
+    --sample_member (from the last checkpoint) and samples.md (--sample_at) in the population
+    directory; words: the validation text's rate of <unk>."""
     split = lm_data.load_split(config)
     prime = default_prime(config, split)
     lm_sampling.write_files(pop_run.path, split.vocab, prime)
-    out = {}
+    out = {} if config.level == "char" else {"val_unknown": lm_data.unknown_rate(split)}
+    if samples := lm_sampling.read_samples(pop_run.path):
+        (pop_run.path / "samples.md").write_text(lm_sampling.samples_markdown(samples), "utf-8")
     if config.baselines:
         path = pop_run.path / "ngram.json"
         if not path.exists():
@@ -251,6 +261,7 @@ def report(run, config: Config, done: list) -> Report:
         rows.append(population_row(pop_config, pop_run))
         curves += [{"model": rows[-1]["model"], **r} for r in curve_rows(pop_run)]
         files = population_files(pop_config, members, pop_run)
+        rows[-1].update({k: files[k] for k in ("val_unknown",) if k in files})
         if "ngram" in files:
             ngrams += lm_data.ngram_rows(files["ngram"])
         if "sample" in files:
@@ -259,7 +270,7 @@ def report(run, config: Config, done: list) -> Report:
                "val_bits_mean", "train_nats_mean", "train_nats_ci95", "best_val_nats_mean",
                "best_val_nats_ci95", "solved", "wilson95", "steps_to_success",
                "median_steps_to_success", "median_wall_s_to_success", "wall_s",
-               "tokens_per_s"]
+               "tokens_per_s"] + (["val_unknown"] if config.level == "word" else [])
     shown = lambda rs: [{k: f"{v:.4f}" if isinstance(v, float) else v  # noqa: E731
                          for k, v in r.items()} for r in rs]
     tables = {"table": reporting.write_table(run, "table", shown(rows), columns),

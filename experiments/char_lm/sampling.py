@@ -2,7 +2,8 @@
 
 A population directory holds what sampling needs without the corpus: config.json (the model
 and its members), vocab.json, prime.txt and checkpoints/ (the stacked members' train states).
-The report samples `--sample_len` tokens from member `--sample_member` after training;
+The report samples `--sample_len` tokens from member `--sample_member` after training
+(`--sample_at` also during training, at chosen updates, into samples.jsonl);
 `--sample_only --checkpoint=DIR` does the same later, in a new process, from DIR (a population
 directory, or an invocation directory with one population).
 """
@@ -24,6 +25,7 @@ from rnn_jax.data import text
 from rnn_jax.training import Checkpointer
 
 FILES = ("config.json", "vocab.json", "prime.txt")
+SAMPLES = "samples.jsonl"  # --sample_at: {step, member, seed, temperature, sample} per line
 
 
 def write_files(pop_dir: Path, vocab: text.Vocabulary, prime: str) -> None:
@@ -65,6 +67,63 @@ def sample_population(config, pop_dir: Path, members: list[dict], vocab: text.Vo
         params = load_member(task, config, members, pop_dir, config.sample_member)
     return sample_text(config, model, params, vocab, prime,
                        members[config.sample_member]["seed"])
+
+
+def parse_sample_at(config) -> tuple[int, ...]:
+    """`--sample_at` ('100,300,1000') as updates: positive, increasing, at most --steps;
+    FlagError naming --sample_at otherwise. '' gives ()."""
+    expected = f"comma-separated updates, positive, increasing and <= --steps ({config.steps})"
+    if not config.sample_at.strip():
+        return ()
+    parts = [part.strip() for part in config.sample_at.split(",")]
+    template.check(all(p.isdigit() for p in parts), "sample_at", expected, config.sample_at)
+    steps = tuple(int(p) for p in parts)
+    template.check(steps[0] >= 1 and all(a < b for a, b in zip(steps, steps[1:]))
+                   and steps[-1] <= config.steps, "sample_at", expected, config.sample_at)
+    return steps
+
+
+def sample_hook(config, model: Model, vocab: text.Vocabulary, prime: str):
+    """`Task.on_update` for `--sample_at`: at each listed update and the last, member
+    `--sample_member`'s sample (`sample_text`, the member's own fixed key, so the texts differ
+    only by the parameters) goes into the population directory's samples.jsonl."""
+    steps = set(parse_sample_at(config)) | {config.steps}
+
+    def on_update(step: int, params, run) -> None:
+        if step not in steps or run is None:
+            return
+        member = config.sample_member
+        seed = json.loads((run.path / training.CONFIG).read_text())["members"][member]["seed"]
+        sample = sample_text(config, model, jax.tree.map(lambda leaf: leaf[member], params),
+                             vocab, prime, seed)
+        write_sample(run.path, {"step": step, "member": member, "seed": seed,
+                                "temperature": config.temperature, "sample": sample})
+
+    return on_update
+
+
+def write_sample(pop_dir: Path, row: dict) -> None:
+    """Adds `row` to samples.jsonl, dropping rows at its step or later (a resumed run samples
+    those steps again)."""
+    rows = [r for r in read_samples(pop_dir) if r["step"] < row["step"]] + [row]
+    path = pop_dir / SAMPLES
+    path.with_suffix(".tmp").write_text("".join(json.dumps(r) + "\n" for r in rows), "utf-8")
+    path.with_suffix(".tmp").replace(path)
+
+
+def read_samples(pop_dir: Path) -> list[dict]:
+    """samples.jsonl's rows (`[]` when absent), in step order."""
+    path = pop_dir / SAMPLES
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text("utf-8").splitlines() if line]
+
+
+def samples_markdown(rows: list[dict], excerpt: int = 0) -> str:
+    """samples.md: one fenced block per step (the first `excerpt` characters; 0: all)."""
+    return "\n".join(f"update {r['step']} (member {r['member']}, temperature "
+                     f"{r['temperature']}):\n\n```\n{r['sample'][:excerpt or None]}\n```\n"
+                     for r in rows)
 
 
 def _population_dir(path: Path) -> Path:

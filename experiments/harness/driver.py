@@ -105,7 +105,8 @@ def train_population(task: Task, config: template.Base, members: list[dict],
         lambda step: get_batch(stacked["data"], step), num_steps=config.steps,
         eval_fn=evaluate, eval_every=config.eval_every, log_every=config.log_every,
         target=task.target, run=run, checkpoint_every=config.checkpoint_every,
-        checkpoint_dir=checkpoint_dir)
+        checkpoint_dir=checkpoint_dir, on_update=None if task.on_update is None else (
+            lambda step, state: task.on_update(step, state.members.params, run)))
 
 
 def make_mesh(config: template.Base, size: int) -> "jax.sharding.Mesh | None":

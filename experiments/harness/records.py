@@ -25,6 +25,8 @@ class Task(NamedTuple):
     stream: `params -> the stream carried across batches` (truncated BPTT), or None for ().
     clip_kind: 'global' (clip by global norm) or 'elementwise' (training.CLIP_KINDS).
     optimizer_options: passed to the optax constructor (e.g. `decay=0.9` for rmsprop).
+    on_update: `(step, params, run) -> None` after every update (params stacked `[P, ...]`;
+      `run` is None on processes other than 0), e.g. char_lm's `--sample_at` samples; or None.
     """
 
     init: Callable
@@ -35,6 +37,7 @@ class Task(NamedTuple):
     stream: Callable | None = None
     clip_kind: str = "global"
     optimizer_options: dict | None = None
+    on_update: Callable | None = None
 
 
 class Measurement(NamedTuple):

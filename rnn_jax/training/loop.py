@@ -56,6 +56,7 @@ class Plan(NamedTuple):
     eval_every: int
     eval_fn: Callable[[Any], dict] | None
     target: tuple | None
+    on_update: Callable[[int, Any], None] | None = None
 
     def due(self, done: int) -> tuple[bool, bool]:
         """`(log, evaluate)` after `done` updates: every so many steps, and at the end."""
@@ -81,7 +82,8 @@ def fit(state: Any, train_step: Callable[[Any, Any], tuple[Any, dict]],
         eval_fn: Callable[[Any], dict] | None = None, eval_every: int = 0,
         log_every: int = 100, target: tuple | None = None, run: Run | None = None,
         checkpoint_every: int = 0, checkpoint_dir: str | Path | None = None,
-        plot: bool = True) -> tuple[Any, list[dict]]:
+        plot: bool = True,
+        on_update: Callable[[int, Any], None] | None = None) -> tuple[Any, list[dict]]:
     """Runs `train_step` until `num_steps` updates are done (or the target is reached).
 
     Args:
@@ -103,6 +105,9 @@ def fit(state: Any, train_step: Callable[[Any, Any], tuple[Any, dict]],
       checkpoint_dir: where checkpoints go (default: the run's). With several processes only
         process 0 has a `run`; the others pass its `run.checkpoint_dir` here.
       plot: draw curves.png at the end (needs `run`).
+      on_update: `(step, state) -> None`, called after every update with the step numbered as
+        in metrics.jsonl (a hook at chosen steps, e.g. char_lm's `--sample_at` samples; it
+        waits for the device only if it reads the state).
     Returns:
       `(final_state, history)`: the logged records, with those recorded before a resume.
     Raises:
@@ -122,7 +127,7 @@ def fit(state: Any, train_step: Callable[[Any, Any], tuple[Any, dict]],
                                     trainee.params)
     start = int(state.step)
     recorder.resume(start)
-    plan = Plan(num_steps, log_every, eval_every, eval_fn, target)
+    plan = Plan(num_steps, log_every, eval_every, eval_fn, target, on_update)
     try:
         state, stopped = _train(state, start, train_step, get_batch, plan, trainee, saves,
                                 recorder)
@@ -147,6 +152,8 @@ def _train(state: Any, start: int, train_step: Callable, get_batch: Callable, pl
         state, metrics = train_step(state, get_batch(step))
         pending.append(metrics)
         done = recorder.completed = step + 1
+        if plan.on_update is not None:
+            plan.on_update(done, state)
         (log, evaluate), save = plan.due(done), saves.due(done, plan.num_steps)
         if not (log or evaluate or save):
             continue

@@ -71,8 +71,8 @@ def test_every_optimizer_converges_to_the_known_optimum(name, lr):
 
     optimizer = training.make_optimizer(name, lr, clip_norm=10.0)
     state = training.init_state(jnp.zeros(3), optimizer, jax.random.key(0))
-    state, history = training.fit(state, training.make_train_step(loss_fn, optimizer), lambda s: None,
-                               num_steps=300, log_every=300)
+    state, history = training.fit(state, training.make_train_step(loss_fn, optimizer),
+                                  lambda s: None, num_steps=300, log_every=300)
     np.testing.assert_allclose(state.params, w_star, atol=0.05)
     assert history[-1]["loss"] < 1e-2
 
@@ -209,7 +209,8 @@ def test_stream_is_carried_and_gradients_stop_at_batch_boundaries():
         return loss, ({}, carry)
 
     optimizer = optax.chain(optax.clip_by_global_norm(jnp.inf), optax.sgd(0.0))
-    state = training.init_state(params, optimizer, jax.random.key(2), CELL.initial_carry(params, (2,)))
+    state = training.init_state(params, optimizer, jax.random.key(2),
+                                CELL.initial_carry(params, (2,)))
     train_step = training.make_train_step(loss_fn, optimizer, donate=False)
     state, _ = train_step(state, chunks[0])
     carry_after_chunk_1 = state.stream
@@ -310,8 +311,8 @@ def test_non_finite_loss_after_a_resume_names_the_resumed_checkpoint(tmp_path):
         xs, ys = delay_batch(step)
         return (xs * jnp.nan, ys) if step == 11 else (xs, ys)
 
-    with pytest.raises(training.NonFiniteLossError, match=r"at step 12 .*last checkpoint with finite "
-                                                       r"parameters is step 10 in"):
+    with pytest.raises(training.NonFiniteLossError,
+                       match=r"at step 12 .*last checkpoint with finite parameters is step 10 in"):
         fit_into(tmp_path, 20, get_batch=poisoned)
     state = new_state()
     with pytest.raises(training.NonFiniteLossError,
@@ -336,3 +337,15 @@ def test_parameters_that_become_non_finite_are_never_checkpointed(tmp_path):
         training.fit(state, training.make_train_step(loss_fn, optimizer), lambda s: s == 5,
                   num_steps=9, log_every=3, checkpoint_every=3, run=run, plot=False)
     assert Checkpointer(run.checkpoint_dir).all_steps() == [3]
+
+
+def test_on_update_sees_every_step_once_with_its_state():
+    """training.fit's hook: called after each update with the step numbered as in metrics.jsonl."""
+    seen = []
+    state = training.TrainState({"w": jnp.ones(2)}, optax.sgd(0.1).init({"w": jnp.ones(2)}),
+                             jnp.zeros((), jnp.int32), jax.random.key(0), ())
+    step = training.make_train_step(lambda p, b, k, s: (jnp.sum(p["w"] ** 2), ({}, s)),
+                                 optax.sgd(0.1))
+    training.fit(state, step, lambda s: None, num_steps=5, log_every=2,
+              on_update=lambda done, st: seen.append((done, int(st.step))))
+    assert seen == [(s, s) for s in range(1, 6)]
