@@ -1,6 +1,7 @@
-"""Interleaved-round timing, as the benchmarks import it: the code is `experiments/harness/timing.py`
-(an experiment times programs too, `experiments/parallel_in_time/experiment.py --mode=timing`, and the
-experiments do not import the benchmarks)."""
+"""Interleaved-round timing, as the benchmarks import it: the code is
+`experiments/harness/timing.py` (an experiment times programs too,
+`experiments/parallel_in_time/experiment.py --mode=timing`, and the experiments do not import
+the benchmarks)."""
 
 from experiments.harness.timing import (
     paired_ratio,

@@ -14,8 +14,9 @@ per step; the first step's loss, equal across implementations of the same model 
 
 The headline columns are what a user's own script gets: no process-wide settings. The
 `keep_host_memory` columns repeat the measurement in a child process that first calls
-`experiments.harness.runtime.keep_host_memory()` (process-wide, so it applies to every implementation there,
-PyTorch's included, and cannot be undone in this process); `--no-settings_column` skips them.
+`experiments.harness.runtime.keep_host_memory()` (process-wide, so it applies to every
+implementation there, PyTorch's included, and cannot be undone in this process);
+`--no-settings_column` skips them.
 """
 
 import argparse
@@ -56,7 +57,8 @@ def rounds_arguments(description: str, argv=None, unit: str = "steps") -> argpar
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds")
     parser.add_argument("--steps", type=int, default=5, help=f"timed {unit} per round")
     parser.add_argument("--keep_host_memory", action="store_true",
-                        help="call experiments.harness.runtime.keep_host_memory() in this process first")
+                        help="call experiments.harness.runtime.keep_host_memory() in this "
+                             "process first")
     args = parser.parse_args(argv)
     if args.rounds < 1 or args.steps < 1:
         parser.error(f"expected --rounds and --steps >= 1, received {args.rounds} and {args.steps}")
@@ -183,7 +185,8 @@ def parse_args(argv):
     parser.add_argument("--settings_column", action=argparse.BooleanOptionalAction, default=True,
                         help="also measure with keep_host_memory() in a child process")
     parser.add_argument("--keep_host_memory", action="store_true",
-                        help="call experiments.harness.runtime.keep_host_memory() in this process first")
+                        help="call experiments.harness.runtime.keep_host_memory() in this "
+                             "process first")
     parser.add_argument("--memory", action="store_true", help="the peak-memory table instead")
     parser.add_argument("--memory_time", type=int, default=10_000)
     parser.add_argument("--memory_cases", default=",".join(MEMORY_CASES),

@@ -1,8 +1,8 @@
 """The only module that reads JAX internals, each where no public API gives the same thing.
 
 JAX moves its private modules between releases without notice, so every such lookup lives here,
-and `tests/core/test_jax_internals.py` fails loudly (naming the lookup) when a JAX upgrade moves one;
-the rest of the library imports these names, never `jax._src`.
+and `tests/core/test_jax_internals.py` fails loudly (naming the lookup) when a JAX upgrade moves
+one; the rest of the library imports these names, never `jax._src`.
 
 - `backends_are_initialized()`: whether JAX has started its backends (settings such as the CPU
   device count or synchronous dispatch are read once, at that start).

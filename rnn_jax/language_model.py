@@ -127,7 +127,8 @@ def apply(
     xs, final = tokens, []
     for layer, (cell, layer_params, carry) in enumerate(zip(cells, params.layers, carries)):
         if layer == 0:  # embedding and input projection as one table gather (rnn_jax.tokens)
-            xs, carry = unroll_tokens(cell, layer_params, _embedding_matrix(params), xs, carry=carry)
+            xs, carry = unroll_tokens(cell, layer_params, _embedding_matrix(params), xs,
+                                      carry=carry)
         else:
             xs, carry = unroll(cell, layer_params, xs, carry=carry)
         xs = _dropout(keys[layer], dropout_rate, xs)  # between layers / before the readout

@@ -58,8 +58,9 @@ def describe(values: Sequence[float]) -> dict:
 
     Returns:
       {"n", "n_nonfinite", "n_members", "mean", "std", "median", "min", "max", "ci95_low",
-      "ci95_high"} over the n finite values (n + n_nonfinite = n_members = len(values)). `std` is the sample standard
-      deviation (ddof=1); the interval is Student's t, mean +- t_{0.975,n-1} std / sqrt(n).
+      "ci95_high"} over the n finite values (n + n_nonfinite = n_members = len(values)). `std`
+      is the sample standard deviation (ddof=1); the interval is Student's t,
+      mean +- t_{0.975,n-1} std / sqrt(n).
       Both are nan for n < 2; every statistic is nan for n = 0.
 
     Raises:

@@ -194,8 +194,8 @@ def from_torch(
     entries = _parse(state_dict, prefix)
     num_layers = max(layer for layer, _ in entries) + 1
     bidirectional = any(reverse for _, reverse in entries)
-    expected_keys = {(l, r) for l in range(num_layers) for r in ((False, True) if bidirectional
-                                                                  else (False,))}
+    expected_keys = {(layer, r) for layer in range(num_layers)
+                     for r in ((False, True) if bidirectional else (False,))}
     if set(entries) != expected_keys:
         missing = sorted(expected_keys - set(entries))
         raise ValueError(f"expected weights of {num_layers} layers x "

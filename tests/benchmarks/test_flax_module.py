@@ -6,6 +6,8 @@ import pytest
 
 from benchmarks import flax_module, model
 
+pytestmark = pytest.mark.slow
+
 
 def test_every_model_computes_flax_loss(key):
     weights = model.init_weights(key, "lstm", 11, 8)

@@ -10,7 +10,6 @@ import optax
 import pytest
 from jax.test_util import check_grads
 
-from benchmarks import urnn_step
 from rnn_jax import get_cell, init_stack, readout, unroll, unroll_bidirectional, unroll_stack
 from rnn_jax.cells import CELLS, unitary
 
@@ -326,20 +325,3 @@ def test_registry_has_urnn_irnn_and_orthogonal_tanh_rnn(key):
     np.testing.assert_allclose(params.W.T @ params.W, np.eye(6), atol=1e-5)
     h, _ = vanilla.step(params, jnp.zeros((1, 6)), jnp.full((1, 6), 0.5))
     np.testing.assert_allclose(h, np.tanh(0.5), rtol=1e-6)
-
-
-def test_benchmark_cases_start_from_one_loss_and_train(key):
-    """`benchmarks.urnn_step`: both forms of W give the same first loss, steps lower it, and
-    the table has one row per case with the LSTM at the same T as reference."""
-    tiny = [urnn_step.Case(name, cell, options, 8, 5, batch=2) for name, cell, options in
-            [("lstm", "lstm", {}), ("factored", "urnn", {"dense_W": False}),
-             ("dense", "urnn", {"dense_W": True})]]
-    steps = {urnn_step.label(case): (case, urnn_step.make_step(case)) for case in tiny}
-    losses = {name: [step() for _ in range(3)] for name, (_, step) in steps.items()}
-    factored, dense = losses["factored H8 T5 B2"], losses["dense H8 T5 B2"]
-    np.testing.assert_allclose(dense, factored, rtol=1e-4)
-    assert factored[-1] < factored[0]
-    rows = urnn_step.measure(steps, rounds=1, steps=1)
-    assert [row["label"] for row in rows] == list(steps)
-    assert rows[0]["vs_lstm"] is None and all(row["vs_lstm"] for row in rows[1:])
-    assert "| lstm H8 T5 B2 |" in urnn_step.format_rows(rows)

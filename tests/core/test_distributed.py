@@ -26,6 +26,7 @@ from experiments.harness import driver, template
 from experiments.parity import experiment as parity
 from rnn_jax import distributed
 
+pytestmark = pytest.mark.slow  # several-device and several-process runs in child processes
 ROOT = Path(__file__).resolve().parents[2]
 # Float32 rounding of a mean over 16 sequences summed in another order, after a few Adam
 # steps: differences of a few ulps of O(1) values.

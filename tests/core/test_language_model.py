@@ -70,7 +70,8 @@ def test_window_model_matches_a_numpy_reference(key):
     first, carried = window_apply(params, jnp.asarray(tokens[:, :3]), jnp.asarray(history))
     second, _ = window_apply(params, jnp.asarray(tokens[:, 3:]), carried)
     np.testing.assert_allclose(jnp.concatenate([first, second], axis=1), logits, atol=1e-6)
-    _, step_logits = language_model.window_step(params, jnp.asarray(history), jnp.asarray(tokens[:, 0]))
+    _, step_logits = language_model.window_step(params, jnp.asarray(history),
+                                                jnp.asarray(tokens[:, 0]))
     np.testing.assert_allclose(step_logits, logits[:, 0], atol=1e-6)
     with pytest.raises(ValueError, match="window of >= 1"):
         language_model.init_window(key, VOCAB, 0, 2, 4)

@@ -3,13 +3,7 @@
 import pytest
 
 from rnn_jax import population_plots, stats
-
-PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-
-def assert_png(path):
-    assert path.is_file() and path.stat().st_size > len(PNG_SIGNATURE)
-    assert path.read_bytes()[:8] == PNG_SIGNATURE
+from tests.figures import assert_figure
 
 
 def test_plot_population_curves_writes_a_png(tmp_path):
@@ -20,7 +14,7 @@ def test_plot_population_curves_writes_a_png(tmp_path):
     path = population_plots.plot_population_curves(tmp_path / "curves.png", curves,
                                                    "accuracy", "parity")
     assert path == tmp_path / "curves.png"
-    assert_png(path)
+    assert_figure(path)
 
 
 def test_plot_success_vs_length_writes_a_png(tmp_path):
@@ -30,7 +24,7 @@ def test_plot_success_vs_length_writes_a_png(tmp_path):
         "vanilla": [(10, stats.success_summary([False, False], [None, None]))],
     }
     path = population_plots.plot_success_vs_length(tmp_path / "success.png", data, "parity")
-    assert_png(path)
+    assert_figure(path)
 
 
 def test_bad_input_raises(tmp_path):

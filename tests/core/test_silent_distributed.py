@@ -12,6 +12,7 @@ import pytest
 
 from rnn_jax import distributed
 
+pytestmark = pytest.mark.slow  # experiments in child processes that wait for their peers
 ROOT = Path(__file__).resolve().parents[2]
 CLUSTER_VARIABLES = ("SLURM_", "OMPI_", "PMI_", "TPU_", "MEGASCALE_")
 

@@ -21,6 +21,7 @@ from experiments.char_lm import experiment as char_lm
 from experiments.harness import driver, template
 from rnn_jax import training
 from rnn_jax.data import streams
+from tests.figures import assert_figure
 
 REPO = Path(__file__).resolve().parents[2]
 QUICK_POPULATION = ["--quick", "--seeds=2", "--checkpoint_every=15", "--sample_len=40",
@@ -70,7 +71,7 @@ def test_a_quick_population_runs_end_to_end(quick_run):
     assert [r["n"] for r in summary["ngram"]] == [1, 2, 3]
     header = (run_dir / "table.md").read_text().splitlines()[0]
     assert header.startswith("| model |") and "| members |" in header
-    assert (run_dir / "curves.png").stat().st_size > 0
+    assert_figure(run_dir / "curves.png")
     sample = (pop_dir / "sample.txt").read_text("utf-8")
     prime = (pop_dir / "prime.txt").read_text("utf-8")
     assert sample.startswith(prime) and len(sample) == len(prime) + 40
@@ -95,6 +96,7 @@ def test_quick_and_flags_come_from_the_dataclass():
     assert driver.parse(char_lm.EXPERIMENT, ["--quick", "--hidden=20"]).hidden == 20
 
 
+@pytest.mark.slow  # a child process
 def test_a_chosen_member_samples_the_same_text_in_a_new_process(quick_run, tmp_path):
     run_dir, _ = quick_run
     result = subprocess.run(

@@ -223,6 +223,7 @@ def test_bad_input_is_one_line_before_any_training(experiment, argv, flag, patte
     assert not out.exists()  # no run directory made
 
 
+@pytest.mark.slow  # child processes
 @pytest.mark.parametrize("experiment, argv, flag", [
     ("char_lm", ["--data_path={binary}"], "data_path"),
     ("parity", ["--seeds=0"], "seeds"),

@@ -160,8 +160,9 @@ def test_the_urnn_trains_unclipped_on_adding_and_report_only_rereads(tmp_path):
 @pytest.mark.parametrize("argv, match", [
     (["--seq_len=1"], "--seq_len: expected an integer T >= 2, received 1"),
     (["--eval_batch=0"], "--eval_batch: expected an integer >= 1, received 0"),
-    (["--cell=gru", "--paper_sizes"], r"--cell: expected one of \['irnn', 'lstm', 'urnn', 'vanilla'\] with "
-                     "--paper_sizes, received 'gru'"),
+    (["--cell=gru", "--paper_sizes"],
+     r"--cell: expected one of \['irnn', 'lstm', 'urnn', 'vanilla'\] with "
+     "--paper_sizes, received 'gru'"),
     (["--cell=urnn"], r"--clip: expected 0 for --cell=urnn \(the uRNN is never clipped"),
     (["--grid=cell=lstm,urnn"], "--clip: expected 0 for --cell=urnn"),
     (["--task=multiply"], r"expected one of .*, received "),

@@ -9,6 +9,7 @@ import pytest
 from experiments.harness import driver, template
 from experiments.parity import experiment as parity
 from rnn_jax import training
+from tests.figures import assert_figure
 
 
 def quick(tmp_path, *argv):
@@ -30,8 +31,9 @@ def test_quick_writes_the_invocation_and_its_population(tmp_path, capsys):
     solved = any(r["eval_accuracy"] >= 0.99 for r in records)  # at some evaluation
     assert row["solved"] == ("1/1" if solved else "0/1")
     assert row["eval_accuracy_mean"] == pytest.approx(records[-1]["eval_accuracy"])
-    assert (run_dir / "table.md").read_text().startswith("| cell | seq_len | members | diverged | solved |")
-    assert (run_dir / "curves.png").stat().st_size > 0
+    assert (run_dir / "table.md").read_text().startswith(
+        "| cell | seq_len | members | diverged | solved |")
+    assert_figure(run_dir / "curves.png")
     assert "hand-built network: accuracy 1.0000" in capsys.readouterr().out
 
 
@@ -49,7 +51,7 @@ def test_a_grid_over_cells_and_lengths_is_one_population_each_with_its_seeds(tmp
     assert [(r["cell"], r["seq_len"]) for r in rows] == [
         ("vanilla", "4"), ("vanilla", "6"), ("lstm", "4"), ("lstm", "6")]
     assert all(r["solved"].endswith("/3") for r in rows)
-    assert (run_dir / "success_vs_length.png").stat().st_size > 0
+    assert_figure(run_dir / "success_vs_length.png")
     assert (tmp_path / "figures" / f"parity_{run_dir.name}_success_vs_length.png").exists()
     assert len(summary["table"]) == 4
 

@@ -8,6 +8,7 @@ import pytest
 
 from experiments.harness import driver, template
 from experiments.seq2seq import experiment as seq2seq
+from tests.figures import assert_figure
 
 
 def test_quick_run_writes_table_and_figures(tmp_path):
@@ -27,7 +28,7 @@ def test_quick_run_writes_table_and_figures(tmp_path):
             assert 0 <= min(values) and max(values) <= 1
             assert row[f"{metric}_mean"] == pytest.approx(np.mean(values))
     for figure in ("accuracy_vs_length.png", "attention.png"):
-        assert (run_dir / figure).stat().st_size > 0
+        assert_figure(run_dir / figure)
         assert (tmp_path / "figures" / f"seq2seq_{run_dir.name}_{figure}").exists()
 
 

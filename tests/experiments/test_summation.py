@@ -14,6 +14,7 @@ from absl import flags
 from experiments.harness import driver, template
 from experiments.summation import experiment as summation
 from rnn_jax import handbuilt, sequence_model, training
+from tests.figures import assert_figure
 
 FIELDS = {f.name: f for f in dataclasses.fields(summation.Config)}
 
@@ -58,7 +59,7 @@ def test_sum_and_compare_train_as_two_populations_of_seeds(tmp_path):
     assert compare_row["handbuilt_test_accuracy"] == 1.0
     assert sum_row["handbuilt_test_max_abs_error"] < 1e-4
     for name in ("sum_curves.png", "compare_curves.png"):
-        assert (run_dir / name).stat().st_size > 0
+        assert_figure(run_dir / name)
         assert (tmp_path / "figures" / f"summation_{name}").exists()
 
 

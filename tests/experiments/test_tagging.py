@@ -12,6 +12,7 @@ from experiments.tagging import experiment as tagging
 from rnn_jax import readout, sequence_model, training
 from rnn_jax.cells import get_cell
 from rnn_jax.unroll import unroll
+from tests.figures import assert_figure
 
 
 def quick(tmp_path, *argv):
@@ -26,7 +27,7 @@ def test_quick_trains_and_reports_the_bidirectional_model(tmp_path):
     assert 0 <= row["eval_accuracy_mean"] <= 1
     run_dir = tmp_path / "tagging" / "quick_directionbi_lstm_hidden4_seq_len8_seed0"
     assert (run_dir / "table.md").read_text().startswith("| direction | cell | hidden |")
-    assert (tmp_path / "fig" / f"tagging_{run_dir.name}_curves.png").stat().st_size > 0
+    assert_figure(tmp_path / "fig" / f"tagging_{run_dir.name}_curves.png")
 
 
 def lstm_params(num_symbols, hidden, directions):

@@ -19,6 +19,7 @@ from experiments.vanishing_gradients import norms
 from rnn_jax import population_plots, sequence_model, training
 from rnn_jax.cells import CELLS, get_cell, lstm
 from rnn_jax.data import recall
+from tests.figures import assert_figure
 
 FIELDS = {f.name: f for f in dataclasses.fields(vanishing_gradients.Config)}
 
@@ -211,7 +212,7 @@ def test_clipping_compares_members_without_and_with_clipping_at_every_step(tmp_p
     rows = {r["clip"]: r for r in summary["table_clipping"]}
     above = [sum(r["grad_norm"] > 0.5 for r in by_member[i]) for i in (2, 3)]
     assert rows["clip 0.5"]["steps_norm_above_0.5_mean"] == pytest.approx(np.mean(above))
-    assert (run_dir / "clipping.png").stat().st_size > 0
+    assert_figure(run_dir / "clipping.png")
 
 
 def test_recall_sample_targets_the_first_symbol(key):

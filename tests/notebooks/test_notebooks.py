@@ -29,6 +29,7 @@ import nbclient
 import nbformat
 import pytest
 
+pytestmark = pytest.mark.slow  # every notebook executed in a kernel
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 VARIES_TAG = "text-varies-by-machine"
@@ -80,7 +81,8 @@ def output_summary(output: nbformat.NotebookNode, compare_text: bool) -> tuple:
 
 
 def notebook_summary(notebook: nbformat.NotebookNode) -> list:
-    """Per code cell, its outputs as `output_summary` tuples; stderr is left out (platform notes)."""
+    """Per code cell, its outputs as `output_summary` tuples; stderr is left out (platform
+    notes)."""
     return [
         [output_summary(o, VARIES_TAG not in cell.metadata.get("tags", []))
          for o in cell.outputs if not (o.output_type == "stream" and o.name == "stderr")]

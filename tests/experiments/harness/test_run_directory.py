@@ -177,6 +177,7 @@ def hold_lock(directory, mode):
     return process, process.stdout.readline().strip()
 
 
+@pytest.mark.slow  # child processes hold the lock
 def test_a_second_process_is_refused_and_a_dead_ones_lock_is_taken_over(tmp_path, caplog):
     run = training.Run.create(tmp_path, "x", "r", {"a": 1})
     run.log({"step": 1, "loss": 1.0})
@@ -231,6 +232,7 @@ def test_a_read_only_out_dir_is_a_clear_error(tmp_path):
         read_only.chmod(0o700)
 
 
+@pytest.mark.slow  # an experiment in a child process
 def test_the_command_line_prints_one_line_without_a_traceback(tmp_path):
     a_file = tmp_path / "file"
     a_file.write_text("x")

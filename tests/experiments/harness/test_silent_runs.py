@@ -47,6 +47,7 @@ def _outcomes(run: training.Run) -> list[dict]:
             for m in run.summary()["members"]]
 
 
+@pytest.mark.slow  # experiments in child processes
 def test_ctrl_c_says_where_it_stopped_and_the_same_command_resumes_exactly(tmp_path):
     cache = tmp_path / "xla"
     flags = ["-m", "experiments.parity", "--quick", "--steps=800", "--seeds=2",
@@ -129,6 +130,7 @@ driver.main(parity.EXPERIMENT)
 """
 
 
+@pytest.mark.slow  # an experiment in a child process
 def test_a_full_disk_is_one_error_line_that_says_how_to_resume(tmp_path):
     script = tmp_path / "full_disk.py"
     script.write_text(textwrap.dedent(FULL_DISK))
