@@ -82,6 +82,7 @@ def test_held_out_metrics_equal_a_python_greedy_loop(key):
             np.mean([c in captioning.NAMES for c in captions]))
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_quick_run_reports_accuracy_and_samples(tmp_path):
     summary = quick(tmp_path, f"--figures_dir={tmp_path / 'fig'}")
     (row,) = summary["table"]

@@ -45,6 +45,7 @@ def quick_run(tmp_path_factory):
     return run_dir, summary
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_a_quick_population_runs_end_to_end(quick_run):
     run_dir, summary = quick_run
     pop_dir = run_dir / "population"
@@ -77,6 +78,7 @@ def test_a_quick_population_runs_end_to_end(quick_run):
     assert sample.startswith(prime) and len(sample) == len(prime) + 40
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_config_json_holds_every_field_that_affects_the_result(quick_run):
     run_dir, _ = quick_run
     saved = json.loads((run_dir / "config.json").read_text())
@@ -115,6 +117,7 @@ def test_a_chosen_member_samples_the_same_text_in_a_new_process(quick_run, tmp_p
         call(tmp_path, "--sample_only", f"--checkpoint={run_dir}", "--sample_member=2")
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_report_only_redraws_the_tables(quick_run, tmp_path):
     run_dir, _ = quick_run
     (run_dir / "table.md").unlink()
@@ -129,6 +132,7 @@ def test_report_only_redraws_the_tables(quick_run, tmp_path):
     assert sorted(row["steps_to_success"].split()) == ["-", "30"] and row["solved"] == "1/2"
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_members_of_a_population_equal_their_single_seed_runs(tmp_path):
     """Member 1 of --seeds=2 is seed 1: the same init and keys as a run of that seed."""
     call(tmp_path / "pop", "--quick", "--seeds=2", "--steps=10", "--dropout=0.2")
@@ -153,6 +157,7 @@ def test_hello_toy_learns_hello(tmp_path):
     assert records(pop_dir)[-1]["train_nats"] == pytest.approx(records(pop_dir)[-1]["val_nats"])
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_word_level_runs_with_a_capped_vocabulary(tmp_path):
     call(tmp_path, "--quick", "--level=word", "--vocab_cap=200", "--steps=4",
          "--checkpoint_every=4", "--sample_len=5")
@@ -172,6 +177,7 @@ def test_the_window_model_trains_in_the_same_loop(tmp_path):
     assert row["model"] == "window K=4, 32 units" and math.isfinite(row["val_nats_mean"])
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_each_text_gets_its_own_run_name(tmp_path):
     """--data_path's stem and content hash name the run: a second text in the same --out_dir
     trains beside the first (no 'changed config' refusal); the same text elsewhere is the
@@ -195,6 +201,7 @@ def test_each_text_gets_its_own_run_name(tmp_path):
 CELL_CHOICES = {f.name: f for f in dataclasses.fields(char_lm.Config)}["cell"].metadata["choices"]
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 @pytest.mark.parametrize("cell", CELL_CHOICES)
 def test_every_offered_cell_trains_and_samples(cell, tmp_path):
     """Each of --cell's choices runs --quick: training, evaluation and sampling from the

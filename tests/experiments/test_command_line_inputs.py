@@ -262,6 +262,7 @@ def test_no_network_names_data_path(tmp_path, monkeypatch):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_a_character_only_in_the_validation_text_is_known(tmp_path):
     """The vocabulary comes from the whole text: a prime of characters that occur only in its
     last 10 % is accepted, and the train / validation split of the tokens is unchanged."""

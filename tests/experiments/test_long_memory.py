@@ -102,6 +102,7 @@ def test_the_memoryless_strategies_score_the_baselines(key):
     assert abs(mse - 1 / 6) < 4 * np.sqrt(np.var(np.asarray(ys - 1) ** 2) / batch)
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_elementwise_clipping_and_rmsprop_decay_reach_the_member_optimizer(key):
     config = driver.parse(long_memory.EXPERIMENT, ["--quick", "--cell=vanilla", "--clip=0.01",
                                                     "--lr=0.1"])
@@ -121,6 +122,7 @@ def test_elementwise_clipping_and_rmsprop_decay_reach_the_member_optimizer(key):
     assert max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads)) > 0.01  # it clipped
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_cells_train_as_populations_of_seeds_and_the_table_counts_the_run_files(tmp_path):
     summary = quick(tmp_path, "--seeds=2", "--grid=cell=vanilla,irnn,lstm")
     (run_dir,) = (tmp_path / "long_memory").iterdir()
@@ -146,6 +148,7 @@ def test_cells_train_as_populations_of_seeds_and_the_table_counts_the_run_files(
     assert summary["populations"] == 3 and (run_dir / "curves.png").exists()
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_the_urnn_trains_unclipped_on_adding_and_report_only_rereads(tmp_path):
     argv = ["--task=adding", "--cell=urnn", "--clip=0", "--seq_len=6", "--seeds=2"]
     quick(tmp_path, *argv)

@@ -16,6 +16,7 @@ from experiments.parallel_in_time import experiment as parallel_in_time
 from rnn_jax import training
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_quick_population_counts_newton_iterations(tmp_path):
     summary = driver.call(parallel_in_time.EXPERIMENT, [
         "--quick", "--seeds=2", f"--out_dir={tmp_path}", f"--figures_dir={tmp_path / 'fig'}"])

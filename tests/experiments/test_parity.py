@@ -37,6 +37,7 @@ def test_quick_writes_the_invocation_and_its_population(tmp_path, capsys):
     assert "hand-built network: accuracy 1.0000" in capsys.readouterr().out
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_a_grid_over_cells_and_lengths_is_one_population_each_with_its_seeds(tmp_path):
     summary = quick(tmp_path, "--seeds=3", "--grid=cell=vanilla,lstm", "--grid=seq_len=4,6",
                     "--steps=20", "--figures_dir=" + str(tmp_path / "figures"))
@@ -56,6 +57,7 @@ def test_a_grid_over_cells_and_lengths_is_one_population_each_with_its_seeds(tmp
     assert len(summary["table"]) == 4
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_members_of_a_population_equal_their_single_seed_runs(tmp_path):
     """Member i of --seeds=2 is seed i: the same data, init and keys as a run of that seed."""
     quick(tmp_path / "pop", "--seeds=2", "--steps=20")
@@ -106,6 +108,7 @@ def test_a_changed_config_does_not_silently_reuse_a_run_directory(tmp_path):
         quick(tmp_path, "--steps=12", "--run_name=same")
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_an_interrupted_run_started_again_ends_like_an_uninterrupted_one(tmp_path, monkeypatch):
     argv = ["--seeds=2", "--steps=20", "--checkpoint_every=10", "--run_name=r"]
     quick(tmp_path / "whole", *argv)

@@ -31,6 +31,7 @@ def test_accuracy_reads_the_output_unit_as_a_plain_loop_does():
     assert float(pg.accuracy(params, xs, odd)) == pytest.approx(expected)
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_search_reports_the_first_draw_that_classifies_the_training_set():
     config = pg.Config(seq_len=2, train_sequences=8, draws_per_batch=256, max_draws=4096,
                        test_seq_len=9)

@@ -11,6 +11,7 @@ from experiments.seq2seq import experiment as seq2seq
 from tests.figures import assert_figure
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_quick_run_writes_table_and_figures(tmp_path):
     summary = driver.call(seq2seq.EXPERIMENT, ["--quick", "--seeds=2", f"--out_dir={tmp_path}",
                                          f"--figures_dir={tmp_path / 'figures'}"])

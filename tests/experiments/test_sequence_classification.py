@@ -36,6 +36,7 @@ def test_quick_run_on_the_digits_reports_test_accuracy(tmp_path):
     assert (tmp_path / "fig" / f"sequence_classification_{run_dir.name}_curves.png").exists()
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_learning_rate_grid_reports_each_rate_and_each_cell_at_its_best(tmp_path):
     """--grid=lr: one row per (cell, lr) whose statistics are over that rate's members only
     (checked against the members' records), the gradient norms from the logged records, and

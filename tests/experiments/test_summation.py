@@ -37,6 +37,7 @@ def test_flags_come_from_the_config_with_its_defaults_and_quick_values():
     assert driver.parse(summation.EXPERIMENT, ["--quick", "--test_seq_len=7"]).test_seq_len == 7
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_sum_and_compare_train_as_two_populations_of_seeds(tmp_path):
     summary = quick(tmp_path, "--seeds=3", "--grid=task=sum,compare",
                     f"--figures_dir={tmp_path / 'figures'}")
@@ -123,6 +124,7 @@ def test_a_long_enough_run_learns_the_hand_set_answer(tmp_path):
     assert abs(float(row["W_mean"]) - 1) < 1e-3 and abs(float(row["U*V_mean"]) - 1) < 1e-3
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_report_only_rebuilds_the_tables_from_the_run_files(tmp_path):
     quick(tmp_path, "--seeds=2", "--task=compare")
     (run_dir,) = (tmp_path / "summation").iterdir()

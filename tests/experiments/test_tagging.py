@@ -19,6 +19,7 @@ def quick(tmp_path, *argv):
     return driver.call(tagging.EXPERIMENT, ["--quick", f"--out_dir={tmp_path}", *argv])
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_quick_trains_and_reports_the_bidirectional_model(tmp_path):
     summary = quick(tmp_path, f"--figures_dir={tmp_path / 'fig'}")
     (row,) = summary["table"]

@@ -70,6 +70,7 @@ def loop_gradient_norms(W, U, b, V, c, xs, labels):
     return np.exp(np.mean(np.log(np.stack(norms_t, 1)), 0))
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_gradients_part_measures_every_cell_for_every_seed_against_a_loop(tmp_path,
                                                                           monkeypatch):
     summary = quick(tmp_path, "--seeds=2")
@@ -119,6 +120,7 @@ def report_only_rereads_the_measurement(tmp_path, monkeypatch):
     assert (run_dir / "table_gradients.md").read_text() == before
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_recall_trains_one_population_per_cell_and_delay(tmp_path):
     summary = quick(tmp_path, "--part=recall", "--seeds=2", "--grid=cell=gru,lstm",
                     "--grid=delay=1,3", "--forget_bias=0", f"--figures_dir={tmp_path / 'fig'}")
@@ -190,6 +192,7 @@ def test_recall_init_options_reach_the_cell():
                                rtol=1e-5)
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_clipping_compares_members_without_and_with_clipping_at_every_step(tmp_path):
     summary = quick(tmp_path, "--part=clipping", "--seeds=2", "--grid=clip=0,0.5",
                     "--log_every=1", "--optimizer=sgd", "--lr=0.1")

@@ -6,6 +6,7 @@ import importlib
 
 import jax
 import numpy as np
+import pytest
 
 from experiments.harness import driver, reporting, template
 from experiments.harness.population_state import init_population, load_member
@@ -22,6 +23,7 @@ def test_every_experiment_declares_itself_with_the_typed_record():
         assert isinstance(declared, Experiment) and declared.name == name
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_the_driver_calls_task_once_per_population(tmp_path):
     calls = []
 
@@ -55,6 +57,7 @@ def test_finish_report_copies_figures_prints_tables_and_the_run_dir(tmp_path, ca
         "toy_x_curves.png", "toy_x_samples.png"]
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_load_member_reads_a_member_back_from_the_checkpoint(tmp_path):
     out = str(tmp_path)
     args = ["--quick", "--seeds=2", "--steps=4", "--log_every=2", "--eval_every=0",

@@ -76,6 +76,7 @@ def test_overwrite_refuses_a_symbolic_link_and_leaves_its_target(tmp_path):
     assert (elsewhere / "precious.txt").read_text() == "data"
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_a_finished_run_started_again_reports_it_and_changes_nothing(tmp_path, capsys):
     argv = ["--quick", "--steps=100", "--seq_len=3", "--lr=0.05", "--stop_at_success",
             "--success_accuracy=0.6", "--seeds=2", "--run_name=r", f"--out_dir={tmp_path}"]
@@ -97,6 +98,7 @@ def test_a_finished_run_started_again_reports_it_and_changes_nothing(tmp_path, c
     assert replaced["steps"] == first["steps"] and replaced["wall_time_s"] != first["wall_time_s"]
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_an_interrupted_grid_keeps_its_finished_populations(tmp_path, monkeypatch):
     """A grid stopped after its first population: started again, that one is kept as it is
     and only the others train."""

@@ -166,6 +166,7 @@ def _stopped_grid(tmp_path, monkeypatch) -> list[str]:
     return argv
 
 
+@pytest.mark.slow  # an end-to-end experiment run
 def test_report_only_on_a_stopped_run_says_it_is_unfinished_and_how_to_finish(
         tmp_path, monkeypatch):
     argv = _stopped_grid(tmp_path, monkeypatch)
