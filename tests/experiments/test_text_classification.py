@@ -151,6 +151,7 @@ def quick(tmp_path, *argv):
     return driver.call(tc.EXPERIMENT, ["--quick", f"--out_dir={tmp_path}", *argv])
 
 
+@pytest.mark.slow
 def test_end_to_end_learns_speakers_with_their_own_words(tmp_path):
     """Each speaker uses only their own words: the GRU population (two weight decays as
     members) and the n-gram baseline both classify the held-out turns almost perfectly; the
@@ -209,7 +210,7 @@ def test_invalid_flags_fail_before_any_compile(argv, match, monkeypatch, tmp_pat
 
 def test_tiny_shakespeare_turns_and_speakers_when_present(key):
     """The page's numbers, when the corpus is at ../shared/data (skipped otherwise)."""
-    path = pathlib.Path(__file__).parents[2] / "shared" / "data" / "tinyshakespeare.txt"
+    path = pathlib.Path(__file__).parents[3] / "shared" / "data" / "tinyshakespeare.txt"
     if not path.exists():
         pytest.skip("tiny-shakespeare not at ../shared/data")
     text = path.read_text()
