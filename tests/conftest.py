@@ -2,6 +2,7 @@
 by the session's workers, a PRNG key fixture, and a float64 context."""
 
 import os
+from pathlib import Path
 
 # XLA's cheapest backend optimisation level, for this process and the children tests start (read
 # when JAX starts its backend, so set before any computation). Why: the tests run tiny shapes,
@@ -48,3 +49,16 @@ def x64():
     """Runs the test body with 64-bit floats (for finite-difference gradient checks)."""
     with jax.enable_x64(True):
         yield
+
+
+# Numerical tests that each take seconds (mostly compiling) are listed in slow_tests.txt and get
+# the `slow` marker here, beside the end-to-end ones marked in their files.
+SLOW_TESTS = frozenset(
+    line.strip() for line in (Path(__file__).parent / "slow_tests.txt").read_text().splitlines()
+    if line.strip() and not line.startswith("#"))
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid in SLOW_TESTS:
+            item.add_marker(pytest.mark.slow)
