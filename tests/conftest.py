@@ -51,14 +51,46 @@ def x64():
         yield
 
 
-# Numerical tests that each take seconds (mostly compiling) are listed in slow_tests.txt and get
-# the `slow` marker here, beside the end-to-end ones marked in their files.
+# The quick tier (`pytest -m "not slow"`) leaves out, by giving them the `slow` marker:
+# - the numerical tests listed in slow_tests.txt (each takes seconds, mostly compiling), beside
+#   the end-to-end ones marked in their files;
+# - the cross product of a parametrized test beyond a covering set of its cases: cases run in
+#   collection order, and a case stays quick when it runs a parameter value (a cell, an option)
+#   that no quick case of that test has run yet. Every value of every parameter is still run by
+#   every test function in the quick tier; the full suite runs every combination.
 SLOW_TESTS = frozenset(
     line.strip() for line in (Path(__file__).parent / "slow_tests.txt").read_text().splitlines()
     if line.strip() and not line.startswith("#"))
 
 
+def covering_cases(items):
+    """The items of one test function that run each (parameter, value) pair at least once.
+
+    Greedy set cover: the case running the most values not yet covered (the first such in
+    collection order), until every value is, so the kept cases spread over the combinations
+    (gru with one option, lstm with another) rather than repeating the first value.
+    """
+    values = [{(name, repr(value)) for name, value in item.callspec.params.items()}
+              for item in items]
+    covered, kept = set(), []
+    while True:
+        gains = [len(pairs - covered) for pairs in values]
+        best = max(range(len(items)), key=gains.__getitem__)
+        if gains[best] == 0:
+            return kept
+        covered |= values[best]
+        kept.append(items[best])
+
+
 def pytest_collection_modifyitems(config, items):
+    cases = {}
     for item in items:
         if item.nodeid in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
+        elif hasattr(item, "callspec") and item.get_closest_marker("slow") is None:
+            cases.setdefault(item.nodeid.split("[")[0], []).append(item)
+    for group in cases.values():
+        kept = set(map(id, covering_cases(group)))
+        for item in group:
+            if id(item) not in kept:
+                item.add_marker(pytest.mark.slow)

@@ -11,8 +11,8 @@
 One concern a file: `step` (TrainState, make_train_step), `loop` (fit), `trainee` (what fit
 needs to know of one model), `population` (P models as one vmapped program), `sharding` (a step
 on a device mesh), `optimizers`, `checkpoint` (orbax, verified), `saving` (when fit saves and
-where it resumes), `run_dir` (Run and its lock), `records` (the run's JSON files), `progress`
-(fit's records and log line), `curves` (curves.png).
+where it resumes), `run_dir` (Run), `run_lock` (one process per run directory), `records` (the
+run's JSON files), `progress` (fit's records and log line), `curves` (curves.png).
 """
 
 from rnn_jax.training import optimizers, population
@@ -46,15 +46,8 @@ from rnn_jax.training.records import (
     to_jsonable,
     versions,
 )
-from rnn_jax.training.run_dir import (
-    LOCK,
-    MAX_NAME_BYTES,
-    Run,
-    RunFinished,
-    RunLockedError,
-    check_name,
-    same_config,
-)
+from rnn_jax.training.run_dir import MAX_NAME_BYTES, Run, RunFinished, check_name, same_config
+from rnn_jax.training.run_lock import LOCK, RunLockedError
 from rnn_jax.training.step import (
     TrainState,
     TrainStep,

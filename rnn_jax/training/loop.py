@@ -28,7 +28,8 @@ from absl import logging
 
 from rnn_jax.training.curves import plot_curves
 from rnn_jax.training.progress import Recorder
-from rnn_jax.training.run_dir import Run, RunFinished, acquire
+from rnn_jax.training.run_dir import Run, RunFinished
+from rnn_jax.training.run_lock import acquire
 from rnn_jax.training.saving import Checkpoints, NoCheckpoints, open_checkpoints
 from rnn_jax.training.step import TrainStep
 from rnn_jax.training.trainee import Trainee, trainee_of

@@ -6,7 +6,7 @@
       summary.json     final metrics, wall time, parameter count, versions; "finished": true
       checkpoints/     orbax checkpoints (rnn_jax.training.checkpoint)
       curves.png       learning curves, drawn from metrics.jsonl by `plot_curves`
-      .lock            held by the process using the run (`acquire`, below)
+      .lock            held by the process using the run (`rnn_jax.training.run_lock`)
 
 Nothing on disk is lost by accident: a run name is one path component, so `--overwrite` can
 only ever remove the one directory it names (moved aside by an atomic rename, then deleted, so
@@ -15,26 +15,13 @@ with the same config raises `RunFinished` before anything is written; metrics.js
 appended to, and the one rewrite (dropping records a resumed run will replay) writes a new file
 and renames it over the old one, so a kill at any moment leaves the old or the new file whole.
 
-One process at a time per run directory: an advisory `flock` on `<run_dir>/.lock`. Why `flock`
-on an open file rather than a pid file made with `O_CREAT | O_EXCL`: the kernel drops the lock
-when its owner ends, however it ends (return, exception, kill -9), so a lock can never outlive
-its process and no guess about whether a pid is still alive (or was reused) is needed. The file
-also holds `pid <pid> on <host>`: a second process is refused with that owner in its message,
-and a clean release (at `release` or interpreter exit) empties it, so text found in a lock that
-could be taken names an owner that was killed: it is taken over with a warning. The lock file
-is never deleted (deleting it would let two processes lock two different files of the same
-name). On NFS, Linux emulates `flock` with byte-range locks, so it holds across hosts there
-too. Locks are re-entrant within one process: a test or notebook that opens the same run twice
-is not refused by itself.
+One process at a time per run directory: the lock in `rnn_jax.training.run_lock`.
 """
 
-import atexit
-import fcntl
 import glob
 import json
 import os
 import shutil
-import socket
 from pathlib import Path
 from typing import Any
 
@@ -53,9 +40,7 @@ from rnn_jax.training.records import (
     versions,
     write_json,
 )
-
-LOCK = ".lock"
-_held: dict[str, int] = {}  # resolved run directory -> open file descriptor holding its lock
+from rnn_jax.training.run_lock import acquire, release
 
 
 class RunFinished(Exception):
@@ -286,76 +271,3 @@ class Run:
     def close(self) -> None:
         """Releases this process's lock of the run directory (also released at exit)."""
         release(self.path)
-
-
-# The lock: one process per run directory (see the module docstring).
-
-
-class RunLockedError(RuntimeError):
-    """Another live process holds the run directory's lock."""
-
-
-def _key(directory: str | Path) -> str:
-    return str(Path(directory).resolve())
-
-
-def _owner(fd: int) -> str:
-    return os.pread(fd, 200, 0).decode("utf-8", "replace").strip()
-
-
-def holds(directory: str | Path) -> bool:
-    """Whether this process holds the lock of `directory`."""
-    return _key(directory) in _held
-
-
-def acquire(directory: str | Path) -> None:
-    """Locks the existing run directory `directory` for this process.
-
-    Raises:
-      RunLockedError: another process holds it; the message names that process and the
-        directory.
-    """
-    key = _key(directory)
-    if key in _held:
-        return
-    path = Path(key) / LOCK
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            owner = _owner(fd) or "another process"
-            os.close(fd)
-            raise RunLockedError(
-                f"run directory {key} is in use by {owner} (lock file {path}): expected one "
-                "process per run directory; wait for that one to end, or choose another "
-                "--run_name"
-            ) from None
-        try:  # the directory may have been moved away (--overwrite) before the lock was taken
-            current = os.fstat(fd).st_ino == os.stat(path).st_ino
-        except FileNotFoundError:
-            current = False
-        if current:
-            break
-        os.close(fd)
-    previous = _owner(fd)
-    if previous:
-        logging.warning("run directory %s: taking over the lock of %s, which ended without "
-                        "releasing it", key, previous)
-    os.ftruncate(fd, 0)
-    os.pwrite(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode(), 0)
-    _held[key] = fd
-
-
-def release(directory: str | Path) -> None:
-    """Releases this process's lock of `directory` (a no-op when it holds none)."""
-    fd = _held.pop(_key(directory), None)
-    if fd is not None:
-        os.ftruncate(fd, 0)  # a clean release leaves an empty lock file
-        os.close(fd)  # closing the file drops the flock
-
-
-@atexit.register
-def _release_all() -> None:
-    for key in list(_held):
-        release(key)

@@ -164,8 +164,8 @@ def test_a_partial_last_line_is_skipped_then_repaired(tmp_path, caplog):
 
 HOLD = textwrap.dedent("""
     import os, sys, time
-    from rnn_jax.training import run_dir
-    run_dir.acquire(sys.argv[1])
+    from rnn_jax.training import run_lock
+    run_lock.acquire(sys.argv[1])
     print(os.getpid(), flush=True)
     if sys.argv[2] == "die":
         os.kill(os.getpid(), 9)
