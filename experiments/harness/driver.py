@@ -29,7 +29,7 @@ import jax
 import numpy as np
 from absl import app, flags, logging
 
-from experiments.harness import process, reporting, template
+from experiments.harness import command_line, process, reporting, template
 from experiments.harness.population_state import init_population
 from experiments.harness.records import Experiment, Measurement, Report, Task
 from rnn_jax import distributed, training
@@ -238,7 +238,7 @@ def _handle(experiment: Experiment, config_source: Callable[[], template.Base]) 
 
 def main(experiment: Experiment) -> None:
     """The command line: defines the experiment's flags, applies the runtime settings, runs."""
-    template.define_flags(experiment.config, FLAGS)
+    command_line.define_flags(experiment.config, FLAGS)
     process.define_flags()
 
     def main_with_runtime(argv: Sequence[str]) -> None:
@@ -249,7 +249,7 @@ def main(experiment: Experiment) -> None:
             sys.exit(1)
         try:
             template.check(len(argv) <= 1, "argv", "only --flags", list(argv[1:]))
-            _handle(experiment, lambda: template.from_flags(experiment.config, experiment.quick,
+            _handle(experiment, lambda: command_line.from_flags(experiment.config, experiment.quick,
                                                             FLAGS))
         except template.FlagError as error:  # one line naming the flag, no traceback
             print(error, file=sys.stderr)
@@ -267,7 +267,7 @@ def main(experiment: Experiment) -> None:
 
     def parse_or_exit(argv: Sequence[str]) -> list[str]:
         try:
-            return template.parse_flags(FLAGS, argv)
+            return command_line.parse_flags(FLAGS, argv)
         except template.FlagError as error:  # e.g. --steps=ten: one line, as above
             print(error, file=sys.stderr)
             sys.exit(error.exitcode)
@@ -278,10 +278,10 @@ def main(experiment: Experiment) -> None:
 def parse(experiment: Experiment, argv: Sequence[str]) -> template.Base:
     """`argv` (flags only, no program name) as the experiment's validated config."""
     flag_values = flags.FlagValues()
-    template.define_flags(experiment.config, flag_values)
-    remaining = template.parse_flags(flag_values, ["experiment", *argv])
+    command_line.define_flags(experiment.config, flag_values)
+    remaining = command_line.parse_flags(flag_values, ["experiment", *argv])
     template.check(len(remaining) <= 1, "argv", "only --flags", list(remaining[1:]))
-    return template.from_flags(experiment.config, experiment.quick, flag_values)
+    return command_line.from_flags(experiment.config, experiment.quick, flag_values)
 
 
 def call(experiment: Experiment, argv: Sequence[str]) -> Any:

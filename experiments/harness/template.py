@@ -8,8 +8,8 @@ Each experiment declares
         test_seq_len: int = template.field(400, "Test sequence length.")       # its own flag
     QUICK = dict(steps=30, hidden=8)   # what --quick switches to (tests, smoke runs)
 
-and `template.read(Config, QUICK, argv)` gives the validated config: every field is a flag
-with its real default in `--helpfull`; a value given on the command line wins over `--quick`,
+and `command_line.from_flags` gives the validated config: every field is a flag with its
+real default in `--helpfull`; a value given on the command line wins over `--quick`,
 which wins over the default. Invalid values raise `FlagError` (one line: the flag, what was
 expected, what was received) before anything is compiled or written.
 
@@ -32,18 +32,17 @@ import dataclasses
 import itertools
 import math
 import os
-import re
 import typing
 from pathlib import Path
 from typing import Any, Sequence
 
 import jax
-from absl import app, flags
+from absl import app
 
 from rnn_jax import distributed, training
 from rnn_jax.cells import CELLS
 
-_LIST_TYPES = (tuple[str, ...], tuple[int, ...], tuple[float, ...])
+LIST_TYPES = (tuple[str, ...], tuple[int, ...], tuple[float, ...])
 
 
 class FlagError(ValueError, app.UsageError):
@@ -119,44 +118,9 @@ def check(condition: bool, flag: str, expected: str, received: Any) -> None:
         raise FlagError(f"--{flag}: expected {expected}, received {received!r}")
 
 
-_ABSL_BAD_VALUE = re.compile(r"flag --(?P<name>\w+)=(?P<value>.*?): ", re.S)
-
-
-def parse_flags(flag_values: flags.FlagValues, argv: Sequence[str]) -> list[str]:
-    """absl's parse of `argv` (program name first), its value errors in our one-line form."""
-    try:
-        return flag_values(list(argv))
-    except flags.Error as error:
-        bad = _ABSL_BAD_VALUE.match(str(error))
-        if bad is None or bad["name"] not in flag_values:
-            raise FlagError(str(error)) from None
-        parser = flag_values[bad["name"]].parser
-        values = getattr(parser, "enum_values", None)
-        expected = (f"one of {', '.join(values)}" if values
-                    else f"a value of type {parser.flag_type()}")
-        raise FlagError(f"--{bad['name']}: expected {expected}, received {bad['value']!r}") \
-            from None
-
-
-def define_flags(config_cls: type, flag_values: flags.FlagValues) -> None:
-    """Defines one absl flag per config field, with the field's default and help."""
-    for f in dataclasses.fields(config_cls):
-        help_text, choices = f.metadata["help"], f.metadata["choices"]
-        kw = dict(name=f.name, default=f.default, help=help_text, flag_values=flag_values)
-        if f.name == "grid":
-            flags.DEFINE_multi_string(**{**kw, "default": list(f.default)})
-        elif f.type in _LIST_TYPES:
-            flags.DEFINE_list(**{**kw, "default": [str(v) for v in f.default]})
-        elif choices is not None:
-            flags.DEFINE_enum(enum_values=list(choices), **kw)
-        else:
-            define = {int: flags.DEFINE_integer, float: flags.DEFINE_float,
-                      bool: flags.DEFINE_bool, str: flags.DEFINE_string}[f.type]
-            define(**kw)
-
-
-def _convert(f: dataclasses.Field, value: Any) -> Any:
-    if f.type in _LIST_TYPES:
+def convert(f: dataclasses.Field, value: Any) -> Any:
+    """A flag's value (text, or absl's parsed value) as the field's type."""
+    if f.type in LIST_TYPES:
         item = typing.get_args(f.type)[0]
         return tuple(_parse(item, v, f.name) for v in value)
     if f.name == "grid":
@@ -173,18 +137,6 @@ def _parse(kind: type, text: Any, flag: str) -> Any:
     except (ValueError, KeyError):
         raise FlagError(f"--{flag}: expected {kind.__name__} values, received {text!r}") \
             from None
-
-
-def from_flags(config_cls: type, quick: dict, flag_values: flags.FlagValues):
-    """The parsed flags as a validated config (flag given > --quick value > default)."""
-    values = {}
-    for f in dataclasses.fields(config_cls):
-        flag = flag_values[f.name]
-        use_quick = flag_values["quick"].value and f.name in quick and not flag.present
-        values[f.name] = _convert(f, quick[f.name] if use_quick else flag.value)
-        if is_path(f) and isinstance(values[f.name], str):
-            values[f.name] = os.path.expanduser(values[f.name])
-    return validate(config_cls(**values))
 
 
 def is_path(f: dataclasses.Field) -> bool:
@@ -223,7 +175,7 @@ def grid_of(config: Base) -> dict[str, list]:
         check(name in types and name not in excluded, "grid",
               f"a config field ({', '.join(sorted(set(types) - excluded))})", name)
         check(name not in grid, "grid", "each field at most once", name)
-        values = [_convert(types[name], v) if types[name].type not in _LIST_TYPES else v
+        values = [convert(types[name], v) if types[name].type not in LIST_TYPES else v
                   for v in listed.split(",")]
         check(len(set(values)) == len(values), "grid", "distinct values", entry)
         grid[name] = values
@@ -314,8 +266,6 @@ def _is_path_component(name: str) -> bool:
 def check_out_dir(out_dir: str) -> None:
     """Raises FlagError unless `out_dir` is a directory this process can write in, or can be
     created (its nearest existing ancestor is a directory it can write in)."""
-    import os
-
     path = Path(out_dir)
     existing = path
     while not existing.exists() and existing != existing.parent:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from experiments.harness import driver, template
+from experiments.harness import command_line, driver, template
 from experiments.harness.population_state import init_population
 from experiments.long_memory import experiment as long_memory
 from rnn_jax import training
@@ -29,7 +29,7 @@ def quick(tmp_path, *argv):
 
 def test_flags_come_from_the_config_with_its_defaults_and_quick_values():
     flag_values = flags.FlagValues()
-    template.define_flags(long_memory.Config, flag_values)
+    command_line.define_flags(long_memory.Config, flag_values)
     for name, field in FIELDS.items():
         expected = list(field.default) if isinstance(field.default, tuple) else field.default
         assert flag_values[name].default == expected, name

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from absl import flags
 
-from experiments.harness import driver, template
+from experiments.harness import command_line, driver, template
 from experiments.harness.population_state import member_keys
 from experiments.vanishing_gradients import experiment as vanishing_gradients
 from experiments.vanishing_gradients import norms
@@ -35,7 +35,7 @@ def only_dir(path):
 
 def test_flags_come_from_the_config_with_its_defaults():
     flag_values = flags.FlagValues()
-    template.define_flags(vanishing_gradients.Config, flag_values)
+    command_line.define_flags(vanishing_gradients.Config, flag_values)
     for name, field in FIELDS.items():
         expected = field.default
         if name == "grid":

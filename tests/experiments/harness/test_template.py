@@ -7,7 +7,7 @@ import json
 import pytest
 from absl import flags
 
-from experiments.harness import driver, template
+from experiments.harness import command_line, driver, template
 from experiments.parity import experiment as parity
 
 FIELDS = {f.name: f for f in dataclasses.fields(parity.Config)}
@@ -15,7 +15,7 @@ FIELDS = {f.name: f for f in dataclasses.fields(parity.Config)}
 
 def test_every_field_is_a_flag_with_its_real_default_and_help():
     flag_values = flags.FlagValues()
-    template.define_flags(parity.Config, flag_values)
+    command_line.define_flags(parity.Config, flag_values)
     for name, field in FIELDS.items():
         default = flag_values[name].default
         expected = list(field.default) if isinstance(field.default, tuple) else field.default
