@@ -10,9 +10,10 @@
 
 One concern a file: `step` (TrainState, make_train_step), `loop` (fit), `trainee` (what fit
 needs to know of one model), `population` (P models as one vmapped program), `sharding` (a step
-on a device mesh), `optimizers`, `checkpoint` (orbax, verified), `saving` (when fit saves and
-where it resumes), `run_dir` (Run), `run_lock` (one process per run directory), `records` (the
-run's JSON files), `progress` (fit's records and log line), `curves` (curves.png).
+on a device mesh), `optimizers`, `checkpoint` (orbax, verified), `stored` (a state's leaves as a
+checkpoint holds them), `saving` (when fit saves and where it resumes), `run_dir` (Run),
+`run_lock` (one process per run directory), `records` (the run's JSON files), `progress` (fit's
+records and log line), `curves` (curves.png).
 """
 
 from rnn_jax.training import optimizers, population

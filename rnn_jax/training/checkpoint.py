@@ -25,7 +25,6 @@ restored arrays take the template's shardings.
 
 import contextlib
 import errno
-import hashlib
 import shutil
 import signal
 import threading
@@ -33,12 +32,11 @@ from pathlib import Path
 from typing import Any
 
 import jax
-import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
-from jax.experimental import multihost_utils
 
 from rnn_jax import distributed
+from rnn_jax.training import stored
 
 # orbax writes a checkpoint into `<step>.orbax-checkpoint-tmp*` and renames it when complete
 _ORBAX_TMP = ".orbax-checkpoint-tmp"
@@ -53,66 +51,6 @@ def _quiet(level: int = logging.WARNING):
         yield
     finally:
         logging.set_verbosity(verbosity)
-
-
-def _is_key(leaf: Any) -> bool:
-    return jax.dtypes.issubdtype(getattr(leaf, "dtype", None), jax.dtypes.prng_key)
-
-
-def _describe(tree: Any) -> list[dict]:
-    """One `{path, shape, dtype}` per leaf, in `jax.tree` order."""
-    paths_leaves, _ = jax.tree_util.tree_flatten_with_path(tree)
-    return [
-        {
-            "path": jax.tree_util.keystr(path),
-            "shape": list(np.shape(leaf)),
-            "dtype": _dtype_name(leaf),
-        }
-        for path, leaf in paths_leaves
-    ]
-
-
-def _dtype_name(leaf: Any) -> str:
-    if _is_key(leaf):
-        return f"key<{jax.random.key_impl(leaf)}>"
-    dtype = getattr(leaf, "dtype", None)  # an array split over processes has no host copy
-    return str(np.dtype(dtype) if dtype is not None else np.asarray(leaf).dtype)
-
-
-def _data(leaf: Any) -> Any:
-    """A PRNG key as its raw key data (orbax stores plain arrays); other leaves unchanged."""
-    return jax.random.key_data(leaf) if _is_key(leaf) else leaf
-
-
-def _to_host(leaf: Any) -> np.ndarray:
-    """The whole array on this host; an array split over processes is gathered from all of
-    them (a collective: every process calls it for the same leaves in the same order)."""
-    data = _data(leaf)
-    if getattr(data, "is_fully_addressable", True):
-        return np.asarray(data)
-    if data.is_fully_replicated:
-        return np.asarray(data.addressable_data(0))
-    return np.asarray(multihost_utils.process_allgather(data, tiled=True))
-
-
-def _abstract(leaf: Any) -> Any:
-    """What orbax restores `leaf` as: a host array in one process; with several, a global
-    array on the template leaf's devices (replicated over all devices when it has none)."""
-    if jax.process_count() == 1:
-        return _to_host(leaf)
-    data = jax.eval_shape(_data, leaf)
-    sharding = getattr(leaf, "sharding", None)
-    if not isinstance(sharding, jax.sharding.NamedSharding):
-        sharding = distributed.replicated(distributed.make_mesh())
-    return jax.ShapeDtypeStruct(data.shape, data.dtype, sharding=sharding)
-
-
-def _leaf_name(index: int) -> str:
-    return f"{index:05d}"
-
-
-def _sha256(array: np.ndarray) -> str:
-    return hashlib.sha256(np.ascontiguousarray(array).tobytes()).hexdigest()
 
 
 @contextlib.contextmanager
@@ -176,13 +114,14 @@ class Checkpointer:
     def save(self, state: Any, step: int | None = None) -> int:
         """Saves `state` (any pytree; a TrainState's own `step` when `step` is None)."""
         step = int(state.step) if step is None else int(step)
-        hosts = [_to_host(x) for x in jax.tree.leaves(state)]
-        described = [{**leaf, "sha256": _sha256(array)}
-                     for leaf, array in zip(_describe(state), hosts)]
+        hosts = [stored.to_host(x) for x in jax.tree.leaves(state)]
+        described = [{**leaf, "sha256": stored.sha256(array)}
+                     for leaf, array in zip(stored.describe(state), hosts)]
         if jax.process_count() == 1:
-            leaves = {_leaf_name(i): x for i, x in enumerate(hosts)}
+            leaves = {stored.leaf_name(i): x for i, x in enumerate(hosts)}
         else:  # each process writes its own devices' shards
-            leaves = {_leaf_name(i): _data(x) for i, x in enumerate(jax.tree.leaves(state))}
+            leaves = {stored.leaf_name(i): stored.storable(x)
+                      for i, x in enumerate(jax.tree.leaves(state))}
         try:
             with _interrupt_after(), _quiet(logging.FATAL):  # a failure is raised below, once
                 self._manager.save(
@@ -226,20 +165,20 @@ class Checkpointer:
             raise CorruptCheckpointError(f"checkpoint {where} is unreadable (corrupt or "
                                          "incomplete): its description is missing")
         saved = [{k: v for k, v in leaf.items() if k != "sha256"} for leaf in meta["leaves"]]
-        _check_matches(saved, _describe(template), where)
+        stored.check_matches(saved, stored.describe(template), where)
         template_leaves, treedef = jax.tree.flatten(template)
-        abstract = {_leaf_name(i): _abstract(x) for i, x in enumerate(template_leaves)}
+        abstract = {stored.leaf_name(i): stored.abstract(x) for i, x in enumerate(template_leaves)}
         restored = self._read(step, where, arrays=ocp.args.StandardRestore(abstract))["arrays"]
         leaves = []
         for i, like in enumerate(template_leaves):
-            value = restored[_leaf_name(i)]
+            value = restored[stored.leaf_name(i)]
             expected = meta["leaves"][i].get("sha256")  # None: saved before checksums existed
-            if expected is not None and _sha256(_to_host(value)) != expected:
+            if expected is not None and stored.sha256(stored.to_host(value)) != expected:
                 raise CorruptCheckpointError(
                     f"checkpoint {where} is corrupt: the bytes of {saved[i]['path']} differ "
                     "from the checksum saved with them"
                 )
-            if _is_key(like):
+            if stored.is_key(like):
                 leaves.append(jax.random.wrap_key_data(value, impl=jax.random.key_impl(like)))
             else:
                 leaves.append(jax.numpy.asarray(value))
@@ -299,18 +238,3 @@ def _write_error(where: Path, error: Exception) -> CheckpointWriteError:
     what = "no space left on device" if full else text.splitlines()[0][:300]
     return CheckpointWriteError(code, f"checkpoint {where} could not be written ({what}); "
                                 "its partial files were removed")
-
-
-def _check_matches(saved: list[dict], expected: list[dict], where: Path) -> None:
-    if len(saved) != len(expected):
-        raise ValueError(
-            f"checkpoint {where} does not match this model/optimiser: it holds {len(saved)} "
-            f"arrays, the train state has {len(expected)}"
-        )
-    for got, want in zip(saved, expected):
-        if got != want:
-            raise ValueError(
-                f"checkpoint {where} does not match this model/optimiser: expected {want['path']} "
-                f"with shape {want['shape']} and dtype {want['dtype']}, received "
-                f"{got['path']} with shape {got['shape']} and dtype {got['dtype']}"
-            )
