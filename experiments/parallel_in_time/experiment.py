@@ -23,13 +23,11 @@ forward + backward, with Newton's iterations and final residual
 (`experiments.parallel_in_time.timing`, which `benchmarks/deer.py` and `benchmarks/linear_scan.py`
 also run). Each measured (cell, hidden, T) is added to `timing.json` in the population's
 directory as soon as it is measured, so a stopped run resumes at the next one; the report
-writes `table_timing.md` and `.csv` into the run directory.
+writes `table_timing.md` and `.csv` into the run directory (both in `timing_mode.py`).
 """
 
 import dataclasses
-import json
 import math
-import os
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +36,7 @@ import numpy as np
 from experiments.harness import driver, reporting, template
 from experiments.harness.records import Experiment, Measurement, Report, Task
 from experiments.parallel_in_time import timing as parallel_timing
+from experiments.parallel_in_time import timing_mode
 from rnn_jax import losses, sequence_model, stats, training
 from rnn_jax.cells import CELLS, get_cell
 from rnn_jax.data import parity
@@ -49,7 +48,6 @@ NAME = "parallel_in_time"
 EVAL_BATCH = 8
 METHODS = ("full", "diagonal")
 MODES = ("training", "timing")
-TIMING = "timing.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -117,28 +115,6 @@ QUICK = dict(hidden=4, seq_len=6, newton_len=12, max_iterations=12, batch=8, ste
              rounds=1, calls=1)
 
 
-def measure_timing(config: Config, members: list[dict], run: training.Run) -> None:
-    """Times every (cell, hidden, T) not yet in `run`'s timing.json, rewriting the file (whole,
-    by rename) after each: `[parallel_timing.measure rows]`."""
-    path = run.path / TIMING
-    rows = json.loads(path.read_text()) if path.exists() else []
-    done = {(r["cell"], r["hidden"], r["T"]) for r in rows}
-    for cell in config.timing_cells:
-        for hidden in config.hidden_sizes:
-            for time in config.lengths:
-                if (cell, hidden, time) in done:
-                    continue
-                measured = parallel_timing.measure(
-                    parallel_timing.Case(cell, hidden, time, config.timing_batch, config.inputs),
-                    rounds=config.rounds, steps=config.calls, tol=config.tol,
-                    max_iterations=config.max_iterations, full_max=config.full_max,
-                    seed=members[0]["seed"])
-                rows += measured
-                path.with_name(TIMING + ".tmp").write_text(json.dumps(rows, indent=1))
-                os.replace(path.with_name(TIMING + ".tmp"), path)
-                print(parallel_timing.table(measured), flush=True)
-
-
 def nan_max(x: jax.Array) -> jax.Array:
     """max(x), NaN if any entry is NaN: XLA's CPU max reduction can skip NaNs (a NaN array
     of a few thousand entries reduces to -inf), which would hide a diverged member."""
@@ -147,9 +123,9 @@ def nan_max(x: jax.Array) -> jax.Array:
 
 def task(config: Config) -> Task | Measurement:
     """Training: one member, cell -> linear readout -> one parity logit per step; Newton at
-    evaluation. Timing: a measurement (`measure_timing`)."""
+    evaluation. Timing: a measurement (`timing_mode.measure`)."""
     if config.mode == "timing":
-        return Measurement(lambda members, run: measure_timing(config, members, run))
+        return Measurement(lambda members, run: timing_mode.measure(config, members, run))
     cell = get_cell(config.cell)
 
     def logits(params, xs):
@@ -183,15 +159,6 @@ def task(config: Config) -> Task | Measurement:
     return Task(
         init=lambda key: sequence_model.init(key, cell, 1, config.hidden, 1),
         loss_fn=loss_fn, sample=sample, evaluate=evaluate)
-
-
-def timing_report(run, done: list) -> Report:
-    """table_timing.md and .csv from the populations' timing.json."""
-    rows = [row for _, _, pop_run in done for row in json.loads(
-        (pop_run.path / TIMING).read_text())]
-    table = reporting.write_table(run, "table_timing", [parallel_timing.shown(r) for r in rows],
-                                  parallel_timing.COLUMNS)
-    return Report({"timing": rows}, {"table_timing": table})
 
 
 def run_name(config: Config) -> str:
@@ -295,12 +262,12 @@ def plot_iterations_vs_exponent(path, points: list[dict], newton_len: int):
 
 
 def report(run, config: Config, done: list) -> Report:
-    """Timing: `timing_report`. Training: per evaluation step, Newton iterations (mean, 95 %
-    t-interval over seeds) of DEER and quasi-DEER, the fraction converged, the largest
+    """Timing: `timing_mode.report`. Training: per evaluation step, Newton iterations (mean,
+    95 % t-interval over seeds) of DEER and quasi-DEER, the fraction converged, the largest
     Lyapunov exponent and accuracy; the iterations by the exponent's sign; the iteration
     curves and iterations against the exponent as figures."""
     if config.mode == "timing":
-        return timing_report(run, done)
+        return timing_mode.report(run, done)
     rows = [row for pop_config, _, pop_run in done for row in training_rows(pop_config, pop_run)]
     points = [point for _, _, pop_run in done for point in evaluation_points(pop_run)]
     names = ["cell", "step", "members", "diverged", "eval_accuracy_mean", "eval_accuracy_ci95",
