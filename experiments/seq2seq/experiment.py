@@ -12,8 +12,9 @@ The page's job (numbers in experiments/seq2seq/README.md):
         --out_dir=results --figures_dir=experiments/seq2seq/figures
 
 The lessons on decoding (same page): `--decoder_training=teacher|free|scheduled` sets what the
-decoder is fed in training (teacher forcing, its own argmax, scheduled sampling), and
-`--beam_widths=1,2,4,8` decodes the trained members with beam search (`beam.py`).
+decoder is fed in training (teacher forcing, its own argmax, scheduled sampling;
+`decoder_training.py`), and `--beam_widths=1,2,4,8` decodes the trained members with beam
+search (`beam.py`).
 """
 
 import dataclasses
@@ -25,6 +26,7 @@ import numpy as np
 from experiments.harness import driver, reporting, template
 from experiments.harness.population_state import load_member
 from experiments.harness.records import Experiment, Report, Task
+from experiments.seq2seq import decoder_training
 from rnn_jax import population_plots, stats, training
 from rnn_jax.cells import get_cell
 from rnn_jax.data import translation
@@ -160,7 +162,7 @@ def task(config: Config) -> Task:
                           hidden_size=config.hidden)
 
     def loss_fn(params, batch, key, stream):
-        loss, metrics = training_loss(config, net, params, *batch, key)
+        loss, metrics = decoder_training.training_loss(config, net, params, *batch, key)
         return loss, (metrics, stream)
 
     def sample(key, step):  # the update travels with its batch, for the sampling schedule
@@ -179,31 +181,6 @@ def task(config: Config) -> Task:
         return out
 
     return Task(init=init, loss_fn=loss_fn, sample=sample, evaluate=evaluate)
-
-
-def model_token_probability(config: Config, update: jax.Array) -> jax.Array | None:
-    """The probability of feeding the decoder its own previous token at `update` (None: teacher
-    forcing): 1 for free running, 1 - eps_i for scheduled sampling."""
-    if config.decoder_training == "teacher":
-        return None
-    if config.decoder_training == "free":
-        return jnp.float32(1.0)
-    return 1.0 - decoder_lib.teacher_forcing_probability(
-        config.sampling_schedule, update, config.sampling_k, config.sampling_min)
-
-
-def training_loss(config: Config, net: Seq2Seq, params, batch: translation.Batch,
-                  updates: jax.Array, key: jax.Array) -> tuple[jax.Array, dict]:
-    """One member's cross-entropy with the decoder fed as --decoder_training says; `updates
-    [batch]` holds the update number (every entry the same)."""
-    probability = model_token_probability(config, updates[0])
-    sample = config.decoder_training == "scheduled" and config.sampling_draw == "sample"
-    loss, metrics = model.loss_and_metrics(net, params, *batch, key=key,
-                                           probability=probability, sample=sample)
-    if probability is None:
-        return loss, {"teacher_forced_token_accuracy": metrics["token_accuracy"]}
-    return loss, {"training_token_accuracy": metrics["token_accuracy"],
-                  "model_token_probability": probability}
 
 
 def report(run, config: Config, done: list) -> Report:

@@ -12,6 +12,7 @@ import pytest
 
 from experiments.harness import driver, template
 from experiments.seq2seq import beam as seq2seq_beam
+from experiments.seq2seq import decoder_training
 from experiments.seq2seq import experiment as seq2seq
 from rnn_jax.cells import get_cell
 from rnn_jax.data import translation
@@ -99,7 +100,7 @@ def test_scheduled_sampling_at_probability_0_and_1_is_teacher_forcing_and_free_r
     def loss(**fields):
         config = _config(attention=attention, **fields)
         assert config.validate() is None
-        return float(seq2seq.training_loss(config, net, params, batch, updates, key)[0])
+        return float(decoder_training.training_loss(config, net, params, batch, updates, key)[0])
 
     teacher, free = loss(decoder_training="teacher"), loss(decoder_training="free")
     assert teacher != pytest.approx(free, rel=1e-3)
@@ -110,8 +111,9 @@ def test_scheduled_sampling_at_probability_0_and_1_is_teacher_forcing_and_free_r
     assert loss(**never) == pytest.approx(teacher, rel=1e-5)
     assert loss(**always) == pytest.approx(free, rel=1e-5)
     assert loss(**{**always, "sampling_draw": "sample"}) != pytest.approx(free, rel=1e-3)
-    assert seq2seq.model_token_probability(_config(), 7) is None
-    assert float(seq2seq.model_token_probability(_config(decoder_training="free"), 7)) == 1.0
+    assert decoder_training.model_token_probability(_config(), 7) is None
+    assert float(decoder_training.model_token_probability(
+        _config(decoder_training="free"), 7)) == 1.0
 
 
 @pytest.mark.parametrize("attention", ["none", "additive"])
