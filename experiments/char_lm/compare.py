@@ -17,6 +17,7 @@ from pathlib import Path
 from absl import app, flags
 
 from experiments.char_lm import experiment as char_lm
+from experiments.char_lm import table_rows
 from experiments.char_lm.sampling import saved_config
 from experiments.harness import reporting
 from rnn_jax import population_plots, training
@@ -55,7 +56,7 @@ def compare(out_dir: str, runs: list[str], name: str, label: list[str],
         root / training.check_name(run, "--runs"))]
     output = training.Run(root / f"compare_{training.check_name(name, '--name')}")
     output.path.mkdir(parents=True, exist_ok=True)
-    rows = [{"label": reporting.label(config, label), **char_lm.population_row(config, run),
+    rows = [{"label": reporting.label(config, label), **table_rows.population_row(config, run),
              **reporting.metric_row(reporting.finals(run), "loss")}
             for config, _, run in done]
     shown = [{k: f"{v:.4f}" if isinstance(v, float) else v for k, v in r.items()} for r in rows]
