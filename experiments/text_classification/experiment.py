@@ -17,7 +17,6 @@ Measured results and commands: experiments/text_classification.md.
 """
 
 import dataclasses
-import functools
 from typing import NamedTuple
 
 import jax
@@ -27,10 +26,10 @@ import numpy as np
 from experiments.harness import driver, reporting, template
 from experiments.harness.records import Experiment, Report, Task
 from experiments.text_classification import baselines
+from experiments.text_classification.data import dataset
 from rnn_jax import losses, population_plots, sequence_model, stats
 from rnn_jax.cells import CELLS, Cell, get_cell
 from rnn_jax.data import speakers as speaker_data
-from rnn_jax.data import text as text_data
 
 NAME = "text_classification"
 
@@ -84,34 +83,6 @@ class Config(template.Base):
 
 QUICK = dict(speakers=2, min_turns=2, max_words=12, vocab_size=50, embed=8, hidden=8,
              batch=8, steps=20, log_every=10, eval_every=10, baseline=False)
-
-
-@functools.lru_cache(maxsize=1)
-def read_text(path: str) -> str:
-    """The file's text (cached: validation and every population read the same file)."""
-    if not path:
-        raise FileNotFoundError("expected a play's text file (e.g. tinyshakespeare.txt), "
-                                "received ''")
-    try:
-        return text_data.read_text_file(path)
-    except ValueError as error:
-        raise FileNotFoundError(str(error)) from None
-
-
-def dataset(config: Config) -> speaker_data.Dataset:
-    """The task's examples for `config`'s data flags (cached per distinct data flags)."""
-    return _load(config.data_path, config.speakers, config.unit, config.min_turns,
-                 config.min_words, config.max_words, config.vocab_size, config.test_fraction,
-                 config.split_seed)
-
-
-@functools.lru_cache(maxsize=4)
-def _load(path, speakers, unit, min_turns, min_words, max_words, vocab_size,
-          test_fraction, split_seed) -> speaker_data.Dataset:
-    return speaker_data.load(read_text(path), speakers=speakers, unit=unit,
-                             min_turns=min_turns, min_words=min_words, max_words=max_words,
-                             vocab_size=vocab_size, test_fraction=test_fraction,
-                             key=jax.random.key(split_seed))
 
 
 class ClassifierParams(NamedTuple):
