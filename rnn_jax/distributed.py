@@ -22,9 +22,8 @@ from typing import Any
 
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-
-from rnn_jax import jax_internals
 
 DATA_AXIS = "data"
 _BARRIERS = itertools.count()
@@ -60,14 +59,15 @@ def set_cpu_device_count(number: int) -> None:
     """
     if number < 1:
         raise ValueError(f"expected a positive number of CPU devices, received {number}")
-    if jax_internals.backends_are_initialized():
+    try:
+        jax.config.update("jax_num_cpu_devices", number)
+    except RuntimeError:  # JAX refuses a change once its backends are initialized
         if len(jax.devices("cpu")) == number:
             return
         raise RuntimeError(
             f"expected set_cpu_device_count({number}) before the first JAX computation, but "
             f"JAX's backends are already initialized (with {len(jax.devices('cpu'))} CPU "
-            "device(s)); call it at the start of the program")
-    jax.config.update("jax_num_cpu_devices", number)
+            "device(s)); call it at the start of the program") from None
 
 
 def make_mesh(num_devices: int | None = None) -> Mesh:
@@ -127,13 +127,14 @@ def barrier(name: str, timeout_s: float = 600) -> None:
 
     Why: XLA:CPU's gloo collectives give the processes 30 s to meet at their first collective,
     and compiling a step can take one process longer than that on a loaded machine; meeting
-    here first, after compiling, keeps the two apart. Uses the coordination service client
-    (JAX has no public barrier that is not itself a collective).
+    here first, after compiling, keeps the two apart. Uses the coordination service's barrier
+    through orbax (`ocp.multihost.get_barrier_sync_fn`): JAX has no public barrier that is not
+    itself a collective.
     """
     if jax.process_count() > 1:  # ids must be unique: number them in call order (the same
         # in every process, which all run the same program)
-        jax_internals.coordination_client().wait_at_barrier(f"{name} #{next(_BARRIERS)}",
-                                                 int(1000 * timeout_s))
+        wait = ocp.multihost.get_barrier_sync_fn()  # the coordination service's barrier
+        wait(key=f"{name} #{next(_BARRIERS)}", timeout_ms=int(1000 * timeout_s))
 
 
 def is_writer() -> bool:

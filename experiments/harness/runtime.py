@@ -35,7 +35,7 @@ import platform
 
 import jax
 
-from rnn_jax import jax_internals
+from rnn_jax import jax_state
 
 # mallopt(3) parameter numbers (glibc malloc.h)
 _M_TRIM_THRESHOLD = -1
@@ -76,7 +76,7 @@ def keep_host_memory(threshold_bytes: int = HEAP_THRESHOLD_BYTES) -> bool:
     it starts its CPU backend, so a later call raises `RuntimeError`.
     """
     _check_threshold(threshold_bytes)
-    if jax_internals.backends_are_initialized():
+    if jax_state.backends_are_initialized():
         raise RuntimeError(
             "keep_host_memory() must be called before the first JAX computation, but JAX's "
             "backends are already initialized; call it at the start of the program"

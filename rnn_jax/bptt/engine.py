@@ -27,7 +27,7 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from rnn_jax import jax_internals
+from rnn_jax import jax_state
 from rnn_jax import remat as remat_option
 from rnn_jax.cells.base import Cell
 from rnn_jax.cells.fast_paths import Kernel
@@ -270,10 +270,9 @@ def usable_kernel(cell: Cell, operands: Any) -> Kernel | None:
     `operands` is being forward-differentiated (`jax.jvp`, `jax.jacfwd`), which a
     `jax.custom_vjp` does not support, so autodiff runs instead.
 
-    The one place the library asks about forward mode; the question itself needs a private JAX
-    type, read through `rnn_jax.jax_internals` (tested there by name). `jax.jvp` of an
-    already-jitted function or of `jax.linearize` cannot be seen from here.
+    The one place the library asks about forward mode (`rnn_jax.jax_state`, tested there).
+    `jax.jvp` of an already-jitted function or of `jax.linearize` cannot be seen from here.
     """
-    if cell.bptt_kernel is None or jax_internals.is_forward_mode(operands):
+    if cell.bptt_kernel is None or jax_state.is_forward_mode(operands):
         return None
     return cell.bptt_kernel
